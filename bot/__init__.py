@@ -1,0 +1,1 @@
+"""The Discord adapter over `index` (see issue: the Discord bot)."""

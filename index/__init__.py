@@ -1,0 +1,1 @@
+"""newsbot's core: articles in, cited answers out. Never imports discord."""

@@ -1,0 +1,226 @@
+"""The `newsbot` command line: a thin adapter that parses flags, calls the core, renders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from index.answer import Answer
+from index.embeddings import load_embedder
+from index.errors import NewsbotError
+from index.indexer import IndexReport, reindex
+from index.retrieval import Filters
+from index.settings import Settings
+
+app = typer.Typer(
+    help="newsbot: answers questions about your news articles, citing the passages.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+IndexDirOption = Annotated[
+    Path | None,
+    typer.Option("--index-dir", help="Index folder [default: NEWSBOT_INDEX_DIR or .newsbot]."),
+]
+
+
+def fail(message: str) -> NoReturn:
+    """Print one line to stderr and exit non-zero."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected failures into one line and exit status 1."""
+    try:
+        yield
+    except NewsbotError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        fail(f"invalid setting {name.upper()}: {first['msg']}")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with the given CLI flags on top."""
+    with user_errors():
+        return Settings().overridden(**overrides)
+
+
+@app.command("index")
+def index_command(
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus folder [default: NEWSBOT_CORPUS_DIR or corpus]."),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the index and build it anew.")
+    ] = False,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Index the corpus: embed new and changed articles, drop removed ones."""
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    with user_errors():
+        embedder = load_embedder(settings)
+        with _progress_bar() as progress:
+            report = reindex(settings, embedder, rebuild=rebuild, progress=progress)
+    _print_report(report, settings)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    bar = Progress(
+        TextColumn("[bold]embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def update(stage: str, done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(stage, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        bar.stop()
+
+
+def _print_report(report: IndexReport, settings: Settings) -> None:
+    for problem in report.problems:
+        err.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    table = Table(title=f"Indexed {settings.corpus_dir} → {settings.index_dir}", show_header=True)
+    table.add_column("articles")
+    table.add_column("count", justify="right")
+    table.add_row("added", str(len(report.added)))
+    table.add_row("updated", str(len(report.updated)))
+    table.add_row("removed", str(len(report.removed)))
+    table.add_row("unchanged (no model call)", str(report.unchanged))
+    if report.repaired:
+        table.add_row("repaired (vectors were missing)", str(len(report.repaired)))
+    table.add_row("skipped (could not read)", str(len(report.problems)))
+    out.print(table)
+    rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
+    out.print(
+        f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index, "
+        f"{report.seconds:.1f} s ({rate:.1f} chunks/s overall)",
+        highlight=False,
+    )
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", min=1, max=50, help="Passages to cite [default: NEWSBOT_TOP_K or 5]."),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only articles from this outlet.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only articles published on/after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only articles published on/before YYYY-MM-DD.")
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Answer a question from the indexed articles, with numbered sources."""
+    settings = load_settings(index_dir=index_dir, top_k=k)
+    filters = Filters(source=source, since=_iso_date(since, "--since"),
+                      until=_iso_date(until, "--until"))
+    with user_errors():
+        from index.newsbot import Newsbot
+
+        bot = Newsbot(settings, load_embedder(settings))
+        bot.embedder.warm_up()  # latency_ms then measures the answer, not the model load
+        answer = bot.ask(question, k=settings.top_k, filters=filters or None)
+    if as_json:
+        sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        render_answer(answer)
+
+
+def _iso_date(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    from index.articles import normalise_date
+
+    iso = normalise_date(value)
+    if iso is None:
+        fail(f"{flag} wants a date such as 2024-11-17, not {value!r}")
+    return iso
+
+
+def render_answer(answer: Answer) -> None:
+    """The answer, then its numbered sources with the supporting sentence highlighted."""
+    out.print(Text(answer.answer, style="bold"))
+    if not answer.citations:
+        return
+    out.print()
+    for c in answer.citations:
+        head = Text(f"[{c.n}] ", style="bold cyan")
+        head.append(c.title, style="bold")
+        details = " · ".join(x for x in (c.source, c.published) if x)
+        if details:
+            head.append(f" — {details}")
+        out.print(head)
+        if c.url:
+            out.print(Text(f"    {c.url}", style="blue underline"))
+        quote = Text(c.passage, style="dim")
+        if c.highlight:
+            quote.stylize("not dim bold yellow", *c.highlight)
+        out.print(Text("    “") + quote + Text("”"))
+        out.print()
+
+
+@app.command("status")
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Show what the index holds and what built it."""
+    settings = load_settings(index_dir=index_dir)
+    with user_errors():
+        from index.newsbot import Newsbot
+
+        status = Newsbot(settings, load_embedder(settings)).status()
+    if as_json:
+        sys.stdout.write(json.dumps(status.to_dict()) + "\n")
+        return
+    table = Table(title="newsbot index", show_header=False)
+    for key, value in status.to_dict().items():
+        if key == "size_bytes":
+            key, value = "size", f"{value / 1e6:.1f} MB"
+        table.add_row(key.replace("_", " "), escape(str(value)))
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,319 @@
+"""Reindexing: bring the vectors, BM25 and catalog in line with the corpus folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.articles import Article, scan_corpus
+from index.catalog import Catalog
+from index.chunks import TITLE_TOKENS, Chunk, Chunker
+from index.embeddings import Embedder, check_fits
+from index.errors import ArticleError, CorpusError, IndexBusyError, IndexMismatchError
+from index.layout import IndexLayout
+from index.lexical import LexicalIndex
+from index.settings import Settings
+from index.store import VectorStore
+
+INDEX_FORMAT = 1
+# Chunks embedded and committed together: a crash loses at most one group's work.
+GROUP_CHUNKS = 256
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(stage, done, total) while indexing; stage is "embed"."""
+
+
+@dataclass
+class IndexReport:
+    """What a reindex did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    repaired: list[str] = field(default_factory=list)
+    problems: list[ArticleError] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+
+def manifest_for(settings: Settings, model_name: str) -> dict[str, Any]:
+    """The settings an index depends on: opening it with others is refused."""
+    return {
+        "format": INDEX_FORMAT,
+        "model": model_name,
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap": settings.chunk_overlap,
+        "title_tokens": TITLE_TOKENS,
+    }
+
+
+def check_manifest(recorded: dict[str, Any] | None, wanted: dict[str, Any], where: Path) -> None:
+    """Raise `IndexMismatchError` naming the differences between `recorded` and `wanted`."""
+    if recorded is None:
+        return
+    diffs = [
+        f"{key} {recorded.get(key)!r} (settings say {value!r})"
+        for key, value in wanted.items()
+        if recorded.get(key) != value
+    ]
+    if diffs:
+        raise IndexMismatchError(
+            f"the index in {where} was built with {', '.join(diffs)}: "
+            "run `newsbot index --rebuild` to rebuild it with the current settings"
+        )
+
+
+@contextmanager
+def writer_lock(layout: IndexLayout) -> Iterator[None]:
+    """Hold the index's single-writer lock, or raise `IndexBusyError` at once."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise IndexBusyError(
+                f"another `newsbot index` (pid {holder}) is writing {layout.root}: "
+                "wait for it to finish"
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reindex(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Index `settings.corpus_dir` into `settings.index_dir`.
+
+    New and changed articles are chunked and embedded; unchanged ones cost no model call;
+    removed ones leave the vectors, BM25 and catalog. Chunks that the store and the catalog
+    disagree on (after an interrupted run) are repaired.
+
+    Args:
+        settings: where the corpus and the index are, and how to chunk.
+        embedder: the model; it must be the one the index was built with.
+        rebuild: drop the index and build it anew (after a model or chunking change).
+        progress: told how embedding advances.
+
+    Returns:
+        What was added, updated, removed, left unchanged, repaired and skipped.
+
+    Raises:
+        CorpusError, IndexMismatchError, IndexBusyError, StoreUnavailableError.
+    """
+    started = time.perf_counter()
+    layout = IndexLayout(settings.index_dir)
+    with writer_lock(layout):
+        scan = scan_corpus(settings.corpus_dir)
+        catalog = Catalog(layout.catalog)
+        try:
+            store = VectorStore(settings)
+            report = _sync(settings, embedder, catalog, store, layout, scan.articles,
+                           scan.failed_paths, rebuild, progress)
+            report.problems = scan.problems
+            report.seconds = time.perf_counter() - started
+            return report
+        finally:
+            catalog.close()
+
+
+def _sync(
+    settings: Settings,
+    embedder: Embedder,
+    catalog: Catalog,
+    store: VectorStore,
+    layout: IndexLayout,
+    articles: list[Article],
+    failed_paths: set[str],
+    rebuild: bool,
+    progress: Progress | None,
+) -> IndexReport:
+    wanted = manifest_for(settings, embedder.name)
+    recorded = catalog.get_meta("manifest")
+    if rebuild:
+        store.drop()
+        catalog.replace_articles([], list(catalog.hashes()), _now())
+        catalog.set_meta("manifest", None)
+        recorded = None
+    else:
+        check_manifest(_without_dimension(recorded), wanted, settings.index_dir)
+
+    old = catalog.hashes()
+    if not articles and old:
+        raise CorpusError(
+            f"no articles found in {settings.corpus_dir}; refusing to empty an index of "
+            f"{len(old)} articles (use --rebuild to really start from nothing)"
+        )
+    report = IndexReport()
+    current = {a.id: a for a in articles}
+    report.removed = sorted(
+        aid for aid, (_, path) in old.items() if aid not in current and path not in failed_paths
+    )
+    repair = _articles_to_repair(catalog, store, set(current))
+    changed: list[Article] = []
+    for article in articles:
+        if article.id not in old:
+            report.added.append(article.id)
+            changed.append(article)
+        elif old[article.id][0] != article.content_hash:
+            report.updated.append(article.id)
+            changed.append(article)
+        elif article.id in repair:
+            report.repaired.append(article.id)
+            changed.append(article)
+        else:
+            report.unchanged += 1
+
+    if changed:
+        check_fits(embedder, Chunker.window_needed(settings.chunk_tokens))
+        chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+        report.chunks_embedded = _embed_and_write(
+            embedder, chunker, catalog, store, changed, progress
+        )
+        if recorded is None or "dimension" not in recorded:
+            wanted["dimension"] = embedder.dimension
+        else:
+            wanted["dimension"] = recorded["dimension"]
+            if embedder.dimension != recorded["dimension"]:  # pragma: no cover - guarded above
+                raise IndexMismatchError("model dimension changed: run `newsbot index --rebuild`")
+    elif recorded is not None:
+        wanted["dimension"] = recorded.get("dimension")
+
+    if report.removed:
+        store.delete(catalog.chunk_ids(report.removed))
+        catalog.replace_articles([], report.removed, _now())
+
+    if changed or report.removed or rebuild or not layout.bm25.exists():
+        _rebuild_lexical(catalog, layout)
+    catalog.set_meta("manifest", wanted)
+    catalog.set_meta("last_indexed", _now())
+    report.chunks_total = catalog.counts()[1]
+    if changed or report.removed or rebuild:
+        layout.bump_generation()
+    return report
+
+
+def _without_dimension(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    return {k: v for k, v in manifest.items() if k != "dimension"}
+
+
+def _articles_to_repair(catalog: Catalog, store: VectorStore, current: set[str]) -> set[str]:
+    """Drop vectors the catalog does not know; name articles whose vectors are missing."""
+    in_store = store.ids()
+    in_catalog = set(catalog.chunk_ids())
+    orphans = sorted(in_store - in_catalog)
+    if orphans:
+        store.delete(orphans)
+    missing = in_catalog - in_store
+    if not missing:
+        return set()
+    passages = catalog.passages(sorted(missing))
+    return {p.article.id for p in passages.values()} & current
+
+
+def _embed_and_write(
+    embedder: Embedder,
+    chunker: Chunker,
+    catalog: Catalog,
+    store: VectorStore,
+    changed: list[Article],
+    progress: Progress | None,
+) -> int:
+    planned = [(article, chunker.split(article)) for article in changed]
+    total = sum(len(chunks) for _, chunks in planned)
+    done = 0
+    if progress:
+        progress("embed", 0, total)
+    for group in _groups(planned, GROUP_CHUNKS):
+        chunks = [c for _, cs in group for c in cs]
+        titles = {a.id: a for a, _ in group}
+        texts = [chunker.embed_text(titles[c.article_id].title, c) for c in chunks]
+        vectors = _embed_sorted(embedder, texts)
+        stale = catalog.chunk_ids([a.id for a, _ in group])
+        new_ids = {c.id for c in chunks}
+        leftover = [cid for cid in stale if cid not in new_ids]
+        if leftover:
+            store.delete(leftover)
+        if chunks:
+            store.upsert([c.id for c in chunks], vectors, [_chunk_meta(titles[c.article_id], c)
+                                                          for c in chunks])
+        catalog.replace_articles(group, [], _now())
+        done += len(chunks)
+        if progress:
+            progress("embed", done, total)
+    return total
+
+
+def _embed_sorted(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Embed with texts of similar length together (less padding), in the original order."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    vectors = embedder.embed([texts[i] for i in order])
+    out = np.empty_like(vectors)
+    out[order] = vectors
+    return out
+
+
+def _groups(
+    planned: list[tuple[Article, list[Chunk]]], size: int
+) -> Iterator[list[tuple[Article, list[Chunk]]]]:
+    group: list[tuple[Article, list[Chunk]]] = []
+    count = 0
+    for item in planned:
+        group.append(item)
+        count += len(item[1])
+        if count >= size:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+def _chunk_meta(article: Article, chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {"article_id": article.id, "ord": chunk.ord}
+    if article.source:
+        meta["source"] = article.source
+    if article.published:
+        meta["published"] = article.published
+    return meta
+
+
+def _rebuild_lexical(catalog: Catalog, layout: IndexLayout) -> None:
+    ids: list[str] = []
+    texts: list[str] = []
+    for chunk_id, title, text in catalog.iter_chunk_texts():
+        ids.append(chunk_id)
+        texts.append(f"{title}\n{text}")
+    LexicalIndex.build(ids, texts).save(layout.bm25)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+

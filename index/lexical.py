@@ -1,0 +1,105 @@
+"""The BM25 side of retrieval (bm25s), saved beside the vectors and rebuilt with them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+IDS_FILE = "chunk_ids.json"
+LANGUAGE = "english"
+
+
+class _Tokenizer:
+    """Lower-cased, stop-worded, stemmed word tokens: the same for chunks and questions."""
+
+    def __init__(self) -> None:
+        import Stemmer
+
+        self._stemmer = Stemmer.Stemmer(LANGUAGE)
+
+    def __call__(self, texts: Sequence[str]) -> list[list[str]]:
+        import bm25s
+
+        tokens = bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self._stemmer, return_ids=False,
+            show_progress=False,
+        )
+        return [list(t) for t in tokens]
+
+
+class LexicalIndex:
+    """BM25 over chunk texts; `search` answers with chunk ids."""
+
+    def __init__(self, retriever: object | None, chunk_ids: list[str]) -> None:
+        self._retriever = retriever
+        self.chunk_ids = chunk_ids
+        self._tokenize = _Tokenizer()
+        self._vocab: dict[str, int] = (
+            getattr(retriever, "vocab_dict", {}) if retriever is not None else {}
+        )
+
+    @classmethod
+    def build(cls, chunk_ids: list[str], texts: Sequence[str]) -> LexicalIndex:
+        """Index `texts` (one per chunk id)."""
+        import bm25s
+
+        if not chunk_ids:
+            return cls(None, [])
+        retriever = bm25s.BM25()
+        retriever.index(_Tokenizer()(texts), show_progress=False)
+        return cls(retriever, list(chunk_ids))
+
+    def save(self, directory: Path) -> None:
+        """Write the index to `directory`, replacing what was there only once it is complete."""
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self._retriever is not None:
+            self._retriever.save(str(tmp), show_progress=False)  # type: ignore[attr-defined]
+        (tmp / IDS_FILE).write_text(json.dumps(self.chunk_ids))
+        old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        """The index saved in `directory`; an empty one if there is none."""
+        ids_path = directory / IDS_FILE
+        if not ids_path.exists():
+            return cls(None, [])
+        chunk_ids = json.loads(ids_path.read_text())
+        if not chunk_ids:
+            return cls(None, [])
+        import bm25s
+
+        retriever = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+        return cls(retriever, chunk_ids)
+
+    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        """Up to `n` (chunk id, BM25 score) pairs, best first; only chunks sharing a term."""
+        if self._retriever is None or n <= 0:
+            return []
+        terms = [t for t in self._tokenize([query])[0] if t in self._vocab]
+        if not terms:
+            return []
+        k = min(n, len(self.chunk_ids))
+        docs, scores = self._retriever.retrieve(  # type: ignore[attr-defined]
+            [terms], k=k, show_progress=False, n_threads=1
+        )
+        return [
+            (self.chunk_ids[int(d)], float(s))
+            for d, s in zip(np.asarray(docs)[0], np.asarray(scores)[0], strict=True)
+            if s > 0
+        ]
+
+    def terms(self, text: str) -> list[str]:
+        """`text` as the index's terms (stemmed, no stop words)."""
+        return self._tokenize([text])[0]

@@ -1,0 +1,132 @@
+"""Hybrid retrieval: dense (Chroma) and BM25 candidates, fused, de-duplicated, capped per article."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.catalog import ArticleRecord, Catalog, Passage
+from index.lexical import LexicalIndex
+from index.store import VectorStore
+
+# Candidates taken from each side before fusion; more when filters will drop some.
+CANDIDATES = 50
+FILTERED_CANDIDATES = 400
+# Reciprocal-rank fusion constant (Cormack et al. 2009).
+RRF_K = 60
+# Passages sharing this much of their word 5-grams are one passage said twice.
+DUPLICATE_JACCARD = 0.6
+SHINGLE = 5
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional limits on which articles may answer."""
+
+    source: str | None = None
+    since: str | None = None  # ISO date, inclusive
+    until: str | None = None  # ISO date, inclusive
+
+    def __bool__(self) -> bool:
+        return bool(self.source or self.since or self.until)
+
+    def admits(self, article: ArticleRecord) -> bool:
+        if self.source and (article.source or "").casefold() != self.source.casefold():
+            return False
+        if (self.since or self.until) and not article.published:
+            return False
+        if self.since and (article.published or "") < self.since:
+            return False
+        return not (self.until and (article.published or "") > self.until)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage and why it was retrieved."""
+
+    passage: Passage
+    score: float
+    dense: float | None
+    lexical: float | None
+
+
+class Retriever:
+    """Finds the passages most likely to answer a question."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        lexical: LexicalIndex,
+        catalog: Catalog,
+        *,
+        max_per_article: int,
+    ) -> None:
+        self.store = store
+        self.lexical = lexical
+        self.catalog = catalog
+        self.max_per_article = max_per_article
+
+    def search(
+        self, question: str, query_vector: np.ndarray, *, k: int, filters: Filters | None = None
+    ) -> list[Hit]:
+        """The `k` best passages for `question`, at most `max_per_article` per article.
+
+        Args:
+            question: the user's words (for BM25).
+            query_vector: the question's embedding (for the dense side).
+            k: passages wanted.
+            filters: source and date limits, applied to candidates (not inside Chroma: its
+                metadata filters cost 80-230 ms at 100k chunks).
+        """
+        n = FILTERED_CANDIDATES if filters else CANDIDATES
+        dense = self.store.query(query_vector, n)
+        lexical = self.lexical.search(question, n)
+        fused: dict[str, float] = {}
+        for ranked in (dense, lexical):
+            for rank, (chunk_id, _) in enumerate(ranked):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        dense_by_id = dict(dense)
+        lexical_by_id = dict(lexical)
+        passages = self.catalog.passages(list(fused))
+        hits: list[Hit] = []
+        per_article: dict[str, int] = {}
+        kept_shingles: list[set[str]] = []
+        for chunk_id in sorted(fused, key=lambda c: -fused[c]):
+            passage = passages.get(chunk_id)
+            if passage is None:  # removed by a reindex still being switched in
+                continue
+            if filters and not filters.admits(passage.article):
+                continue
+            article_id = passage.article.id
+            if per_article.get(article_id, 0) >= self.max_per_article:
+                continue
+            shingles = _shingles(passage.chunk.text)
+            if any(_jaccard(shingles, other) >= DUPLICATE_JACCARD for other in kept_shingles):
+                continue
+            kept_shingles.append(shingles)
+            per_article[article_id] = per_article.get(article_id, 0) + 1
+            hits.append(
+                Hit(passage, fused[chunk_id], dense_by_id.get(chunk_id),
+                    lexical_by_id.get(chunk_id))
+            )
+            if len(hits) >= k:
+                break
+        return hits
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _shingles(text: str) -> set[str]:
+    words = _WORD.findall(text.lower())
+    if len(words) <= SHINGLE:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)

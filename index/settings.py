@@ -1,0 +1,107 @@
+"""All of newsbot's settings, read once per entry point from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
+    """A field read from the environment variable `name` (or its Python name)."""
+    return Field(
+        default,
+        validation_alias=AliasChoices(name),
+        description=description,
+        **kwargs,
+    )
+
+
+class Settings(BaseSettings):
+    """newsbot's configuration. Every field is an environment variable; `.env` is read too.
+
+    Unknown keys in `.env` are rejected so that a typo fails loudly instead of being ignored.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    corpus_dir: Path = _env("NEWSBOT_CORPUS_DIR", Path("corpus"), "Folder of articles to index.")
+    index_dir: Path = _env(
+        "NEWSBOT_INDEX_DIR", Path(".newsbot"), "Where the index (vectors, BM25, catalog) lives."
+    )
+    embed_model: str = _env(
+        "EMBED_MODEL",
+        BUNDLED_MODEL,
+        "sentence-transformers model name or path; the default is bundled (offline).",
+    )
+    embed_batch_size: int = _env("EMBED_BATCH_SIZE", 32, "Chunks per model call when indexing.", ge=1)
+    embed_threads: int = _env(
+        "EMBED_THREADS", 0, "Torch threads when indexing (0 = one per core).", ge=0
+    )
+    query_threads: int = _env(
+        "QUERY_THREADS", 1, "Torch threads for encoding a question.", ge=1
+    )
+    chroma_host: str | None = _env(
+        "CHROMA_HOST", None, "Use the Chroma server at this host instead of the embedded store."
+    )
+    chroma_port: int = _env("CHROMA_PORT", 8000, "Port of the Chroma server.", ge=1, le=65535)
+    chroma_collection: str = _env(
+        "CHROMA_COLLECTION", "newsbot", "Chroma collection holding the chunk vectors."
+    )
+    chunk_tokens: int = _env(
+        "NEWSBOT_CHUNK_TOKENS",
+        200,
+        "Largest chunk body in model word pieces (the title is added on top).",
+        ge=32,
+    )
+    chunk_overlap: int = _env(
+        "NEWSBOT_CHUNK_OVERLAP", 40, "Word pieces shared by neighbouring chunks.", ge=0
+    )
+    top_k: int = _env("NEWSBOT_TOP_K", 5, "Passages cited per answer.", ge=1, le=50)
+    max_per_article: int = _env(
+        "NEWSBOT_MAX_PER_ARTICLE", 2, "At most this many passages from one article.", ge=1
+    )
+    min_support: float = _env(
+        "NEWSBOT_MIN_SUPPORT",
+        0.35,
+        "Below this support score the answer is 'not covered' (0..1).",
+        ge=0.0,
+        le=1.0,
+    )
+
+    @field_validator("chroma_host")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: Any) -> int:
+        size = info.data.get("chunk_tokens")
+        if size is not None and value >= size:
+            raise ValueError(f"must be smaller than NEWSBOT_CHUNK_TOKENS ({size})")
+        return value
+
+    def overridden(self, **changes: Any) -> Settings:
+        """A copy with the given fields changed; `None` values (unset CLI flags) are ignored."""
+        return self.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
+
+def env_names() -> dict[str, str]:
+    """Environment variable name → description, for docs and `.env.example` checks."""
+    names: dict[str, str] = {}
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        names[str(alias.choices[0])] = field.description or ""
+    return names

@@ -1,0 +1,138 @@
+"""The vector store: Chroma, embedded under the index folder or a Chroma server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.errors import StoreUnavailableError
+from index.settings import Settings
+
+CHROMA_DIR = "chroma"
+# Chroma rejects larger requests; stay well under its max batch size.
+WRITE_BATCH = 1000
+
+
+class VectorStore:
+    """Chunk vectors by chunk id, with cosine distance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.location = (
+            f"chroma server {settings.chroma_host}:{settings.chroma_port}"
+            if settings.chroma_host
+            else str(settings.index_dir / CHROMA_DIR)
+        )
+        with self._translate_errors():
+            self._client = _client(settings)
+            self._collection = self._client.get_or_create_collection(
+                settings.chroma_collection,
+                embedding_function=None,  # vectors always come from our model; never a download
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise StoreUnavailableError(
+                    f"index unavailable: cannot reach {self.location} ({type(exc).__name__})"
+                ) from exc
+            raise
+
+    def count(self) -> int:
+        with self._translate_errors():
+            return int(self._collection.count())
+
+    def ids(self) -> set[str]:
+        """Every chunk id the store holds."""
+        with self._translate_errors():
+            out: set[str] = set()
+            offset = 0
+            while True:
+                got = self._collection.get(include=[], limit=10_000, offset=offset)
+                out.update(got["ids"])
+                if len(got["ids"]) < 10_000:
+                    return out
+                offset += 10_000
+
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]
+    ) -> None:
+        with self._translate_errors():
+            for i in range(0, len(ids), WRITE_BATCH):
+                self._collection.upsert(
+                    ids=list(ids[i : i + WRITE_BATCH]),
+                    embeddings=vectors[i : i + WRITE_BATCH],
+                    metadatas=list(metadatas[i : i + WRITE_BATCH]),
+                )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        with self._translate_errors():
+            for i in range(0, len(ids), WRITE_BATCH):
+                self._collection.delete(ids=list(ids[i : i + WRITE_BATCH]))
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Up to `n` (chunk id, cosine similarity) pairs, most similar first."""
+        with self._translate_errors():
+            total = self._collection.count()
+            if total == 0 or n <= 0:
+                return []
+            result = self._collection.query(
+                query_embeddings=[vector], n_results=min(n, total), include=["distances"]
+            )
+        ids = result["ids"][0]
+        distances = (result.get("distances") or [[]])[0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def drop(self) -> None:
+        """Delete the whole collection and start an empty one."""
+        with self._translate_errors():
+            try:
+                self._client.delete_collection(self.settings.chroma_collection)
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    raise
+            self._collection = self._client.get_or_create_collection(
+                self.settings.chroma_collection,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+
+
+def _client(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(
+            host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+        )
+    path = Path(settings.index_dir) / CHROMA_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in _chain(exc)}
+    text = str(exc).lower()
+    return bool(
+        names & {"ConnectError", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError",
+                 "RemoteProtocolError", "ReadError", "ReadTimeout"}
+        or "could not connect" in text
+        or "connection refused" in text
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
