@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -122,7 +123,9 @@ def scan_corpus(root: Path) -> CorpusScan:
         for article in articles:
             if article.id in seen:
                 scan.problems.append(
-                    ArticleError(rel, f"duplicate article id {article.id!r} (first in {seen[article.id]})")
+                    ArticleError(
+                        rel, f"duplicate article id {article.id!r} (first in {seen[article.id]})"
+                    )
                 )
                 continue
             seen[article.id] = rel
@@ -172,9 +175,17 @@ def decode_text(data: bytes, where: str) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise ArticleError(where, "not text in any encoding charset-normalizer recognises")
+    # Short Western text often scores the same in cp1250, cp1252, cp1257...: on a tie prefer
+    # cp1252, the usual legacy encoding of news in Latin script ("São", not "Săo").
+    for match in matches:
+        if match.encoding == "cp1252" and (match.chaos, match.coherence) == (
+            best.chaos, best.coherence
+        ):
+            return str(match)
     return str(best)
 
 
@@ -195,11 +206,11 @@ def split_front_matter(text: str, where: str) -> tuple[dict[str, Any], str]:
     """YAML front matter between `---` lines at the very top, and the body after it."""
     if not text.startswith("---"):
         return {}, text
-    match = re.match(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", text, re.DOTALL)
+    match = re.match(r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?---[ \t]*(?:\r?\n|\Z)", text, re.DOTALL)
     if match is None:
         raise ArticleError(where, "front matter opened with '---' but never closed")
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.safe_load(match.group(1) or "") or {}
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0]
         raise ArticleError(where, f"broken YAML front matter ({reason})") from exc
@@ -238,14 +249,14 @@ def _json_articles(path: Path, rel: str, problems: list[ArticleError]) -> Iterat
     if path.name.lower().endswith(".gz"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ArticleError(rel, f"not a valid gzip file ({exc})") from exc
     text = decode_text(data, rel)
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
         records: Iterator[tuple[str, Any]] = (
             (f"{rel}:{n}", _json_line(line, f"{rel}:{n}", problems))
-            for n, line in enumerate(text.splitlines(), start=1)
+            for n, line in enumerate(text.split("\n"), start=1)
             if line.strip()
         )
     else:
@@ -400,6 +411,10 @@ def normalise_date(value: Any) -> str | None:
     try:
         from dateutil import parser
 
-        return parser.parse(text).date().isoformat()
+        # dateutil fills missing parts from a default date: parse against two defaults
+        # that differ in year, month and day, and refuse what does not name a whole day.
+        first = parser.parse(text, default=datetime(2001, 1, 1)).date()
+        second = parser.parse(text, default=datetime(2002, 2, 2)).date()
+        return first.isoformat() if first == second else None
     except (ValueError, OverflowError, ImportError):
         return None

@@ -127,9 +127,16 @@ class Catalog:
                 db.execute(
                     "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        article.id, article.path, article.content_hash, article.title,
-                        article.source, article.url, article.published, article.author,
-                        len(chunks), now,
+                        article.id,
+                        article.path,
+                        article.content_hash,
+                        article.title,
+                        article.source,
+                        article.url,
+                        article.published,
+                        article.author,
+                        len(chunks),
+                        now,
                     ),
                 )
                 db.executemany(
@@ -179,9 +186,16 @@ class Catalog:
 
 def _article_record(r: sqlite3.Row) -> ArticleRecord:
     return ArticleRecord(
-        id=r["id"], path=r["path"], content_hash=r["content_hash"], title=r["title"],
-        source=r["source"], url=r["url"], published=r["published"], author=r["author"],
-        n_chunks=r["n_chunks"], indexed_at=r["indexed_at"],
+        id=r["id"],
+        path=r["path"],
+        content_hash=r["content_hash"],
+        title=r["title"],
+        source=r["source"],
+        url=r["url"],
+        published=r["published"],
+        author=r["author"],
+        n_chunks=r["n_chunks"],
+        indexed_at=r["indexed_at"],
     )
 
 

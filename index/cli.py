@@ -54,8 +54,10 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "settings"
-        fail(f"invalid setting {name.upper()}: {first['msg']}")
+        name = (".".join(str(p) for p in first["loc"]) or "settings").upper()
+        if first["type"] == "extra_forbidden":
+            fail(f"unknown setting {name} in .env (the known ones are in .env.example)")
+        fail(f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -152,8 +154,9 @@ def ask_command(
 ) -> None:
     """Answer a question from the indexed articles, with numbered sources."""
     settings = load_settings(index_dir=index_dir, top_k=k)
-    filters = Filters(source=source, since=_iso_date(since, "--since"),
-                      until=_iso_date(until, "--until"))
+    filters = Filters(
+        source=source, since=_iso_date(since, "--since"), until=_iso_date(until, "--until")
+    )
     with user_errors():
         from index.newsbot import Newsbot
 

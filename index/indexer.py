@@ -130,14 +130,26 @@ def reindex(
     with writer_lock(layout):
         scan = scan_corpus(settings.corpus_dir)
         catalog = Catalog(layout.catalog)
+        store: VectorStore | None = None
         try:
             store = VectorStore(settings)
-            report = _sync(settings, embedder, catalog, store, layout, scan.articles,
-                           scan.failed_paths, rebuild, progress)
+            report = _sync(
+                settings,
+                embedder,
+                catalog,
+                store,
+                layout,
+                scan.articles,
+                scan.failed_paths,
+                rebuild,
+                progress,
+            )
             report.problems = scan.problems
             report.seconds = time.perf_counter() - started
             return report
         finally:
+            if store is not None:
+                store.close()
             catalog.close()
 
 
@@ -261,8 +273,11 @@ def _embed_and_write(
         if leftover:
             store.delete(leftover)
         if chunks:
-            store.upsert([c.id for c in chunks], vectors, [_chunk_meta(titles[c.article_id], c)
-                                                          for c in chunks])
+            store.upsert(
+                [c.id for c in chunks],
+                vectors,
+                [_chunk_meta(titles[c.article_id], c) for c in chunks],
+            )
         catalog.replace_articles(group, [], _now())
         done += len(chunks)
         if progress:
@@ -316,4 +331,3 @@ def _rebuild_lexical(catalog: Catalog, layout: IndexLayout) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-

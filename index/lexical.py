@@ -26,7 +26,10 @@ class _Tokenizer:
         import bm25s
 
         tokens = bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self._stemmer, return_ids=False,
+            list(texts),
+            stopwords="en",
+            stemmer=self._stemmer,
+            return_ids=False,
             show_progress=False,
         )
         return [list(t) for t in tokens]

@@ -92,9 +92,9 @@ class Newsbot:
         with self._lock:
             if self.layout.generation() == self._generation:
                 return False
-            old = self.catalog
+            self.store.close()
+            self.catalog.close()
             self._open()
-            old.close()
             return True
 
     def ask(self, question: str, *, k: int | None = None, filters: Filters | None = None) -> Answer:
@@ -110,13 +110,12 @@ class Newsbot:
         question = question[:MAX_QUESTION_CHARS]
         self.refresh()
         vector = self.embedder.embed_query(question)
-        hits = self.retriever.search(
-            question, vector, k=k or self.settings.top_k, filters=filters
-        )
+        hits = self.retriever.search(question, vector, k=k or self.settings.top_k, filters=filters)
         answer = self.composer.compose(question, vector, hits)
         latency = (time.perf_counter() - started) * 1000
-        return Answer(answer.question, answer.found, answer.answer, answer.citations,
-                      round(latency, 1))
+        return Answer(
+            answer.question, answer.found, answer.answer, answer.citations, round(latency, 1)
+        )
 
     def status(self) -> Status:
         """Counts and build settings of the open index."""
@@ -139,4 +138,5 @@ class Newsbot:
         )
 
     def close(self) -> None:
+        self.store.close()
         self.catalog.close()

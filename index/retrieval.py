@@ -108,8 +108,9 @@ class Retriever:
             kept_shingles.append(shingles)
             per_article[article_id] = per_article.get(article_id, 0) + 1
             hits.append(
-                Hit(passage, fused[chunk_id], dense_by_id.get(chunk_id),
-                    lexical_by_id.get(chunk_id))
+                Hit(
+                    passage, fused[chunk_id], dense_by_id.get(chunk_id), lexical_by_id.get(chunk_id)
+                )
             )
             if len(hits) >= k:
                 break

@@ -44,13 +44,13 @@ class Settings(BaseSettings):
         BUNDLED_MODEL,
         "sentence-transformers model name or path; the default is bundled (offline).",
     )
-    embed_batch_size: int = _env("EMBED_BATCH_SIZE", 32, "Chunks per model call when indexing.", ge=1)
+    embed_batch_size: int = _env(
+        "EMBED_BATCH_SIZE", 32, "Chunks per model call when indexing.", ge=1
+    )
     embed_threads: int = _env(
         "EMBED_THREADS", 0, "Torch threads when indexing (0 = one per core).", ge=0
     )
-    query_threads: int = _env(
-        "QUERY_THREADS", 1, "Torch threads for encoding a question.", ge=1
-    )
+    query_threads: int = _env("QUERY_THREADS", 1, "Torch threads for encoding a question.", ge=1)
     chroma_host: str | None = _env(
         "CHROMA_HOST", None, "Use the Chroma server at this host instead of the embedded store."
     )

@@ -46,6 +46,13 @@ class VectorStore:
                 ) from exc
             raise
 
+    def close(self) -> None:
+        """Release the client. The embedded store caches one per folder in each process, so a
+        reader must close it to see what another process wrote since."""
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
+
     def count(self) -> int:
         with self._translate_errors():
             return int(self._collection.count())
@@ -124,8 +131,16 @@ def _is_connection_error(exc: BaseException) -> bool:
     names = {type(e).__name__ for e in _chain(exc)}
     text = str(exc).lower()
     return bool(
-        names & {"ConnectError", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError",
-                 "RemoteProtocolError", "ReadError", "ReadTimeout"}
+        names
+        & {
+            "ConnectError",
+            "ConnectTimeout",
+            "ConnectionError",
+            "ConnectionRefusedError",
+            "RemoteProtocolError",
+            "ReadError",
+            "ReadTimeout",
+        }
         or "could not connect" in text
         or "connection refused" in text
     )

@@ -1,0 +1,93 @@
+"""Every test runs isolated: its own working folder, no newsbot env vars, no network, no hub."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from index.embeddings import register_embedder
+from index.settings import Settings, env_names
+from tests.fakes import FakeEmbedder
+
+DATA = Path(__file__).parent / "data"
+SEED = Path(__file__).resolve().parent.parent / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No settings leak in from the environment or a `.env`; nothing leaves the machine."""
+    for name in env_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    monkeypatch.chdir(tmp_path)
+    real_connect = socket.socket.connect
+
+    def loopback_only(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"tests may not reach the network ({address!r})")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    yield
+
+
+@pytest.fixture
+def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
+    """A fake embedder that `EMBED_MODEL=fake:384` resolves to (for CLI tests too)."""
+    embedder = FakeEmbedder()
+    register_embedder("fake", lambda arg, settings: embedder)
+    monkeypatch.setenv("EMBED_MODEL", embedder.name)
+    return embedder
+
+
+def write_article(folder: Path, name: str, text: str, **meta: str) -> Path:
+    """A Markdown article with YAML front matter under `folder`."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    front = "".join(f"{k}: {v!r}\n" for k, v in meta.items())
+    path.write_text(f"---\n{front}---\n{text}\n" if meta else text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A tiny corpus of three unrelated articles."""
+    root = tmp_path / "corpus"
+    write_article(
+        root,
+        "aid.md",
+        "The United States has sent $56.2 billion in military aid to Ukraine since 2022.\n\n"
+        "Officials said more help would follow in the spring.",
+        title="US aid to Ukraine",
+        source="Example News",
+        url="https://example.com/2024/11/17/aid",
+    )
+    write_article(
+        root,
+        "sport/marathon.md",
+        "Kenyan runner Ruth Chepngetich won the Chicago Marathon in a world record time.\n\n"
+        "She finished in two hours, nine minutes and 56 seconds.",
+        title="Chepngetich breaks marathon record",
+        source="Sports Daily",
+        published="2024-10-13",
+    )
+    write_article(
+        root,
+        "science/comet.txt",
+        "Comet sighting delights astronomers\n\n"
+        "A bright comet was visible to the naked eye across the northern hemisphere this week.",
+    )
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder) -> Settings:
+    """Settings pointing at the tiny corpus, an index under tmp_path and the fake model."""
+    return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model=fake_embedder.name)

@@ -1,0 +1,149 @@
+"""Asking: hybrid retrieval, filters, per-article cap, de-duplication, and the answer's shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.answer import NOT_COVERED
+from index.errors import IndexMismatchError, IndexMissingError, NewsbotError
+from index.indexer import reindex
+from index.newsbot import Newsbot
+from index.retrieval import Filters
+from index.settings import Settings
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+
+
+@pytest.fixture
+def bot(settings: Settings, fake_embedder: FakeEmbedder) -> Newsbot:
+    reindex(settings, fake_embedder)
+    return Newsbot(settings, fake_embedder)
+
+
+def test_answer_quotes_the_supporting_sentence_and_cites_it(bot: Newsbot) -> None:
+    answer = bot.ask("How much military aid has the United States sent to Ukraine?")
+
+    assert answer.found
+    assert "$56.2 billion" in answer.answer
+    assert answer.answer.endswith("[1]")
+    first = answer.citations[0]
+    assert (first.n, first.article_id, first.title) == (1, "aid.md", "US aid to Ukraine")
+    assert (first.source, first.url) == ("Example News", "https://example.com/2024/11/17/aid")
+    assert first.published == "2024-11-17"  # guessed from the URL
+    assert first.highlight is not None
+    start, end = first.highlight
+    assert "$56.2 billion" in first.passage[start:end]
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+
+
+def test_unrelated_question_is_not_covered_and_cites_nothing(bot: Newsbot) -> None:
+    answer = bot.ask("Which team won the basketball championship final?")
+
+    assert not answer.found
+    assert answer.answer == NOT_COVERED
+    assert answer.citations == []
+
+
+def test_json_shape(bot: Newsbot) -> None:
+    data = bot.ask("Who won the Chicago Marathon?").to_dict()
+
+    assert set(data) == {"question", "found", "answer", "citations", "latency_ms"}
+    assert {"n", "article_id", "title", "source", "url", "published", "passage"} <= set(
+        data["citations"][0]
+    )
+    assert data["latency_ms"] >= 0
+
+
+def test_k_limits_the_citations(bot: Newsbot) -> None:
+    assert len(bot.ask("comet marathon aid", k=2).citations) <= 2
+
+
+def test_filters_by_source_and_date(bot: Newsbot) -> None:
+    by_source = bot.ask(
+        "Who won the marathon in record time?", filters=Filters(source="sports daily")
+    )
+    assert {c.source for c in by_source.citations} == {"Sports Daily"}
+
+    since = bot.ask("Who won the marathon in record time?", filters=Filters(since="2024-11-01"))
+    assert all((c.published or "") >= "2024-11-01" for c in since.citations)
+    assert "sport/marathon.md" not in {c.article_id for c in since.citations}
+
+
+def test_one_long_article_cannot_crowd_out_the_rest(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    paragraphs = [
+        f"Harbour cranes report {i}: the harbour cranes moved {i} containers." for i in range(40)
+    ]
+    write_article(corpus, "harbour.md", "\n\n".join(p * 6 for p in paragraphs), title="Harbour")
+    write_article(corpus, "harbour2.md", "The harbour cranes were idle on Sunday.", title="Idle")
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings.overridden(max_per_article=2), fake_embedder)
+
+    answer = bot.ask("harbour cranes containers", k=5)
+
+    ids = [c.article_id for c in answer.citations]
+    assert ids.count("harbour.md") == 2
+    assert "harbour2.md" in ids
+
+
+def test_near_duplicate_passages_are_collapsed(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    story = (
+        "The city council approved a new tram line to the airport on Tuesday, "
+        "with construction due to start next year and a budget of 400 million euros."
+    )
+    write_article(corpus, "tram-a.md", story, title="Tram line approved", source="Paper A")
+    write_article(
+        corpus,
+        "tram-b.md",
+        story + " Reporting by staff.",
+        title="Tram line approved",
+        source="Paper B",
+    )
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+
+    answer = bot.ask("What did the city council approve for the airport tram line?")
+
+    assert answer.found
+    tram = [c for c in answer.citations if c.article_id.startswith("tram")]
+    assert len(tram) == 1
+
+
+def test_a_completed_reindex_is_seen_without_reopening(
+    bot: Newsbot, settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    assert not bot.ask("Which volcano erupted in Iceland near Grindavik?").found
+    write_article(
+        corpus,
+        "volcano.md",
+        "A volcano erupted in Iceland near the town of Grindavik.",
+        title="Iceland volcano erupts",
+    )
+
+    reindex(settings, fake_embedder)
+
+    answer = bot.ask("Which volcano erupted in Iceland near Grindavik?")
+    assert answer.found
+    assert answer.citations[0].article_id == "volcano.md"
+
+
+def test_empty_question_is_refused(bot: Newsbot) -> None:
+    with pytest.raises(NewsbotError, match="empty"):
+        bot.ask("   \n ")
+
+
+def test_asking_before_indexing_names_the_fix(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    with pytest.raises(IndexMissingError, match="newsbot index"):
+        Newsbot(settings, fake_embedder)
+
+
+def test_asking_with_another_model_is_refused(bot: Newsbot, settings: Settings) -> None:
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        Newsbot(settings, FakeEmbedder(dimension=32, name="fake:32"))

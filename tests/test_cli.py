@@ -1,0 +1,156 @@
+"""The `newsbot` commands, run through typer's CliRunner with the fake model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index.cli import app
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
+) -> Path:
+    index_dir = tmp_path / "idx"
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
+    return index_dir
+
+
+def test_index_reports_what_it_did(env: Path, fake_embedder: FakeEmbedder, corpus: Path) -> None:
+    first = runner.invoke(app, ["index"])
+    assert first.exit_code == 0, first.output
+    assert "added" in first.stdout and "│     3 │" in first.stdout
+
+    (corpus / "science" / "comet.txt").unlink()
+    second = runner.invoke(app, ["index"])
+
+    assert second.exit_code == 0, second.output
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in second.stdout.splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["added"] == "0"
+    assert rows["removed"] == "1"
+    assert rows["unchanged (no model call)"] == "2"
+
+
+def test_ask_json_prints_one_object(env: Path) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+
+    result = runner.invoke(
+        app, ["ask", "How much military aid has the United States sent to Ukraine?", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["found"] is True
+    assert "$56.2 billion" in data["answer"]
+    assert data["citations"][0]["article_id"] == "aid.md"
+    assert set(data) == {"question", "found", "answer", "citations", "latency_ms"}
+
+
+def test_ask_renders_numbered_sources(env: Path) -> None:
+    runner.invoke(app, ["index"])
+
+    result = runner.invoke(app, ["ask", "Who won the Chicago Marathon?", "--k", "2"])
+
+    assert result.exit_code == 0, result.output
+    assert "Chepngetich" in result.stdout
+    assert "[1] Chepngetich breaks marathon record" in result.stdout
+    assert "[3]" not in result.stdout
+
+
+def test_ask_flags_override_settings(env: Path, corpus: Path) -> None:
+    write_article(
+        corpus,
+        "old.md",
+        "The marathon was won by a local runner.",
+        title="Old marathon",
+        published="2010-05-01",
+    )
+    runner.invoke(app, ["index"])
+
+    result = runner.invoke(app, ["ask", "Who won the marathon?", "--json", "--since", "2024-01-01"])
+
+    data = json.loads(result.stdout)
+    assert "old.md" not in {c["article_id"] for c in data["citations"]}
+
+
+def test_status_json(env: Path) -> None:
+    runner.invoke(app, ["index"])
+
+    result = runner.invoke(app, ["status", "--json"])
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["articles"] == 3
+    assert data["chunks"] == data["vectors"] > 0
+    assert data["model"] == "fake:384"
+    assert data["dimension"] == 384
+    assert data["last_indexed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "anything"], "run `newsbot index` first"),
+        (["status"], "run `newsbot index` first"),
+        (["index", "--corpus", "/no/such/folder"], "corpus folder not found"),
+        (["ask", "anything", "--since", "last tuesday-ish"], "--since wants a date"),
+    ],
+)
+def test_bad_input_is_one_clear_line(env: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_invalid_setting_is_one_clear_line(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSBOT_TOP_K", "lots")
+
+    result = runner.invoke(app, ["status"])
+
+    assert result.exit_code == 1
+    assert "NEWSBOT_TOP_K" in result.stderr
+
+
+def test_unknown_key_in_dotenv_is_rejected(env: Path, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("NEWSBOT_TOPK=3\n")
+
+    result = runner.invoke(app, ["status"])
+
+    assert result.exit_code == 1
+    assert "NEWSBOT_TOPK" in result.stderr
+
+
+def test_dotenv_is_read(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSBOT_INDEX_DIR")
+    (tmp_path / ".env").write_text(f"NEWSBOT_INDEX_DIR={tmp_path / 'from-dotenv'}\n")
+
+    result = runner.invoke(app, ["index"])
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-dotenv" / "catalog.sqlite").exists()
+
+
+def test_bad_corpus_file_is_named_and_the_rest_indexed(env: Path, corpus: Path) -> None:
+    (corpus / "broken.md").write_text("---\ntitle: [oops\n---\ntext\n")
+
+    result = runner.invoke(app, ["index"])
+
+    assert result.exit_code == 0
+    assert "broken.md" in result.stderr
+    assert "│     3 │" in result.stdout

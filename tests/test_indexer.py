@@ -1,0 +1,225 @@
+"""Reindexing: incremental, idempotent, and vectors, BM25 and catalog always agree."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import pytest
+
+from index.catalog import Catalog
+from index.errors import CorpusError, IndexBusyError, IndexMismatchError
+from index.indexer import reindex
+from index.layout import IndexLayout
+from index.lexical import LexicalIndex
+from index.settings import Settings
+from index.store import VectorStore
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+
+
+def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
+    """Chunk ids in the vector store, in BM25, and in the catalog."""
+    layout = IndexLayout(settings.index_dir)
+    catalog = Catalog(layout.catalog)
+    try:
+        in_catalog = set(catalog.chunk_ids())
+    finally:
+        catalog.close()
+    return (
+        VectorStore(settings).ids(),
+        set(LexicalIndex.load(layout.bm25).chunk_ids),
+        in_catalog,
+    )
+
+
+def test_first_run_indexes_everything_consistently(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    report = reindex(settings, fake_embedder)
+
+    assert sorted(report.added) == ["aid.md", "science/comet.txt", "sport/marathon.md"]
+    assert report.chunks_embedded == report.chunks_total > 0
+    vectors, bm25, catalog = parts(settings)
+    assert vectors == bm25 == catalog
+    assert len(catalog) == report.chunks_total
+
+
+def test_second_run_with_nothing_changed_makes_no_model_call(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    calls = fake_embedder.calls
+
+    report = reindex(settings, fake_embedder)
+
+    assert fake_embedder.calls == calls
+    assert report.unchanged == 3
+    assert (report.added, report.updated, report.removed) == ([], [], [])
+    assert report.chunks_embedded == 0
+
+
+def test_editing_one_article_reembeds_only_its_chunks(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    before = fake_embedder.texts_embedded
+    write_article(
+        corpus,
+        "aid.md",
+        "The aid total is now $61 billion, officials said.",
+        title="US aid to Ukraine",
+        source="Example News",
+    )
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.updated == ["aid.md"]
+    assert report.unchanged == 2
+    assert fake_embedder.texts_embedded - before == report.chunks_embedded == 1
+    vectors, bm25, catalog = parts(settings)
+    assert vectors == bm25 == catalog
+
+
+def test_an_article_that_shrinks_leaves_no_stale_chunks(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    long_text = "\n\n".join(
+        f"Paragraph {i} says something about harbour works." * 12 for i in range(8)
+    )
+    write_article(corpus, "long.md", long_text, title="Harbour")
+    reindex(settings, fake_embedder)
+    many = len(parts(settings)[2])
+    write_article(corpus, "long.md", "Now the harbour story is short.", title="Harbour")
+
+    reindex(settings, fake_embedder)
+
+    vectors, bm25, catalog = parts(settings)
+    assert vectors == bm25 == catalog
+    assert len(catalog) < many
+
+
+def test_deleting_an_article_removes_it_everywhere(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    marathon_chunks = set(catalog.chunk_ids(["sport/marathon.md"]))
+    catalog.close()
+    assert marathon_chunks
+    (corpus / "sport" / "marathon.md").unlink()
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.removed == ["sport/marathon.md"]
+    vectors, bm25, catalog_ids = parts(settings)
+    assert not marathon_chunks & (vectors | bm25 | catalog_ids)
+    assert vectors == bm25 == catalog_ids
+
+
+def test_a_file_that_fails_to_read_keeps_its_indexed_articles(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    (corpus / "aid.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.removed == []
+    assert [p.where for p in report.problems] == ["aid.md"]
+    assert "aid.md" in Catalog(IndexLayout(settings.index_dir).catalog).hashes()
+
+
+def test_an_empty_corpus_does_not_wipe_the_index(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    with pytest.raises(CorpusError, match="refusing to empty"):
+        reindex(settings.overridden(corpus_dir=empty), fake_embedder)
+
+    assert len(parts(settings)[0]) > 0
+
+
+def test_a_missing_corpus_folder_is_a_clear_error(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    with pytest.raises(CorpusError, match="corpus folder not found"):
+        reindex(settings.overridden(corpus_dir=tmp_path / "nope"), fake_embedder)
+
+
+def test_other_model_or_chunking_is_refused_until_rebuild(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    other_model = FakeEmbedder(dimension=32, name="fake:32")
+
+    with pytest.raises(IndexMismatchError, match="newsbot index --rebuild") as caught:
+        reindex(settings, other_model)
+    assert "fake:384" in str(caught.value)
+    with pytest.raises(IndexMismatchError, match="chunk_tokens"):
+        reindex(settings.overridden(chunk_tokens=120), fake_embedder)
+
+    report = reindex(settings, other_model, rebuild=True)
+
+    assert len(report.added) == 3
+    assert Catalog(IndexLayout(settings.index_dir).catalog).get_meta("manifest")["dimension"] == 32
+
+
+def test_a_second_writer_is_turned_away(settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    layout = IndexLayout(settings.index_dir)
+    layout.root.mkdir(parents=True)
+    with open(layout.lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        with pytest.raises(IndexBusyError, match="4242"):
+            reindex(settings, fake_embedder)
+
+
+def test_vectors_missing_after_a_crash_are_repaired(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    store = VectorStore(settings)
+    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    lost = catalog.chunk_ids(["aid.md"])
+    store.delete(lost)
+    store.upsert(["orphan-0000"], fake_embedder.embed(["orphan"]), [{"article_id": "gone"}])
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.repaired == ["aid.md"]
+    vectors, bm25, catalog_ids = parts(settings)
+    assert vectors == bm25 == catalog_ids
+    assert "orphan-0000" not in vectors
+
+
+def test_progress_is_reported_while_embedding(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    report = reindex(settings, fake_embedder, progress=lambda *a: seen.append(a))
+
+    assert seen[0] == ("embed", 0, report.chunks_embedded)
+    assert seen[-1] == ("embed", report.chunks_embedded, report.chunks_embedded)
+
+
+def test_chunks_fit_the_model_window_and_quote_exactly(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    sentences = " ".join(f"Sentence number {i} is about the port of Rotterdam." for i in range(300))
+    write_article(corpus, "big.md", sentences, title="Rotterdam")
+
+    reindex(settings, fake_embedder)
+
+    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    passages = catalog.passages(catalog.chunk_ids(["big.md"]))
+    assert len(passages) > 5
+    for p in passages.values():
+        assert fake_embedder.count_tokens(p.chunk.text) <= settings.chunk_tokens
+        assert sentences.strip()[p.chunk.start : p.chunk.end] == p.chunk.text
+        assert p.chunk.text.endswith(".")  # cut at a sentence end

@@ -1,0 +1,27 @@
+"""Settings: `.env.example` documents every variable, with the real defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index.settings import Settings, env_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def example_values() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return {k: v for k, v in pairs}
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    assert set(example_values()) == set(env_names())
+
+
+def test_env_example_values_are_the_defaults(monkeypatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+
+    from_example = Settings(_env_file=tmp_path / ".env")  # type: ignore[call-arg]
+
+    assert from_example == Settings(_env_file=None)  # type: ignore[call-arg]
