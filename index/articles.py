@@ -29,7 +29,7 @@ PROMO_MAX_CHARS = 200
 PROMO_PATTERNS = [
     r"(?:read|see)\s+(?:also|more|next)\b.*",
     r"(?:also read|related(?:\s+(?:stories|articles|news|coverage))?|recommended|trending)\s*:.*",
-    r"join\b.*\b(?:channel|group|community|newsletter|whatsapp|telegram)\b.*",
+    r"join\b.*\b(?:channel|newsletter|whatsapp|telegram)\b.*",
     r"open in (?:whatsapp|telegram|app)\b.*",
     r"(?:subscribe|sign up)\b.*\b(?:newsletter|updates|channel|alerts)\b.*",
     r"follow (?:us|\w+) on\b.*",
@@ -92,7 +92,7 @@ class CorpusScan:
 
     articles: list[Article] = field(default_factory=list)
     problems: list[ArticleError] = field(default_factory=list)
-    # Files that failed as a whole: their previously indexed articles must be kept.
+    # Files that failed as a whole or in part: their previously indexed articles are kept.
     failed_paths: set[str] = field(default_factory=set)
 
 
@@ -114,12 +114,16 @@ def scan_corpus(root: Path) -> CorpusScan:
     seen: dict[str, str] = {}
     for path in _corpus_files(root):
         rel = path.relative_to(root).as_posix()
+        problems_before = len(scan.problems)
         try:
             articles = list(_read_file(path, rel, scan.problems))
         except ArticleError as exc:
             scan.problems.append(exc)
             scan.failed_paths.add(rel)
             continue
+        if len(scan.problems) > problems_before:
+            # A bad record may be an indexed article whose line broke: never drop it for that.
+            scan.failed_paths.add(rel)
         for article in articles:
             if article.id in seen:
                 scan.problems.append(
@@ -183,7 +187,8 @@ def decode_text(data: bytes, where: str) -> str:
     # cp1252, the usual legacy encoding of news in Latin script ("São", not "Săo").
     for match in matches:
         if match.encoding == "cp1252" and (match.chaos, match.coherence) == (
-            best.chaos, best.coherence
+            best.chaos,
+            best.coherence,
         ):
             return str(match)
     return str(best)
@@ -230,18 +235,21 @@ def _html_article(path: Path, rel: str) -> Article:
     import trafilatura
 
     html = decode_text(_read_bytes(path, rel), rel)
-    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
-    if doc is None or not getattr(doc, "text", None):
+    doc = trafilatura.bare_extraction(
+        html, with_metadata=True, include_comments=False, as_dict=True
+    )
+    text = doc.get("text") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not text:
         raise ArticleError(rel, "no article text found in the HTML")
     meta: dict[str, Any] = {
-        "title": doc.title,
-        "author": doc.author,
-        "published": doc.date,
-        "url": doc.url,
-        "source": doc.sitename,
+        "title": doc.get("title"),
+        "author": doc.get("author"),
+        "published": doc.get("date"),
+        "url": doc.get("url"),
+        "source": doc.get("sitename"),
     }
     meta = {**{k: v for k, v in meta.items() if v}, **_sidecar(path, rel)}
-    return make_article(rel, meta, doc.text, path=rel)
+    return make_article(rel, meta, str(text), path=rel)
 
 
 def _json_articles(path: Path, rel: str, problems: list[ArticleError]) -> Iterator[Article]:
@@ -340,7 +348,7 @@ def _author(value: Any) -> str | None:
 def _title_from_text(text: str, markdown: bool) -> str:
     first = next(line for line in text.splitlines() if line.strip()).strip()
     if markdown:
-        first = first.lstrip("#").strip()
+        first = re.sub(r"^#{1,6}\s+", "", first).strip()
     if len(first) <= MAX_TITLE_CHARS:
         return first
     cut = first[:MAX_TITLE_CHARS].rsplit(" ", 1)[0]

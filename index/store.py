@@ -87,12 +87,12 @@ class VectorStore:
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Up to `n` (chunk id, cosine similarity) pairs, most similar first."""
+        if n <= 0:
+            return []
         with self._translate_errors():
-            total = self._collection.count()
-            if total == 0 or n <= 0:
-                return []
+            # n may exceed the collection's size: Chroma then returns what it has.
             result = self._collection.query(
-                query_embeddings=[vector], n_results=min(n, total), include=["distances"]
+                query_embeddings=[vector], n_results=n, include=["distances"]
             )
         ids = result["ids"][0]
         distances = (result.get("distances") or [[]])[0]

@@ -223,3 +223,24 @@ def test_chunks_fit_the_model_window_and_quote_exactly(
         assert fake_embedder.count_tokens(p.chunk.text) <= settings.chunk_tokens
         assert sentences.strip()[p.chunk.start : p.chunk.end] == p.chunk.text
         assert p.chunk.text.endswith(".")  # cut at a sentence end
+
+
+def test_a_broken_jsonl_line_does_not_drop_the_article_it_held(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    feed = corpus / "feed.jsonl"
+    feed.write_text(
+        '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
+        '{"id": "w2", "title": "Solar park", "text": "A solar park opened in the desert."}\n'
+    )
+    reindex(settings, fake_embedder)
+    feed.write_text(
+        '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
+        '{"id": "w2", "title": "Solar park", "text": "A solar park opened in the des\n'
+    )
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.removed == []
+    assert [p.where for p in report.problems] == ["feed.jsonl:2"]
+    assert "w2" in Catalog(IndexLayout(settings.index_dir).catalog).hashes()

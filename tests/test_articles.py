@@ -1,0 +1,703 @@
+"""The corpus loader: every supported format, the metadata it finds, and what it refuses."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.articles import (
+    MAX_TITLE_CHARS,
+    PROMO_MAX_CHARS,
+    PROMO_PATTERNS,
+    Article,
+    CorpusScan,
+    clean_text,
+    date_from_url,
+    decode_text,
+    is_promo_line,
+    make_article,
+    normalise_date,
+    outlet_from_url,
+    scan_corpus,
+    split_front_matter,
+)
+from index.errors import ArticleError, CorpusError
+from tests.conftest import DATA, SEED, write_article
+
+HTML_PAGE = DATA / "articles" / "harbour-bridge.html"
+
+BRIDGE_BODY = (
+    "The council voted on Wednesday to build a bridge across the harbour.\n\n"
+    "Construction is expected to start next spring and to take four years."
+)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def by_id(scan: CorpusScan) -> dict[str, Article]:
+    return {article.id: article for article in scan.articles}
+
+
+def only_article(scan: CorpusScan) -> Article:
+    assert scan.problems == [], [str(p) for p in scan.problems]
+    assert len(scan.articles) == 1, [a.id for a in scan.articles]
+    return scan.articles[0]
+
+
+def problem_at(scan: CorpusScan, where: str) -> ArticleError:
+    matches = [p for p in scan.problems if p.where == where]
+    assert len(matches) == 1, [str(p) for p in scan.problems]
+    return matches[0]
+
+
+def write_bytes(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def write_text(folder: Path, name: str, text: str) -> Path:
+    return write_bytes(folder, name, text.encode("utf-8"))
+
+
+def jsonl(records: list[Any]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def record(n: int, **extra: Any) -> dict[str, Any]:
+    """An invented news record in the evaluation-set format."""
+    rec: dict[str, Any] = {
+        "id": f"rec-{n}",
+        "url": f"https://news.example.org/local/story-{n}",
+        "title": f"Story number {n}",
+        "text": f"Story {n}: the town library reopened after a flood closed it for {n} weeks.",
+        "retrieved_week": "2024-03-11",
+    }
+    rec.update(extra)
+    return rec
+
+
+# --- text and Markdown ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bridge.md", "bridge.txt", "bridge.markdown"])
+def test_front_matter_gives_metadata_and_is_not_text(tmp_path: Path, name: str) -> None:
+    write_article(
+        tmp_path,
+        name,
+        BRIDGE_BODY,
+        title="Council approves harbour bridge",
+        source="Riverton Gazette",
+        url="https://rivertongazette.example/local/bridge",
+        published="2024-03-14",
+        author="Maria Okafor",
+    )
+    article = only_article(scan_corpus(tmp_path))
+    assert article.id == name
+    assert article.path == name
+    assert article.title == "Council approves harbour bridge"
+    assert article.source == "Riverton Gazette"
+    assert article.url == "https://rivertongazette.example/local/bridge"
+    assert article.published == "2024-03-14"
+    assert article.author == "Maria Okafor"
+    assert article.text == BRIDGE_BODY
+    assert "---" not in article.text and "title:" not in article.text
+
+
+def test_front_matter_native_yaml_types(tmp_path: Path) -> None:
+    write_text(
+        tmp_path,
+        "a.md",
+        "---\ntitle: 2024 budget passes\npublished: 2024-01-05\n"
+        "author: [Ana Lima, Tom Berg]\n---\nThe budget passed by a wide margin.\n",
+    )
+    article = only_article(scan_corpus(tmp_path))
+    assert article.title == "2024 budget passes"
+    assert article.published == "2024-01-05"
+    assert article.author == "Ana Lima, Tom Berg"
+
+
+def test_front_matter_with_windows_newlines(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.md", "---\r\ntitle: Dam opens\r\n---\r\nLine one.\r\n\r\nLine two.\r\n")
+    article = only_article(scan_corpus(tmp_path))
+    assert article.title == "Dam opens"
+    assert article.text == "Line one.\n\nLine two."
+
+
+def test_empty_front_matter_is_allowed() -> None:
+    meta, body = split_front_matter("---\n---\nBody text.\n", "a.md")
+    assert meta == {}
+    assert body == "Body text.\n"
+
+
+def test_without_front_matter_first_line_is_title(tmp_path: Path) -> None:
+    write_text(
+        tmp_path, "comet.txt", "\n\n  Comet seen over the valley  \n\nA bright comet was visible.\n"
+    )
+    article = only_article(scan_corpus(tmp_path))
+    assert article.title == "Comet seen over the valley"
+    assert article.text.startswith("Comet seen over the valley")
+    assert article.source is None and article.url is None and article.published is None
+
+
+def test_markdown_heading_loses_its_hashes(tmp_path: Path) -> None:
+    write_text(tmp_path, "comet.md", "## Comet seen over the valley\n\nA comet was visible.\n")
+    assert only_article(scan_corpus(tmp_path)).title == "Comet seen over the valley"
+
+
+def test_long_first_line_is_shortened_for_the_title(tmp_path: Path) -> None:
+    first = " ".join(f"word{n}" for n in range(80))  # about 550 characters
+    write_text(tmp_path, "long.txt", first + "\n\nSecond paragraph.\n")
+    article = only_article(scan_corpus(tmp_path))
+    assert len(article.title) <= MAX_TITLE_CHARS + 1
+    assert article.title.endswith("…")
+    shortened = article.title.removesuffix("…")
+    assert first.startswith(shortened + " ")  # cut at a word boundary
+    assert len(shortened) > MAX_TITLE_CHARS // 2
+    assert first in article.text  # the text itself is not shortened
+
+
+# --- sidecar metadata ----------------------------------------------------------------------
+
+
+def test_sidecar_metadata_is_merged_and_not_an_article(tmp_path: Path) -> None:
+    write_text(tmp_path, "bridge.txt", BRIDGE_BODY + "\n")
+    write_text(
+        tmp_path,
+        "bridge.meta.yaml",
+        "# hand-written metadata\ntitle: Council approves harbour bridge\n"
+        "source: Riverton Gazette\npublished: 2024-03-14\n"
+        "url: https://rivertongazette.example/local/bridge\n",
+    )
+    article = only_article(scan_corpus(tmp_path))
+    assert article.id == "bridge.txt"
+    assert article.title == "Council approves harbour bridge"
+    assert article.source == "Riverton Gazette"
+    assert article.published == "2024-03-14"
+    assert article.url == "https://rivertongazette.example/local/bridge"
+    assert article.text == BRIDGE_BODY
+
+
+def test_front_matter_wins_over_sidecar(tmp_path: Path) -> None:
+    write_article(tmp_path, "bridge.md", BRIDGE_BODY, title="From front matter")
+    write_text(tmp_path, "bridge.meta.yaml", "title: From sidecar\nsource: Sidecar Times\n")
+    article = only_article(scan_corpus(tmp_path))
+    assert article.title == "From front matter"
+    assert article.source == "Sidecar Times"
+
+
+def test_sidecar_that_is_not_a_mapping_fails_its_file(tmp_path: Path) -> None:
+    write_text(tmp_path, "bridge.txt", BRIDGE_BODY)
+    write_text(tmp_path, "bridge.meta.yaml", "- just\n- a list\n")
+    write_text(tmp_path, "other.txt", "Other story\n\nSomething else happened.")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["other.txt"]
+    assert "not a mapping" in problem_at(scan, "bridge.txt").reason
+    assert scan.failed_paths == {"bridge.txt"}
+
+
+def test_shipped_seed_article_loads_clean() -> None:
+    scan = scan_corpus(SEED)
+    assert not [p for p in scan.problems if p.where.startswith("us-long-range")]
+    article = by_id(scan)["us-long-range-missiles-ukraine.txt"]
+    assert article.title == (
+        "Biden lets Ukraine strike deeper into Russia with US long-range missiles"
+    )
+    assert article.source == "BusinessDay"
+    assert article.published == "2024-11-17"
+    assert "$56.2 billion in military aid since Russia invaded in February 2022" in article.text
+    assert article.text.startswith("President Biden has decided")
+    for promo in ("Read Also", "African billionaires", "Join BusinessDay", "whatsapp", "Whatsapp"):
+        assert promo not in article.text
+    assert not any(line.endswith("Open In Whatsapp") for line in article.text.splitlines())
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+
+def test_html_main_text_and_metadata(tmp_path: Path) -> None:
+    shutil.copy(HTML_PAGE, tmp_path / "bridge.html")
+    article = only_article(scan_corpus(tmp_path))
+    assert article.id == "bridge.html"
+    assert article.title == "Riverton council approves new harbour bridge"
+    assert article.published == "2024-03-14"
+    assert article.source == "The Riverton Gazette"
+    assert article.author == "Maria Okafor"
+    assert article.url == "https://www.rivertongazette.example/local/harbour-bridge-approved"
+    assert "voted nine to two on Wednesday night" in article.text
+    assert "estimated cost of 312 million dollars" in article.text
+    assert "container ships pass underneath at high tide" in article.text
+    for boilerplate in (
+        "Subscribe to the Gazette",
+        "Weather",
+        "Privacy policy",
+        "Cookie settings",
+        "All rights reserved",
+        "Related stories",
+        "Tram extension delayed again",
+    ):
+        assert boilerplate not in article.text
+
+
+def test_html_sidecar_overrides_extracted_metadata(tmp_path: Path) -> None:
+    shutil.copy(HTML_PAGE, tmp_path / "bridge.htm")
+    write_text(tmp_path, "bridge.meta.yaml", "published: 2024-03-15\nsource: Gazette Online\n")
+    article = only_article(scan_corpus(tmp_path))
+    assert article.published == "2024-03-15"
+    assert article.source == "Gazette Online"
+    assert article.title == "Riverton council approves new harbour bridge"
+
+
+def test_html_without_article_text_is_a_problem(tmp_path: Path) -> None:
+    write_text(
+        tmp_path, "empty.html", "<html><head><title>Nothing</title></head><body></body></html>"
+    )
+    scan = scan_corpus(tmp_path)
+    assert scan.articles == []
+    assert "no article text" in problem_at(scan, "empty.html").reason
+    assert scan.failed_paths == {"empty.html"}
+
+
+# --- JSON and JSONL ------------------------------------------------------------------------
+
+
+def test_json_single_object(tmp_path: Path) -> None:
+    write_text(tmp_path, "one.json", json.dumps(record(1)))
+    article = only_article(scan_corpus(tmp_path))
+    assert article.id == "rec-1"
+    assert article.path == "one.json"
+    assert article.title == "Story number 1"
+    assert article.url == "https://news.example.org/local/story-1"
+    assert article.source == "news.example.org"
+    assert article.text == record(1)["text"]
+    assert article.published is None  # retrieved_week is not a publication date
+
+
+def test_json_list_keeps_order(tmp_path: Path) -> None:
+    write_text(tmp_path, "many.json", json.dumps([record(2), record(1), record(3)]))
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == []
+    assert [a.id for a in scan.articles] == ["rec-2", "rec-1", "rec-3"]
+    assert {a.path for a in scan.articles} == {"many.json"}
+
+
+@pytest.mark.parametrize("name", ["feed.jsonl", "feed.jsonl.gz", "feed.json.gz"])
+def test_jsonl_and_gzip(tmp_path: Path, name: str) -> None:
+    records = [record(1), record(2, published="2024-03-12", author="Ana Lima")]
+    if name == "feed.json.gz":
+        data = json.dumps(records).encode("utf-8")
+    else:
+        data = jsonl(records).encode("utf-8")
+    write_bytes(tmp_path, name, gzip.compress(data) if name.endswith(".gz") else data)
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == []
+    assert [a.id for a in scan.articles] == ["rec-1", "rec-2"]
+    second = scan.articles[1]
+    assert second.published == "2024-03-12"
+    assert second.author == "Ana Lima"
+    assert second.text == record(2)["text"]
+
+
+def test_id_without_explicit_id_comes_from_url(tmp_path: Path) -> None:
+    a = record(1)
+    b = record(2)
+    del a["id"], b["id"]
+    write_text(tmp_path, "first.jsonl", jsonl([a, b]))
+    write_text(tmp_path / "elsewhere", "second.jsonl", jsonl([record(3), b | {"title": "Moved"}]))
+    first = scan_corpus(tmp_path)
+    ids = [x.id for x in first.articles if x.path == "first.jsonl"]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert all("first.jsonl" not in i and i.strip() for i in ids)
+    # Same url elsewhere, at another line: the same id, so it is caught as a duplicate.
+    dup = problem_at(first, "elsewhere/second.jsonl")
+    assert ids[1] in dup.reason and "duplicate" in dup.reason
+    # And stable across scans.
+    assert [x.id for x in scan_corpus(tmp_path).articles] == [x.id for x in first.articles]
+
+
+def test_malformed_jsonl_line_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    text = jsonl([record(1)]) + '{"id": "rec-2", "text": "cut off\n' + jsonl([record(3)])
+    write_text(tmp_path, "feed.jsonl", text)
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1", "rec-3"]
+    assert "invalid JSON" in problem_at(scan, "feed.jsonl:2").reason
+    # A bad record may be an indexed article whose line broke: the file's articles are kept.
+    assert scan.failed_paths == {"feed.jsonl"}
+
+
+def test_jsonl_line_numbers_count_blank_lines(tmp_path: Path) -> None:
+    write_text(tmp_path, "feed.jsonl", jsonl([record(1)]) + "\n" + "not json\n")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1"]
+    problem_at(scan, "feed.jsonl:3")
+
+
+def test_record_without_text_is_a_problem(tmp_path: Path) -> None:
+    no_text = record(2)
+    del no_text["text"]
+    write_text(tmp_path, "feed.jsonl", jsonl([record(1), no_text, record(3, text="   "), [1, 2]]))
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1"]
+    assert "text" in problem_at(scan, "feed.jsonl:2").reason
+    assert "text" in problem_at(scan, "feed.jsonl:3").reason
+    assert "object" in problem_at(scan, "feed.jsonl:4").reason
+    # A bad record may be an indexed article whose line broke: the file's articles are kept.
+    assert scan.failed_paths == {"feed.jsonl"}
+
+
+def test_jsonl_text_with_unicode_line_separators(tmp_path: Path) -> None:
+    # json.dumps(ensure_ascii=False) writes U+2028, U+2029 and U+0085 unescaped: they are
+    # not line breaks in JSONL.
+    text = "The mayor spoke.\u2028She said the bridge\u2029will open\x85in 2028."
+    write_text(tmp_path, "feed.jsonl", jsonl([record(1, text=text), record(2)]))
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == [], [str(p) for p in scan.problems]
+    assert [a.id for a in scan.articles] == ["rec-1", "rec-2"]
+    assert "She said the bridge" in scan.articles[0].text
+
+
+def test_invalid_json_file_fails_as_a_whole(tmp_path: Path) -> None:
+    write_text(tmp_path, "broken.json", '{"id": "x", "text": ')
+    write_text(tmp_path, "ok.jsonl", jsonl([record(1)]))
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1"]
+    assert "invalid JSON" in problem_at(scan, "broken.json").reason
+    assert scan.failed_paths == {"broken.json"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"this is not gzip at all",
+        gzip.compress(jsonl([record(9)]).encode())[:-6],
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage after a gzip header",
+    ],
+    ids=["not-gzip", "truncated", "corrupt-deflate"],
+)
+def test_bad_gzip_is_a_problem_not_a_crash(tmp_path: Path, data: bytes) -> None:
+    write_bytes(tmp_path, "feed.jsonl.gz", data)
+    write_text(tmp_path, "ok.jsonl", jsonl([record(1)]))
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1"]
+    assert "gzip" in problem_at(scan, "feed.jsonl.gz").reason
+    assert scan.failed_paths == {"feed.jsonl.gz"}
+
+
+def test_duplicate_ids_across_files(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.jsonl", jsonl([record(1), record(2)]))
+    write_text(tmp_path, "b.jsonl", jsonl([record(2, title="Other title"), record(3)]))
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1", "rec-2", "rec-3"]
+    assert by_id(scan)["rec-2"].path == "a.jsonl"
+    assert by_id(scan)["rec-2"].title == "Story number 2"
+    dup = problem_at(scan, "b.jsonl")
+    assert "duplicate" in dup.reason and "rec-2" in dup.reason and "a.jsonl" in dup.reason
+    assert scan.failed_paths == set()
+
+
+# --- outlet and dates ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "outlet"),
+    [
+        ("https://www.bbc.co.uk/news/world-123", "BBC"),
+        ("https://news.bbc.co.uk/2/hi/world/123.stm", "BBC"),
+        ("https://edition.cnn.com/2024/01/05/world/story/index.html", "CNN"),
+        ("https://apnews.com/article/abc", "AP News"),
+        ("https://www.nytimes.com/2024/01/05/us/story.html", "The New York Times"),
+        ("https://businessday.ng/news/article/x/", "BusinessDay"),
+        ("https://WWW.Reuters.com/world/x", "Reuters"),
+        ("https://www.rivertongazette.example/local/x", "rivertongazette.example"),
+        ("https://blog.example.org:8080/post", "blog.example.org"),
+        ("https://notcnn.com/story", "notcnn.com"),
+        ("not a url", None),
+    ],
+)
+def test_outlet_from_url(url: str, outlet: str | None) -> None:
+    assert outlet_from_url(url) == outlet
+
+
+@pytest.mark.parametrize(
+    ("url", "day"),
+    [
+        ("https://example.com/2024/01/05/story", "2024-01-05"),
+        ("https://example.com/news/2024/1/5/story.html", "2024-01-05"),
+        ("https://example.com/2024-01-05-story-title", "2024-01-05"),
+        ("https://example.com/news/20240105/story", "2024-01-05"),
+        ("https://example.com/news/story_20240105", None),
+        ("https://example.com/news/20240105", "2024-01-05"),
+        ("https://example.com/2024/13/45/story", None),
+        ("https://example.com/news/20241345/story", None),
+        ("https://example.com/news/12345678/story", None),
+        ("https://example.com/story?date=20240105", None),
+        ("https://example.com/story", None),
+    ],
+)
+def test_date_from_url(url: str, day: str | None) -> None:
+    assert date_from_url(url) == day
+
+
+@pytest.mark.parametrize(
+    ("value", "day"),
+    [
+        (date(2024, 1, 5), "2024-01-05"),
+        (datetime(2024, 1, 5, 23, 59), "2024-01-05"),
+        ("2024-01-05", "2024-01-05"),
+        ("2024/01/05", "2024-01-05"),
+        ("2024-1-5", "2024-01-05"),
+        ("2024-01-05T10:30:00Z", "2024-01-05"),
+        ("January 5, 2024", "2024-01-05"),
+        ("5 January 2024", "2024-01-05"),
+        ("Fri, 05 Jan 2024 10:00:00 GMT", "2024-01-05"),
+        (20240105, "2024-01-05"),
+        (None, None),
+        ("", None),
+        ("not a date", None),
+        ("2024-02-30", None),
+        # Incomplete dates must not be completed with today's month or day.
+        ("2024", None),
+        ("January 2024", None),
+        ("Tuesday", None),
+        ("10:30", None),
+    ],
+)
+def test_normalise_date(value: object, day: str | None) -> None:
+    assert normalise_date(value) == day
+
+
+def test_metadata_falls_back_to_the_url() -> None:
+    article = make_article(
+        "x", {"url": "https://edition.cnn.com/2024/01/05/world/story"}, "Body.", path="x.md"
+    )
+    assert article.source == "CNN"
+    assert article.published == "2024-01-05"
+    given = make_article(
+        "x",
+        {
+            "url": "https://edition.cnn.com/2024/01/05/world/story",
+            "source": "CNN International",
+            "published": "2024-01-06",
+        },
+        "Body.",
+        path="x.md",
+    )
+    assert given.source == "CNN International"
+    assert given.published == "2024-01-06"
+
+
+def test_make_article_without_text_raises() -> None:
+    with pytest.raises(ArticleError, match="no text"):
+        make_article("x.md", {"title": "T"}, "\n  \nRead more: elsewhere\n", path="x.md")
+
+
+# --- promotion lines -----------------------------------------------------------------------
+
+PROMO_EXAMPLES = [
+    "Read Also: 5 things to know about the new tax",
+    "Related stories: Flood closes library",
+    "Join our WhatsApp channel for the latest news",
+    "Open in App",
+    "Sign up for our morning newsletter",
+    "Follow us on Instagram",
+    "Click here to read the full report",
+    "Download our app for breaking news alerts",
+    "ADVERTISEMENT",
+]
+
+
+def test_every_promo_pattern_has_an_example() -> None:
+    assert len(PROMO_EXAMPLES) == len(PROMO_PATTERNS)
+    for pattern, line in zip(PROMO_PATTERNS, PROMO_EXAMPLES, strict=True):
+        assert re.fullmatch(pattern, line, re.IGNORECASE), (pattern, line)
+
+
+@pytest.mark.parametrize("line", PROMO_EXAMPLES)
+def test_promo_line_is_removed(line: str) -> None:
+    assert is_promo_line(line)
+    assert clean_text(f"First paragraph.\n{line}\nSecond paragraph.") == (
+        "First paragraph.\nSecond paragraph."
+    )
+    assert clean_text(f"First paragraph.\n\n  {line}  \n\nSecond paragraph.") == (
+        "First paragraph.\n\nSecond paragraph."
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Join the protest, the union told its members on Monday, after the talks with the "
+        "transport ministry broke down for the third time; the union's channel of negotiation "
+        "with the government has been closed since the strike in May, its leader said.",
+        "Read also the small print, the regulator warned borrowers on Tuesday, because many "
+        "of the new loans carry fees that are only mentioned at the end of the contract and "
+        "can double the cost of borrowing for families with low incomes.",
+        "Joining the talks, the minister said the group would meet again in June.",
+        "Readers of the newsletter raised 4,000 dollars for the shelter.",
+        "Follow-up inspections found no further damage to the bridge.",
+    ],
+)
+def test_real_sentences_are_kept(line: str) -> None:
+    assert line.startswith(("Join", "Read", "Follow"))
+    assert not is_promo_line(line)
+    assert clean_text(f"Intro.\n{line}\nOutro.") == f"Intro.\n{line}\nOutro."
+
+
+def test_long_lines_are_never_promo() -> None:
+    line = "Join our WhatsApp channel " + "and hear the news " * 12
+    assert len(line) > PROMO_MAX_CHARS
+    assert clean_text(line) == line.strip()
+
+
+def test_clean_text_normalises_whitespace() -> None:
+    text = "\r\n  \r\nTitle\r\n\r\n\r\n\r\nBody line.   \rLast line.\n\n\n"
+    assert clean_text(text) == "Title\n\nBody line.\nLast line."
+
+
+# --- content hash --------------------------------------------------------------------------
+
+
+def test_content_hash_is_stable_and_follows_content(tmp_path: Path) -> None:
+    write_article(tmp_path, "a.md", BRIDGE_BODY, title="Bridge approved")
+    write_text(tmp_path, "b.jsonl", jsonl([record(1)]))
+    first = {a.id: a.content_hash for a in scan_corpus(tmp_path).articles}
+    again = {a.id: a.content_hash for a in scan_corpus(tmp_path).articles}
+    assert first == again
+    assert len(set(first.values())) == 2
+
+    write_article(tmp_path, "a.md", BRIDGE_BODY + " It will be red.", title="Bridge approved")
+    text_changed = by_id(scan_corpus(tmp_path))["a.md"].content_hash
+    write_article(tmp_path, "a.md", BRIDGE_BODY, title="Harbour bridge approved")
+    title_changed = by_id(scan_corpus(tmp_path))["a.md"].content_hash
+    write_article(tmp_path, "a.md", BRIDGE_BODY, title="Bridge approved")
+    back = by_id(scan_corpus(tmp_path))["a.md"].content_hash
+    assert len({first["a.md"], text_changed, title_changed}) == 3
+    assert back == first["a.md"]
+    assert by_id(scan_corpus(tmp_path))["rec-1"].content_hash == first["rec-1"]
+
+
+# --- problems that do not stop the scan ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("report.pdf", b"%PDF-1.4 not supported", "unsupported file type"),
+        ("notes.docx", b"PK\x03\x04", "unsupported file type"),
+        ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        ("broken.md", b"---\ntitle: [unclosed\nsource: x\n---\nBody.\n", "broken YAML"),
+        ("list.md", b"---\n- a\n- b\n---\nBody.\n", "not a YAML mapping"),
+        ("unclosed.md", b"---\ntitle: Never closed\n\nBody text follows.\n", "never closed"),
+        ("empty.txt", b"", "no text"),
+        ("blank.md", b"  \n\n\t\n", "no text"),
+        ("only-front.md", b"---\ntitle: Nothing else\n---\n", "no text"),
+        ("only-promo.txt", b"Read more: our top stories\nADVERTISEMENT\n", "no text"),
+    ],
+)
+def test_bad_file_is_a_problem_and_the_scan_goes_on(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    write_article(tmp_path, "good/before.md", BRIDGE_BODY, title="Before")
+    write_bytes(tmp_path, f"good/{name}", data)
+    write_article(tmp_path, "good/zzz-after.md", BRIDGE_BODY, title="After")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["good/before.md", "good/zzz-after.md"]
+    problem = problem_at(scan, f"good/{name}")
+    assert reason in problem.reason
+    assert str(problem).startswith(f"good/{name}: ")
+    assert scan.failed_paths == {f"good/{name}"}
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        (
+            "Café owners welcome São Paulo’s new street rules\n\n"
+            "José Peña, who runs a café near the cathedral, said the rules were “a relief”.\n",
+            "cp1252",
+        ),
+        (
+            "Señor Peña visited the café in São Paulo.\n\n"
+            "He said the coffee was excellent and the prices were fair.\n",
+            "latin-1",
+        ),
+        (
+            "Müller says the Straße will close for a week.\n\nShops expect fewer customers.\n",
+            "cp1252",
+        ),
+    ],
+)
+def test_legacy_encoded_file_decodes(tmp_path: Path, text: str, encoding: str) -> None:
+    write_bytes(tmp_path, "legacy.txt", text.encode(encoding))
+    article = only_article(scan_corpus(tmp_path))
+    assert article.text == text.strip()
+    assert article.title == text.splitlines()[0]
+
+
+def test_decode_text() -> None:
+    assert decode_text("\ufeffcafé".encode(), "x") == "café"
+    with pytest.raises(ArticleError, match="binary"):
+        decode_text(b"abc\x00def", "x")
+
+
+def test_missing_corpus_folder_raises(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError):
+        scan_corpus(tmp_path / "missing")
+    write_text(tmp_path, "file.md", "Not a folder.")
+    with pytest.raises(CorpusError):
+        scan_corpus(tmp_path / "file.md")
+
+
+# --- walking the folder --------------------------------------------------------------------
+
+CORPUS_LAYOUT = [
+    "z-last.md",
+    "a-first.txt",
+    "world/europe/paris.md",
+    "world/asia.md",
+    "local/feed.jsonl",
+    ".draft.md",
+    ".git/HEAD.md",
+    "world/.cache/copy.md",
+    "local/.hidden.txt",
+]
+
+
+def build_layout(root: Path, names: list[str]) -> None:
+    for name in names:
+        if name.endswith(".jsonl"):
+            write_text(root, name, jsonl([record(1)]))
+        else:
+            write_article(root, name, f"Story from {name}.", title=name)
+
+
+def test_hidden_files_are_ignored_and_nested_folders_read(tmp_path: Path) -> None:
+    build_layout(tmp_path, CORPUS_LAYOUT)
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == []
+    assert {a.path for a in scan.articles} == {
+        "z-last.md",
+        "a-first.txt",
+        "world/europe/paris.md",
+        "world/asia.md",
+        "local/feed.jsonl",
+    }
+
+
+def test_order_is_stable_and_independent_of_creation_order(tmp_path: Path) -> None:
+    build_layout(tmp_path / "one", CORPUS_LAYOUT)
+    build_layout(tmp_path / "two", list(reversed(CORPUS_LAYOUT)))
+    order = [a.id for a in scan_corpus(tmp_path / "one").articles]
+    assert order == [a.id for a in scan_corpus(tmp_path / "one").articles]
+    assert order == [a.id for a in scan_corpus(tmp_path / "two").articles]
+    assert order.index("a-first.txt") < order.index("z-last.md")
+    assert order.index("world/asia.md") < order.index("world/europe/paris.md")
