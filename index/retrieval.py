@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (Chroma) and BM25 candidates, fused, de-duplicated, capped per article."""
+"""Hybrid retrieval: dense and BM25 candidates, fused, de-duplicated, capped per article."""
 
 from __future__ import annotations
 
