@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,14 @@ class Catalog:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)),
         )
+
+    def index_id(self) -> str:
+        """This index's identity, made on first use; it marks the vector collection it owns."""
+        value = self.get_meta("index_id")
+        if value is None:
+            value = uuid.uuid4().hex
+            self.set_meta("index_id", value)
+        return str(value)
 
     # -- articles and chunks ----------------------------------------------------------------
     def hashes(self) -> dict[str, tuple[str, str]]:

@@ -160,7 +160,7 @@ def ask_command(
     with user_errors():
         from index.newsbot import Newsbot
 
-        bot = Newsbot(settings, load_embedder(settings))
+        bot = Newsbot(settings, load_embedder(settings, purpose="query"))
         bot.embedder.warm_up()  # latency_ms then measures the answer, not the model load
         answer = bot.ask(question, k=settings.top_k, filters=filters or None)
     if as_json:
@@ -212,7 +212,7 @@ def status_command(
     with user_errors():
         from index.newsbot import Newsbot
 
-        status = Newsbot(settings, load_embedder(settings)).status()
+        status = Newsbot(settings, load_embedder(settings, purpose="query")).status()
     if as_json:
         sys.stdout.write(json.dumps(status.to_dict()) + "\n")
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class Embedder(Protocol):
 
 
 EmbedderFactory = Callable[[str, Settings], Embedder]
+Purpose = Literal["index", "query"]
 _FACTORIES: dict[str, EmbedderFactory] = {}
 
 
@@ -56,15 +57,22 @@ def register_embedder(scheme: str, factory: EmbedderFactory) -> None:
     _FACTORIES[scheme] = factory
 
 
-def load_embedder(settings: Settings) -> Embedder:
-    """The embedder `settings.embed_model` names. Nothing heavy is loaded until first used."""
+def load_embedder(settings: Settings, *, purpose: Purpose = "index") -> Embedder:
+    """The embedder `settings.embed_model` names. Nothing heavy is loaded until first used.
+
+    `purpose` sets the torch threads: all cores (`EMBED_THREADS`) to index, `QUERY_THREADS`
+    to answer, where more threads fight the machine instead of helping.
+    """
     scheme, sep, arg = settings.embed_model.partition(":")
     if sep and scheme in _FACTORIES:
         return _FACTORIES[scheme](arg, settings)
+    threads = (
+        settings.query_threads
+        if purpose == "query"
+        else settings.embed_threads or os.cpu_count() or 1
+    )
     return SentenceTransformerEmbedder(
-        settings.embed_model,
-        index_threads=settings.embed_threads or os.cpu_count() or 1,
-        query_threads=settings.query_threads,
+        settings.embed_model, threads=threads, batch_size=settings.embed_batch_size
     )
 
 
@@ -89,11 +97,11 @@ def resolve_model(name: str) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use, run on the CPU."""
 
-    def __init__(self, name: str, *, index_threads: int, query_threads: int) -> None:
+    def __init__(self, name: str, *, threads: int, batch_size: int = 32) -> None:
         self.name = name
         self._location = resolve_model(name)
-        self._index_threads = index_threads
-        self._query_threads = query_threads
+        self._threads = threads
+        self._batch_size = batch_size
         self._model: Any = None
         self._tokenizer: Tokenizer | None = None
         self.max_tokens = self._read_max_tokens()
@@ -155,24 +163,25 @@ class SentenceTransformerEmbedder:
         return self._tokenizer
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(list(texts), self._index_threads)
+        return self._encode(list(texts))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text], self._query_threads)[0]
+        return self._encode([text])[0]
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         self.embed_query("warm up")
 
-    def _encode(self, texts: list[str], threads: int) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
         model = self.model
-        # One thread answers a question in ~20 ms; more threads fight the machine (~500 ms).
-        torch.set_num_threads(threads)
+        # Set on every call: torch's thread count is per process, and one process may both
+        # index (all cores) and answer (one thread answers in ~20 ms; two took ~500 ms).
+        torch.set_num_threads(self._threads)
         vectors = model.encode(
             texts,
-            batch_size=max(1, len(texts)),
+            batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,

@@ -132,7 +132,7 @@ def reindex(
         catalog = Catalog(layout.catalog)
         store: VectorStore | None = None
         try:
-            store = VectorStore(settings)
+            store = _open_store(settings, catalog, rebuild)
             report = _sync(
                 settings,
                 embedder,
@@ -151,6 +151,17 @@ def reindex(
             if store is not None:
                 store.close()
             catalog.close()
+
+
+def _open_store(settings: Settings, catalog: Catalog, rebuild: bool) -> VectorStore:
+    try:
+        return VectorStore(settings, owner=catalog.index_id())
+    except IndexMismatchError:
+        if not rebuild:
+            raise
+    # --rebuild replaces whatever holds the collection with this index's own.
+    VectorStore.delete_collection(settings)
+    return VectorStore(settings, owner=catalog.index_id())
 
 
 def _sync(

@@ -77,7 +77,7 @@ class Newsbot:
         )
         self.manifest = recorded
         self.catalog = catalog
-        self.store = VectorStore(self.settings)
+        self.store = VectorStore(self.settings, owner=catalog.index_id())
         self.lexical = LexicalIndex.load(self.layout.bm25)
         self.retriever = Retriever(
             self.store, self.lexical, self.catalog, max_per_article=self.settings.max_per_article

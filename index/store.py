@@ -9,19 +9,27 @@ from typing import Any
 
 import numpy as np
 
-from index.errors import StoreUnavailableError
+from index.errors import IndexMismatchError, StoreUnavailableError
 from index.settings import Settings
 
 CHROMA_DIR = "chroma"
+# Collection metadata key naming the index (catalog) that owns the collection's vectors.
+OWNER_KEY = "newsbot_index"
 # Chroma rejects larger requests; stay well under its max batch size.
 WRITE_BATCH = 1000
 
 
 class VectorStore:
-    """Chunk vectors by chunk id, with cosine distance."""
+    """Chunk vectors by chunk id, with cosine distance.
 
-    def __init__(self, settings: Settings) -> None:
+    The collection is marked with the id of the index that owns it: on a shared Chroma
+    server, two index folders pointed at one collection would otherwise delete each other's
+    vectors as "orphans".
+    """
+
+    def __init__(self, settings: Settings, *, owner: str) -> None:
         self.settings = settings
+        self.owner = owner
         self.location = (
             f"chroma server {settings.chroma_host}:{settings.chroma_port}"
             if settings.chroma_host
@@ -29,11 +37,34 @@ class VectorStore:
         )
         with self._translate_errors():
             self._client = _client(settings)
-            self._collection = self._client.get_or_create_collection(
-                settings.chroma_collection,
-                embedding_function=None,  # vectors always come from our model; never a download
-                configuration={"hnsw": {"space": "cosine"}},
+            self._collection = self._open_collection()
+            self._check_owner()
+
+    def _open_collection(self) -> Any:
+        return self._client.get_or_create_collection(
+            self.settings.chroma_collection,
+            embedding_function=None,  # vectors always come from our model; never a download
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={OWNER_KEY: self.owner},
+        )
+
+    def _check_owner(self) -> None:
+        owner = (self._collection.metadata or {}).get(OWNER_KEY)
+        if owner == self.owner:
+            return
+        name = self.settings.chroma_collection
+        if owner is not None:
+            raise IndexMismatchError(
+                f"the Chroma collection {name!r} at {self.location} belongs to another newsbot "
+                f"index: give {self.settings.index_dir} a collection of its own (CHROMA_COLLECTION)"
             )
+        if self._collection.count():
+            raise IndexMismatchError(
+                f"the Chroma collection {name!r} at {self.location} holds vectors no newsbot "
+                "index owns: set CHROMA_COLLECTION to another name, or "
+                "`newsbot index --rebuild` to replace them"
+            )
+        self._collection.modify(metadata={OWNER_KEY: self.owner})
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -98,19 +129,27 @@ class VectorStore:
         distances = (result.get("distances") or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
+    @staticmethod
+    def delete_collection(settings: Settings) -> None:
+        """Delete the settings' collection whoever owns it (for `--rebuild`)."""
+        client = _client(settings)
+        try:
+            client.delete_collection(settings.chroma_collection)
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise StoreUnavailableError(
+                    f"index unavailable: cannot reach the Chroma server ({type(exc).__name__})"
+                ) from exc
+
     def drop(self) -> None:
-        """Delete the whole collection and start an empty one."""
+        """Delete the whole collection and start an empty one owned by this index."""
         with self._translate_errors():
             try:
                 self._client.delete_collection(self.settings.chroma_collection)
             except Exception as exc:
                 if _is_connection_error(exc):
                     raise
-            self._collection = self._client.get_or_create_collection(
-                self.settings.chroma_collection,
-                embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}},
-            )
+            self._collection = self._open_collection()
 
 
 def _client(settings: Settings) -> Any:

@@ -18,6 +18,14 @@ from tests.conftest import write_article
 from tests.fakes import FakeEmbedder
 
 
+def open_store(settings: Settings) -> VectorStore:
+    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    try:
+        return VectorStore(settings, owner=catalog.index_id())
+    finally:
+        catalog.close()
+
+
 def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
     """Chunk ids in the vector store, in BM25, and in the catalog."""
     layout = IndexLayout(settings.index_dir)
@@ -27,7 +35,7 @@ def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
     finally:
         catalog.close()
     return (
-        VectorStore(settings).ids(),
+        open_store(settings).ids(),
         set(LexicalIndex.load(layout.bm25).chunk_ids),
         in_catalog,
     )
@@ -183,7 +191,7 @@ def test_vectors_missing_after_a_crash_are_repaired(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     reindex(settings, fake_embedder)
-    store = VectorStore(settings)
+    store = open_store(settings)
     catalog = Catalog(IndexLayout(settings.index_dir).catalog)
     lost = catalog.chunk_ids(["aid.md"])
     store.delete(lost)
@@ -244,3 +252,28 @@ def test_a_broken_jsonl_line_does_not_drop_the_article_it_held(
     assert report.removed == []
     assert [p.where for p in report.problems] == ["feed.jsonl:2"]
     assert "w2" in Catalog(IndexLayout(settings.index_dir).catalog).hashes()
+
+
+def test_a_collection_owned_by_another_index_is_left_alone(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    vectors = open_store(settings).ids()
+    # A new catalog is another index pointed at the same collection.
+    IndexLayout(settings.index_dir).catalog.unlink()
+
+    with pytest.raises(IndexMismatchError, match="belongs to another newsbot index"):
+        reindex(settings, fake_embedder)
+
+    assert open_store_ids_unowned(settings) == vectors
+    report = reindex(settings, fake_embedder, rebuild=True)
+    assert len(report.added) == 3
+    assert parts(settings)[0] == parts(settings)[2]
+
+
+def open_store_ids_unowned(settings: Settings) -> set[str]:
+    """The collection's ids, read without claiming it."""
+    import chromadb
+
+    client = chromadb.PersistentClient(path=str(settings.index_dir / "chroma"))
+    return set(client.get_collection(settings.chroma_collection).get(include=[])["ids"])

@@ -1,0 +1,194 @@
+"""newsbot against a real Chroma server (`chroma run` in a subprocess), not the embedded store.
+
+One server serves the whole module; each test writes its own collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.chunks import chunk_id
+from index.embeddings import load_embedder
+from index.errors import IndexMismatchError, StoreUnavailableError
+from index.indexer import reindex
+from index.newsbot import Newsbot
+from index.settings import Settings
+from index.store import CHROMA_DIR
+from tests.chroma_server import ChromaServer, ChromaServerError
+from tests.fakes import FakeEmbedder
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).resolve().parent.parent / "corpus"
+SEED_ARTICLE = "us-long-range-missiles-ukraine.txt"
+AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A Chroma server on a free loopback port, with its data in a temporary folder."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
+    try:
+        server.start()
+    except ChromaServerError as exc:
+        pytest.fail(f"could not start the Chroma server: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def server_settings(
+    server: ChromaServer, tmp_path: Path, collection: str, **fields: Any
+) -> Settings:
+    """Settings that keep the catalog and BM25 under `tmp_path` and the vectors on `server`."""
+    return Settings(
+        index_dir=tmp_path / "index",
+        chroma_host=server.host,
+        chroma_port=server.port,
+        chroma_collection=collection,
+        **fields,
+    )
+
+
+def raw_collection(server: ChromaServer, name: str) -> Any:
+    """The collection as the server holds it, read without going through newsbot."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.HttpClient(
+        host=server.host, port=server.port, settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    return client.get_collection(name)
+
+
+def test_index_and_ask_through_the_server(
+    chroma_server: ChromaServer, corpus: Path, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    settings = server_settings(
+        chroma_server,
+        tmp_path,
+        "fake-ask",
+        corpus_dir=corpus,
+        embed_model=fake_embedder.name,
+    )
+
+    report = reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+    try:
+        answer = bot.ask(AID_QUESTION)
+        status = bot.status()
+    finally:
+        bot.close()
+
+    assert sorted(report.added) == ["aid.md", "science/comet.txt", "sport/marathon.md"]
+    assert answer.found, answer
+    assert "$56.2 billion" in answer.answer
+    assert answer.citations[0].article_id == "aid.md"
+    assert status.store == f"chroma server 127.0.0.1:{chroma_server.port}"
+    assert status.vectors == status.chunks == report.chunks_total > 0
+
+    stored = raw_collection(chroma_server, "fake-ask").get(include=["embeddings", "metadatas"])
+    assert len(stored["ids"]) == report.chunks_total
+    assert stored["embeddings"].shape == (report.chunks_total, fake_embedder.dimension)
+    assert set(stored["ids"]) == {
+        chunk_id(meta["article_id"], meta["ord"]) for meta in stored["metadatas"]
+    }
+    assert not (settings.index_dir / CHROMA_DIR).exists(), "the embedded store was used"
+
+
+def test_reindex_through_the_server_is_incremental(
+    chroma_server: ChromaServer, corpus: Path, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    settings = server_settings(
+        chroma_server,
+        tmp_path,
+        "fake-incremental",
+        corpus_dir=corpus,
+        embed_model=fake_embedder.name,
+    )
+    first = reindex(settings, fake_embedder)
+    calls = fake_embedder.calls
+
+    again = reindex(settings, fake_embedder)
+
+    assert fake_embedder.calls == calls
+    assert again.unchanged == 3
+    assert again.chunks_embedded == 0
+    assert not (again.added or again.updated or again.removed or again.repaired)
+
+    collection = raw_collection(chroma_server, "fake-incremental")
+    marathon = collection.get(where={"article_id": "sport/marathon.md"}, include=[])["ids"]
+    assert marathon
+    (corpus / "sport" / "marathon.md").unlink()
+
+    after = reindex(settings, fake_embedder)
+
+    assert after.removed == ["sport/marathon.md"]
+    assert fake_embedder.calls == calls
+    assert collection.get(ids=marathon, include=[])["ids"] == []
+    assert collection.count() == after.chunks_total == first.chunks_total - len(marathon)
+
+
+def test_real_model_answers_from_the_seed_corpus_through_the_server(
+    chroma_server: ChromaServer, tmp_path: Path
+) -> None:
+    settings = server_settings(chroma_server, tmp_path, "seed-minilm", corpus_dir=SEED)
+    embedder = load_embedder(settings)
+
+    report = reindex(settings, embedder)
+    bot = Newsbot(settings, embedder)
+    try:
+        answer = bot.ask("How much aid has the US sent?")
+    finally:
+        bot.close()
+
+    assert report.added == [SEED_ARTICLE]
+    assert answer.found, answer
+    assert "$56.2 billion" in answer.answer
+    assert SEED_ARTICLE in [c.article_id for c in answer.citations]
+    assert raw_collection(chroma_server, "seed-minilm").count() == report.chunks_total
+
+
+def test_two_indexes_cannot_share_one_collection(
+    chroma_server: ChromaServer, corpus: Path, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    first = server_settings(
+        chroma_server,
+        tmp_path / "a",
+        "fake-shared",
+        corpus_dir=corpus,
+        embed_model=fake_embedder.name,
+    )
+    second = first.overridden(index_dir=tmp_path / "b" / "index")
+    reindex(first, fake_embedder)
+    held = raw_collection(chroma_server, "fake-shared").count()
+
+    with pytest.raises(IndexMismatchError, match="belongs to another newsbot index"):
+        reindex(second, fake_embedder)
+
+    assert raw_collection(chroma_server, "fake-shared").count() == held
+    own = second.overridden(chroma_collection="fake-shared-b")
+    assert reindex(own, fake_embedder).added
+    assert Newsbot(first, fake_embedder).ask(AID_QUESTION).found
+
+
+def test_server_down_is_a_clear_error(
+    corpus: Path, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    from tests.chroma_server import free_port
+
+    settings = Settings(
+        corpus_dir=corpus,
+        index_dir=tmp_path / "index",
+        embed_model=fake_embedder.name,
+        chroma_host="127.0.0.1",
+        chroma_port=free_port(),
+    )
+
+    with pytest.raises(StoreUnavailableError, match="index unavailable"):
+        reindex(settings, fake_embedder)
