@@ -35,7 +35,7 @@ err = Console(stderr=True)
 
 IndexDirOption = Annotated[
     Path | None,
-    typer.Option("--index-dir", help="Index folder [default: NEWSBOT_INDEX_DIR or .newsbot]."),
+    typer.Option("--index-dir", help="Index folder (default: NEWSBOT_INDEX_DIR or .newsbot)."),
 ]
 
 
@@ -70,7 +70,7 @@ def load_settings(**overrides: Any) -> Settings:
 def index_command(
     corpus: Annotated[
         Path | None,
-        typer.Option("--corpus", help="Corpus folder [default: NEWSBOT_CORPUS_DIR or corpus]."),
+        typer.Option("--corpus", help="Corpus folder (default: NEWSBOT_CORPUS_DIR or corpus)."),
     ] = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Drop the index and build it anew.")
@@ -139,7 +139,7 @@ def ask_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     k: Annotated[
         int | None,
-        typer.Option("--k", min=1, max=50, help="Passages to cite [default: NEWSBOT_TOP_K or 5]."),
+        typer.Option("--k", min=1, max=50, help="Passages to cite (default: NEWSBOT_TOP_K or 5)."),
     ] = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Only articles from this outlet.")

@@ -154,3 +154,11 @@ def test_bad_corpus_file_is_named_and_the_rest_indexed(env: Path, corpus: Path) 
     assert result.exit_code == 0
     assert "broken.md" in result.stderr
     assert "│     3 │" in result.stdout
+
+
+def test_help_names_the_settings_behind_each_default() -> None:
+    result = runner.invoke(app, ["ask", "--help"], terminal_width=200)
+
+    assert result.exit_code == 0
+    assert "NEWSBOT_TOP_K" in result.stdout
+    assert "NEWSBOT_INDEX_DIR" in result.stdout
