@@ -26,7 +26,7 @@ from index.store import VectorStore
 
 INDEX_FORMAT = 1
 # Chunks embedded and committed together: a crash loses at most one group's work.
-GROUP_CHUNKS = 256
+GROUP_CHUNKS = 1024
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) while indexing; stage is "embed"."""
