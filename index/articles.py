@@ -359,10 +359,8 @@ def clean_text(text: str) -> str:
     """Normalise newlines and whitespace, and drop promotion and navigation lines."""
     lines = []
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        stripped = line.strip()
-        if stripped and len(stripped) <= PROMO_MAX_CHARS and _PROMO.match(stripped):
-            continue
-        lines.append(line.rstrip())
+        if not is_promo_line(line):
+            lines.append(line.rstrip())
     cleaned = "\n".join(lines)
     cleaned = re.sub(r"\n{3,}", "\n\n", cleaned)
     return cleaned.strip()

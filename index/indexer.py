@@ -59,7 +59,10 @@ def manifest_for(settings: Settings, model_name: str) -> dict[str, Any]:
 
 
 def check_manifest(recorded: dict[str, Any] | None, wanted: dict[str, Any], where: Path) -> None:
-    """Raise `IndexMismatchError` naming the differences between `recorded` and `wanted`."""
+    """Raise `IndexMismatchError` naming the keys of `wanted` that `recorded` has otherwise.
+
+    Only `wanted`'s keys count: what `recorded` adds (the dimension) follows from them.
+    """
     if recorded is None:
         return
     diffs = [
@@ -183,7 +186,7 @@ def _sync(
         catalog.set_meta("manifest", None)
         recorded = None
     else:
-        check_manifest(_without_dimension(recorded), wanted, settings.index_dir)
+        check_manifest(recorded, wanted, settings.index_dir)
 
     old = catalog.hashes()
     if not articles and old:
@@ -217,14 +220,8 @@ def _sync(
         report.chunks_embedded = _embed_and_write(
             embedder, chunker, catalog, store, changed, progress
         )
-        if recorded is None or "dimension" not in recorded:
-            wanted["dimension"] = embedder.dimension
-        else:
-            wanted["dimension"] = recorded["dimension"]
-            if embedder.dimension != recorded["dimension"]:  # pragma: no cover - guarded above
-                raise IndexMismatchError("model dimension changed: run `newsbot index --rebuild`")
-    elif recorded is not None:
-        wanted["dimension"] = recorded.get("dimension")
+    # The dimension follows from the model (already checked): record it, don't compare it.
+    wanted["dimension"] = embedder.dimension if changed else (recorded or {}).get("dimension")
 
     if report.removed:
         store.delete(catalog.chunk_ids(report.removed))
@@ -238,12 +235,6 @@ def _sync(
     if changed or report.removed or rebuild:
         layout.bump_generation()
     return report
-
-
-def _without_dimension(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
-    if manifest is None:
-        return None
-    return {k: v for k, v in manifest.items() if k != "dimension"}
 
 
 def _articles_to_repair(catalog: Catalog, store: VectorStore, current: set[str]) -> set[str]:

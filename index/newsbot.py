@@ -71,9 +71,7 @@ class Newsbot:
                 f"the index in {self.settings.index_dir} is empty: run `newsbot index`"
             )
         check_manifest(
-            {k: v for k, v in recorded.items() if k != "dimension"},
-            manifest_for(self.settings, self.embedder.name),
-            self.settings.index_dir,
+            recorded, manifest_for(self.settings, self.embedder.name), self.settings.index_dir
         )
         self.manifest = recorded
         self.catalog = catalog

@@ -30,12 +30,8 @@ class VectorStore:
     def __init__(self, settings: Settings, *, owner: str) -> None:
         self.settings = settings
         self.owner = owner
-        self.location = (
-            f"chroma server {settings.chroma_host}:{settings.chroma_port}"
-            if settings.chroma_host
-            else str(settings.index_dir / CHROMA_DIR)
-        )
-        with self._translate_errors():
+        self.location = _location(settings)
+        with _unavailable(self.location):
             self._client = _client(settings)
             self._collection = self._open_collection()
             self._check_owner()
@@ -66,17 +62,6 @@ class VectorStore:
             )
         self._collection.modify(metadata={OWNER_KEY: self.owner})
 
-    @contextmanager
-    def _translate_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise StoreUnavailableError(
-                    f"index unavailable: cannot reach {self.location} ({type(exc).__name__})"
-                ) from exc
-            raise
-
     def close(self) -> None:
         """Release the client. The embedded store caches one per folder in each process, so a
         reader must close it to see what another process wrote since."""
@@ -85,12 +70,12 @@ class VectorStore:
             close()
 
     def count(self) -> int:
-        with self._translate_errors():
+        with _unavailable(self.location):
             return int(self._collection.count())
 
     def ids(self) -> set[str]:
         """Every chunk id the store holds."""
-        with self._translate_errors():
+        with _unavailable(self.location):
             out: set[str] = set()
             offset = 0
             while True:
@@ -103,7 +88,7 @@ class VectorStore:
     def upsert(
         self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]
     ) -> None:
-        with self._translate_errors():
+        with _unavailable(self.location):
             for i in range(0, len(ids), WRITE_BATCH):
                 self._collection.upsert(
                     ids=list(ids[i : i + WRITE_BATCH]),
@@ -112,7 +97,7 @@ class VectorStore:
                 )
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._translate_errors():
+        with _unavailable(self.location):
             for i in range(0, len(ids), WRITE_BATCH):
                 self._collection.delete(ids=list(ids[i : i + WRITE_BATCH]))
 
@@ -120,7 +105,7 @@ class VectorStore:
         """Up to `n` (chunk id, cosine similarity) pairs, most similar first."""
         if n <= 0:
             return []
-        with self._translate_errors():
+        with _unavailable(self.location):
             # n may exceed the collection's size: Chroma then returns what it has.
             result = self._collection.query(
                 query_embeddings=[vector], n_results=n, include=["distances"]
@@ -132,24 +117,43 @@ class VectorStore:
     @staticmethod
     def delete_collection(settings: Settings) -> None:
         """Delete the settings' collection whoever owns it (for `--rebuild`)."""
-        client = _client(settings)
-        try:
-            client.delete_collection(settings.chroma_collection)
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise StoreUnavailableError(
-                    f"index unavailable: cannot reach the Chroma server ({type(exc).__name__})"
-                ) from exc
+        with _unavailable(_location(settings)):
+            client = _client(settings)
+            try:
+                client.delete_collection(settings.chroma_collection)
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    raise
+                # No such collection: nothing to delete.
 
     def drop(self) -> None:
         """Delete the whole collection and start an empty one owned by this index."""
-        with self._translate_errors():
+        with _unavailable(self.location):
             try:
                 self._client.delete_collection(self.settings.chroma_collection)
             except Exception as exc:
                 if _is_connection_error(exc):
                     raise
             self._collection = self._open_collection()
+
+
+def _location(settings: Settings) -> str:
+    if settings.chroma_host:
+        return f"chroma server {settings.chroma_host}:{settings.chroma_port}"
+    return str(settings.index_dir / CHROMA_DIR)
+
+
+@contextmanager
+def _unavailable(location: str) -> Iterator[None]:
+    """Turn "cannot connect" into `StoreUnavailableError`; other errors pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_connection_error(exc):
+            raise StoreUnavailableError(
+                f"index unavailable: cannot reach {location} ({type(exc).__name__})"
+            ) from exc
+        raise
 
 
 def _client(settings: Settings) -> Any:
