@@ -50,7 +50,12 @@ class Settings(BaseSettings):
     embed_threads: int = _env(
         "EMBED_THREADS", 0, "Torch threads when indexing (0 = one per core).", ge=0
     )
-    query_threads: int = _env("QUERY_THREADS", 1, "Torch threads when answering (the question and candidate sentences).", ge=1)
+    query_threads: int = _env(
+        "QUERY_THREADS",
+        1,
+        "Torch threads when answering (the question and candidate sentences).",
+        ge=1,
+    )
     chroma_host: str | None = _env(
         "CHROMA_HOST", None, "Use the Chroma server at this host instead of the embedded store."
     )
