@@ -80,6 +80,21 @@ class Answer:
             citation["highlight"] = list(highlight) if highlight else None
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The inverse of `to_dict`."""
+        citations = [
+            Citation(**{**c, "highlight": tuple(c["highlight"]) if c.get("highlight") else None})
+            for c in data.get("citations", [])
+        ]
+        return cls(
+            data["question"],
+            data["found"],
+            data["answer"],
+            citations,
+            data.get("latency_ms", 0.0),
+        )
+
 
 @dataclass(frozen=True)
 class _Sentence:

@@ -224,6 +224,56 @@ def status_command(
     out.print(table)
 
 
+@app.command("bot")
+def bot_command(index_dir: IndexDirOption = None) -> None:
+    """Run the Discord bot (needs DISCORD_TOKEN in .env); Ctrl+C stops it."""
+    settings = load_settings(index_dir=index_dir)
+    with user_errors():
+        from bot.app import run
+
+        run(settings)
+
+
+@app.command("feedback")
+def feedback_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object a line.")] = False,
+    vote: Annotated[
+        str | None, typer.Option("--vote", help="Only 'up' or only 'down' votes.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest this many votes.")] = 50,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """List the 👍/👎 votes people gave the bot's answers, newest first."""
+    settings = load_settings(index_dir=index_dir)
+    if vote not in (None, "up", "down"):
+        fail(f"--vote wants 'up' or 'down', not {vote!r}")
+    from index.feedback import FeedbackLog
+
+    log = FeedbackLog.existing(settings.index_dir)
+    entries = log.entries(vote=vote, limit=limit) if log else []  # type: ignore[arg-type]
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
+        return
+    if not entries:
+        out.print(f"No feedback yet in {settings.index_dir}.")
+        return
+    table = Table(title=f"Feedback in {settings.index_dir} (newest first)")
+    for column in ("time (UTC)", "vote", "user", "question", "answer", "sources"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        sources = ", ".join(f"[{s['n']}] {s['source'] or s['title']}" for s in e.sources)
+        table.add_row(
+            e.voted_at[:19].replace("T", " "),
+            "👍" if e.vote == "up" else "👎",
+            str(e.user_id),
+            escape(e.question),
+            escape(e.answer),
+            escape(sources),
+        )
+    out.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

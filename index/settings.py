@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
@@ -84,10 +85,43 @@ class Settings(BaseSettings):
         le=1.0,
     )
 
-    @field_validator("chroma_host")
+    # --- the Discord bot (`newsbot bot`) ---
+    discord_token: SecretStr | None = _env(
+        "DISCORD_TOKEN", None, "The bot's token (developer portal → your app → Bot). Secret."
+    )
+    discord_guild_id: int | None = _env(
+        "DISCORD_GUILD_ID",
+        None,
+        "Sync /ask to this server only, instantly (for development); empty = every server.",
+    )
+    discord_message_content: bool = _env(
+        "DISCORD_MESSAGE_CONTENT",
+        True,
+        "Use the Message Content intent, so follow-ups in a thread need no @mention.",
+    )
+    allowed_channel_ids: Annotated[list[int], NoDecode] = _env(
+        "ALLOWED_CHANNEL_IDS",
+        [],
+        "Channel ids (comma-separated) where the bot answers; empty = everywhere.",
+    )
+    bot_rate_limit: int = _env(
+        "BOT_RATE_LIMIT", 5, "Questions one user may ask per minute (0 = no limit).", ge=0
+    )
+    bot_max_question_chars: int = _env(
+        "BOT_MAX_QUESTION_CHARS", 300, "Longest question the bot accepts.", ge=10, le=4000
+    )
+
+    @field_validator("allowed_channel_ids", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value or None
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in re.split(r"[\s,]+", value) if part]
+        return value
+
+    @field_validator("chroma_host", "discord_token", "discord_guild_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from index.answer import Answer, Citation
 from index.cli import app
+from index.feedback import FeedbackLog
 from tests.conftest import write_article
+from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
 
 runner = CliRunner()
@@ -162,3 +166,96 @@ def test_help_names_the_settings_behind_each_default() -> None:
     assert result.exit_code == 0
     assert "NEWSBOT_TOP_K" in result.stdout
     assert "NEWSBOT_INDEX_DIR" in result.stdout
+
+
+# -- the bot and its feedback ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (None, "DISCORD_TOKEN is not set"),
+        ("", "DISCORD_TOKEN is not set"),
+        ("hunter2", "does not look like a bot token"),
+        (f"Bot {TOKEN}", "leave out the 'Bot ' prefix"),
+    ],
+)
+def test_bot_without_a_usable_token_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, token: str | None, message: str
+) -> None:
+    if token is not None:
+        monkeypatch.setenv("DISCORD_TOKEN", token)
+
+    result = runner.invoke(app, ["bot"])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert "developers/applications" in result.stderr  # says where to get one
+    assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"token": TOKEN.replace("abc", "xyz")}, "Discord rejected DISCORD_TOKEN"),
+        ({"refuse_message_content": True}, "Message Content intent"),
+    ],
+)
+def test_bot_refused_by_discord_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], message: str
+) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+
+    with serving_in_thread(**options) as fake:
+        result = runner.invoke(app, ["bot"])
+
+    assert fake.requests[0].path == "/users/@me" or fake.requests == []
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert TOKEN not in result.output
+
+
+def test_bot_without_an_index_says_to_build_one(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+
+    result = runner.invoke(app, ["bot"])
+
+    assert result.exit_code == 1
+    assert "run `newsbot index`" in result.stderr
+
+
+def test_feedback_lists_votes_as_table_and_json(env: Path) -> None:
+    assert "No feedback yet" in runner.invoke(app, ["feedback"]).stdout
+    log = FeedbackLog(env)
+    answer = Answer(
+        "How much aid?",
+        True,
+        "$56.2 billion [1]",
+        [Citation(1, "aid.md", "US aid", "Example News", "https://e.com/a", "2024-11-17", "p")],
+    )
+    first = log.record_answer(answer, user_id=42, channel_id=7, shown=5)
+    log.vote(first, user_id=42, vote="up")
+    log.vote(first, user_id=43, vote="down")
+    log.close()
+
+    table = runner.invoke(app, ["feedback"])
+    lines = runner.invoke(app, ["feedback", "--json"]).stdout.splitlines()
+    downs = runner.invoke(app, ["feedback", "--json", "--vote", "down"]).stdout.splitlines()
+
+    assert table.exit_code == 0 and "How much aid?" in table.stdout and "👎" in table.stdout
+    rows = [json.loads(line) for line in lines]
+    assert {(r["user_id"], r["vote"]) for r in rows} == {(42, "up"), (43, "down")}
+    assert rows[0]["sources"] == [
+        {
+            "n": 1,
+            "title": "US aid",
+            "source": "Example News",
+            "published": "2024-11-17",
+            "url": "https://e.com/a",
+        }
+    ]
+    assert [json.loads(line)["user_id"] for line in downs] == [43]
+    bad = runner.invoke(app, ["feedback", "--vote", "meh"])
+    assert bad.exit_code == 1 and "--vote wants 'up' or 'down'" in bad.stderr

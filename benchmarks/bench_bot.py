@@ -1,0 +1,187 @@
+"""The bot under a burst: concurrent `/ask` through the real discord.py client and a fake Discord.
+
+Measures, per interaction, the time from the gateway event to the bot's acknowledgement (Discord
+allows 3 s) and to its answer, and the worst stall of the bot's event loop meanwhile. The fake
+Discord (tests/fake_discord.py) runs in a process of its own; the answers use the real model.
+
+Run from the repository root:
+
+    python benchmarks/bench_bot.py                  # 100 questions, the seed corpus
+    python benchmarks/bench_bot.py --count 200 --articles ../shared/eval/rtqa-dev/articles.jsonl.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from bench_ask import BUILTIN_QUESTIONS, percentile
+from bench_index import (
+    REPO,
+    SEED_CORPUS,
+    bench_settings,
+    load_model,
+    machine_line,
+    read_records,
+    write_corpus,
+)
+
+sys.path.insert(0, str(REPO))  # for tests.fake_discord, which is not an installed package
+
+from bot.app import NewsbotBot, serve
+from index.embeddings import load_embedder
+from index.feedback import FeedbackLog
+from index.indexer import reindex
+from index.newsbot import Newsbot
+from tests.fake_discord import APP_ID, TOKEN, FakeDiscord, patched, until_ready
+
+STALL_TICK = 0.005  # the monitor asks to wake every 5 ms; lateness beyond that is a stall
+
+
+async def monitor(stalls: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """Record (when, how late) the event loop wakes a sleeper."""
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(STALL_TICK)
+        now = time.perf_counter()
+        stalls.append((now, now - before - STALL_TICK))
+
+
+def fake_discord_process(conn: Connection, count: int) -> None:
+    """The fake Discord, in its own process so its work does not take the bot's GIL.
+
+    Protocol over `conn`: sends its port; on "warm" asks one question and waits for the
+    answer; on "burst" sends `count` /ask at once, waits for every answer and sends back the
+    timings; on "stop" shuts down.
+    """
+
+    async def main() -> None:
+        fake = FakeDiscord()
+        await fake.start()
+        conn.send(fake.port)
+        loop = asyncio.get_running_loop()
+        while (command := await loop.run_in_executor(None, conn.recv)) != "stop":
+            n = count if command == "burst" else 1
+            payloads = [
+                fake.slash_ask(BUILTIN_QUESTIONS[i % len(BUILTIN_QUESTIONS)], user_id=10**17 + i)
+                for i in range(n)
+            ]
+            start = len(fake.requests)
+            sent: dict[str, float] = {}
+            for data in payloads:
+                sent[data["id"]] = time.perf_counter()
+                await fake.dispatch("INTERACTION_CREATE", data)
+            answers = {f"/webhooks/{APP_ID}/{d['token']}": d["id"] for d in payloads}
+            while sum(1 for r in fake.requests[start:] if r.path in answers) < n:
+                await asyncio.sleep(0.05)
+            new = fake.requests[start:]
+            acks = {r.path.split("/")[2]: r.at for r in new if r.path.endswith("/callback")}
+            done = {answers[r.path]: r.at for r in new if r.path in answers}
+            conn.send({i: (t, acks[i], done[i]) for i, t in sent.items()})
+        await fake.stop()
+
+    asyncio.run(main())
+
+
+async def burst(bot: NewsbotBot, conn: Connection) -> dict[str, list[float]]:
+    """One warm-up question, then the burst; per-question latencies and loop lags (s)."""
+    await until_ready(bot)
+    loop = asyncio.get_running_loop()
+    # The figures are for a bot that has been up a while, not for its very first question.
+    conn.send("warm")
+    await loop.run_in_executor(None, conn.recv)
+    stalls: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(monitor(stalls, stop))
+    conn.send("burst")
+    timings: dict[str, tuple[float, float, float]] = await loop.run_in_executor(None, conn.recv)
+    stop.set()
+    await watcher
+    last_ack = max(ack for _, ack, _ in timings.values())
+    return {
+        "ack": [ack - sent for sent, ack, _ in timings.values()],
+        "answer": [done - sent for sent, _, done in timings.values()],
+        # Receiving: until the last acknowledgement; answering: the model at work off the loop.
+        "stall while receiving": [lag for at, lag in stalls if at <= last_ack],
+        "stall while answering": [lag for at, lag in stalls if at > last_ack],
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=100, help="concurrent /ask (default 100)")
+    parser.add_argument("--articles", type=Path, default=SEED_CORPUS, help="corpus to index")
+    parser.add_argument("--limit", type=int, default=100, help="articles to index (default 100)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="newsbot-bench-bot-") as tmp:
+        corpus = write_corpus(read_records(args.articles, args.limit), Path(tmp) / "corpus")
+        settings = bench_settings(corpus, Path(tmp) / "index", bot_rate_limit=0)
+        embedder = load_embedder(settings)
+        load_model(embedder)
+        report = reindex(settings, embedder)
+        query = load_embedder(settings, purpose="query")
+        query.warm_up()
+        newsbot = Newsbot(settings, query)
+        feedback = FeedbackLog(settings.index_dir)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        ours, theirs = multiprocessing.get_context("spawn").Pipe()
+        process = multiprocessing.get_context("spawn").Process(
+            target=fake_discord_process, args=(theirs, args.count), daemon=True
+        )
+        process.start()
+        fake = FakeDiscord()
+        fake.port = ours.recv()
+
+        async def run() -> dict[str, list[float]]:
+            bot = NewsbotBot(settings, newsbot, feedback)
+            server = asyncio.create_task(serve(bot, TOKEN))
+            try:
+                return await burst(bot, ours)
+            finally:
+                await bot.close()
+                await server
+
+        try:
+            with patched(fake):
+                figures = asyncio.run(run())
+        finally:
+            ours.send("stop")
+            process.join(timeout=30)
+        newsbot.close()
+        feedback.close()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(machine_line())
+    print(
+        f"index: {report.chunks_total} chunks; {args.count} concurrent /ask from {args.count} users"
+    )
+    for name in ("ack", "answer"):
+        values = [v * 1000 for v in figures[name]]
+        print(
+            f"time to {name:<6}  p50 {percentile(values, 50):8.1f} ms   "
+            f"p95 {percentile(values, 95):8.1f} ms   max {max(values):8.1f} ms"
+        )
+    for name in ("stall while receiving", "stall while answering"):
+        stalls = [v * 1000 for v in figures[name]] or [0.0]
+        print(
+            f"event-loop {name}: worst {max(stalls):6.1f} ms, p99 {percentile(stalls, 99):5.1f} ms"
+            f" ({len(figures[name])} samples, a {STALL_TICK * 1000:.0f} ms sleep each)"
+        )
+    print(f"peak RSS {rss_before:.0f} MB before the burst, {rss_after:.0f} MB after")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The feedback log: answers the bot gave and the 👍/👎 votes on them (SQLite beside the index)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from index.answer import Answer
+
+FEEDBACK_FILE = "feedback.sqlite"
+Vote = Literal["up", "down"]
+VOTES: tuple[Vote, ...] = ("up", "down")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    id TEXT PRIMARY KEY,
+    asked_at TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    channel_id INTEGER,
+    message_id INTEGER,
+    shown INTEGER NOT NULL,
+    answer TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_message ON answers(message_id);
+CREATE TABLE IF NOT EXISTS votes (
+    answer_id TEXT NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL,
+    vote TEXT NOT NULL CHECK (vote IN ('up', 'down')),
+    voted_at TEXT NOT NULL,
+    PRIMARY KEY (answer_id, user_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An answer as the bot posted it: `shown` citations went in the reply, the rest wait."""
+
+    id: str
+    asked_at: str
+    user_id: int
+    channel_id: int | None
+    message_id: int | None
+    shown: int
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    """One vote with what it was about, as `newsbot feedback` lists it."""
+
+    voted_at: str
+    vote: Vote
+    user_id: int
+    question: str
+    answer: str
+    found: bool
+    sources: list[dict[str, Any]]  # the citations the reply showed
+    answer_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class FeedbackLog:
+    """Answers and votes in `index_dir/feedback.sqlite`; safe to share between threads."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.path = index_dir / FEEDBACK_FILE
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    @classmethod
+    def existing(cls, index_dir: Path) -> FeedbackLog | None:
+        """The log in `index_dir` if the bot ever wrote one (reading never creates it)."""
+        return cls(index_dir) if (index_dir / FEEDBACK_FILE).exists() else None
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    def close(self) -> None:
+        with self._locked() as db:
+            db.close()
+
+    def record_answer(
+        self, answer: Answer, *, user_id: int, channel_id: int | None, shown: int
+    ) -> str:
+        """Remember an answer about to be posted; returns its id (buttons carry it)."""
+        answer_id = uuid.uuid4().hex[:16]
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO answers(id, asked_at, user_id, channel_id, shown, answer) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    answer_id,
+                    _now(),
+                    user_id,
+                    channel_id,
+                    shown,
+                    json.dumps(answer.to_dict(), ensure_ascii=False),
+                ),
+            )
+        return answer_id
+
+    def set_message(self, answer_id: str, message_id: int) -> None:
+        """Note the Discord message that shows the answer (threads started from it follow up)."""
+        with self._locked() as db:
+            db.execute("UPDATE answers SET message_id = ? WHERE id = ?", (message_id, answer_id))
+
+    def answer(self, answer_id: str) -> StoredAnswer | None:
+        with self._locked() as db:
+            row = db.execute("SELECT * FROM answers WHERE id = ?", (answer_id,)).fetchone()
+        return None if row is None else _stored(row)
+
+    def answer_for_message(self, message_id: int) -> StoredAnswer | None:
+        """The answer shown by Discord message `message_id`, if the bot posted one."""
+        with self._locked() as db:
+            row = db.execute("SELECT * FROM answers WHERE message_id = ?", (message_id,)).fetchone()
+        return None if row is None else _stored(row)
+
+    def vote(self, answer_id: str, *, user_id: int, vote: Vote) -> bool:
+        """Record (or change) `user_id`'s vote; False if the answer is unknown."""
+        if vote not in VOTES:
+            raise ValueError(f"vote must be one of {VOTES}, not {vote!r}")
+        with self._locked() as db:
+            known = db.execute("SELECT 1 FROM answers WHERE id = ?", (answer_id,)).fetchone()
+            if known is None:
+                return False
+            db.execute(
+                "INSERT INTO votes(answer_id, user_id, vote, voted_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(answer_id, user_id) DO UPDATE SET "
+                "vote = excluded.vote, voted_at = excluded.voted_at",
+                (answer_id, user_id, vote, _now()),
+            )
+        return True
+
+    def entries(self, *, vote: Vote | None = None, limit: int | None = None) -> list[FeedbackEntry]:
+        """Votes, newest first, each with its question, answer and cited sources."""
+        query = (
+            "SELECT v.vote, v.user_id, v.voted_at, a.id, a.shown, a.answer FROM votes v "
+            "JOIN answers a ON a.id = v.answer_id"
+        )
+        params: list[Any] = []
+        if vote is not None:
+            query += " WHERE v.vote = ?"
+            params.append(vote)
+        query += " ORDER BY v.voted_at DESC, v.rowid DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._locked() as db:
+            rows = db.execute(query, params).fetchall()
+        entries = []
+        for row in rows:
+            answer = json.loads(row["answer"])
+            entries.append(
+                FeedbackEntry(
+                    voted_at=row["voted_at"],
+                    vote=row["vote"],
+                    user_id=row["user_id"],
+                    question=answer["question"],
+                    answer=answer["answer"],
+                    found=answer["found"],
+                    sources=[
+                        {k: c[k] for k in ("n", "title", "source", "published", "url")}
+                        for c in answer["citations"][: row["shown"]]
+                    ],
+                    answer_id=row["id"],
+                )
+            )
+        return entries
+
+
+def _stored(row: sqlite3.Row) -> StoredAnswer:
+    return StoredAnswer(
+        id=row["id"],
+        asked_at=row["asked_at"],
+        user_id=row["user_id"],
+        channel_id=row["channel_id"],
+        message_id=row["message_id"],
+        shown=row["shown"],
+        answer=Answer.from_dict(json.loads(row["answer"])),
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

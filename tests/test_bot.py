@@ -1,0 +1,457 @@
+"""The Discord bot, driven through real discord.py against an in-process fake of Discord.
+
+Gateway payloads (INTERACTION_CREATE, MESSAGE_CREATE, THREAD_CREATE) go in through the fake's
+websocket; the assertions are on the HTTP requests the bot makes, i.e. what a user would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import NewsbotBot, serve
+from bot.render import (
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    FIELD_NAME_LIMIT,
+    FIELD_VALUE_LIMIT,
+    NOT_COVERED_COLOUR,
+)
+from index.answer import NOT_COVERED
+from index.feedback import FeedbackLog
+from index.indexer import reindex
+from index.newsbot import Newsbot
+from index.settings import Settings
+from tests.conftest import write_article
+from tests.fake_discord import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER,
+    CHANNEL_ID,
+    EPHEMERAL,
+    OTHER_CHANNEL_ID,
+    TOKEN,
+    USER_ID,
+    FakeDiscord,
+    Request,
+    patched,
+    thread_channel,
+    until_ready,
+)
+from tests.fakes import FakeEmbedder
+
+AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
+
+
+@asynccontextmanager
+async def running(settings: Settings, embedder: FakeEmbedder) -> AsyncIterator[Session]:
+    """The real bot, logged in and READY against a fresh fake Discord."""
+    fake = FakeDiscord()
+    await fake.start()
+    newsbot = Newsbot(settings, embedder)
+    feedback = FeedbackLog(settings.index_dir)
+    bot = NewsbotBot(settings, newsbot, feedback)
+    with patched(fake):
+        task = asyncio.create_task(serve(bot, TOKEN))
+        try:
+            await until_ready(bot)
+            yield Session(fake, bot)
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 30)
+            await fake.stop()
+            newsbot.close()
+            feedback.close()
+
+
+class Session:
+    """A running bot and its fake Discord, with the steps a user takes."""
+
+    def __init__(self, fake: FakeDiscord, bot: NewsbotBot) -> None:
+        self.fake = fake
+        self.bot = bot
+
+    async def slash_ask(self, question: str, **kwargs: Any) -> tuple[Request, Request | None]:
+        """Run `/ask`; returns (the interaction callback, the follow-up message if any)."""
+        data = self.fake.slash_ask(question, **kwargs)
+        start = len(self.fake.requests)
+        await self.fake.dispatch("INTERACTION_CREATE", data)
+        callback = await self.fake.wait_for(
+            lambda r: r.path.startswith(f"/interactions/{data['id']}/"), after=start
+        )
+        if callback.body["type"] != 5:  # answered at once (a refusal), nothing follows
+            return callback, None
+        followup = await self.fake.wait_for(
+            lambda r: r.method == "POST" and r.path == f"/webhooks/{APP_ID}/{data['token']}",
+            after=start,
+        )
+        return callback, followup
+
+    async def click(self, custom_id: str, message: dict[str, Any], **kwargs: Any) -> Request:
+        data = self.fake.button_click(custom_id, message, **kwargs)
+        await self.fake.dispatch("INTERACTION_CREATE", data)
+        return await self.fake.wait_for(lambda r: r.path.startswith(f"/interactions/{data['id']}/"))
+
+    async def say(self, content: str, **kwargs: Any) -> Request:
+        """Post a message; returns the bot's reply."""
+        data = self.fake.message(content, **kwargs)
+        start = len(self.fake.requests)
+        await self.fake.dispatch("MESSAGE_CREATE", data)
+        channel = data["channel_id"]
+        return await self.fake.wait_for(
+            lambda r: r.method == "POST" and r.path == f"/channels/{channel}/messages",
+            after=start,
+        )
+
+
+def scenario(
+    settings: Settings, embedder: FakeEmbedder, steps: Callable[[Session], Awaitable[None]]
+) -> None:
+    reindex(settings, embedder)
+
+    async def main() -> None:
+        async with running(settings, embedder) as session:
+            await steps(session)
+
+    asyncio.run(main())
+
+
+def embed_of(request: Request) -> dict[str, Any]:
+    embeds = request.body["embeds"]
+    assert len(embeds) == 1
+    return embeds[0]
+
+
+def custom_ids(request: Request) -> list[str]:
+    return [c["custom_id"] for row in request.body["components"] for c in row["components"]]
+
+
+def message_of(fake: FakeDiscord, request: Request) -> dict[str, Any]:
+    """The message the fake created for `request` (buttons are clicked on it)."""
+    return next(
+        m for m in reversed(fake.messages.values()) if m["embeds"] == request.body.get("embeds")
+    )
+
+
+# -- asking ----------------------------------------------------------------------------------
+def test_slash_ask_acknowledges_then_answers_with_numbered_linked_sources(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        callback, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is not None
+        assert callback.body["type"] == 5  # deferred: "newsbot is thinking…"
+        assert s.fake.requests.index(callback) < s.fake.requests.index(followup)
+        assert not followup.flags & EPHEMERAL
+        embed = embed_of(followup)
+        assert embed["title"] == AID_QUESTION
+        assert "$56.2 billion" in embed["description"]
+        assert embed["description"].endswith("[1]")
+        names = [f["name"] for f in embed["fields"]]
+        assert names[0] == "[1] Example News · 2024-11-17"
+        assert [int(re.match(r"\[(\d+)\]", n)[1]) for n in names] == list(  # type: ignore[index]
+            range(1, len(names) + 1)
+        )
+        first = embed["fields"][0]["value"]
+        assert first.startswith("[US aid to Ukraine](https://example.com/2024/11/17/aid)\n> “")
+        assert "**The United States has sent $56.2 billion" in first
+        assert followup.body["allowed_mentions"] == {"parse": []}
+        ids = custom_ids(followup)
+        assert [i.rsplit(":", 1)[0] for i in ids] == [
+            "newsbot:vote:up",
+            "newsbot:vote:down",
+            "newsbot:more",
+        ]
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_mention_is_answered_in_the_channel_without_pinging(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        reply = await s.say(f"<@{BOT_ID}> {AID_QUESTION}", mentions=[BOT_USER])
+        assert "$56.2 billion" in embed_of(reply)["description"]
+        assert reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+        assert int(reply.body["message_reference"]["channel_id"]) == CHANNEL_ID
+        typing = s.fake.matching("POST", f"/channels/{CHANNEL_ID}/typing")
+        assert typing, "shows 'newsbot is typing…' while it works"
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_messages_not_addressed_to_the_bot_are_ignored(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        await s.fake.dispatch("MESSAGE_CREATE", s.fake.message(AID_QUESTION))
+        # A mention afterwards is answered, and nothing was posted for the first message.
+        await s.say(f"<@{BOT_ID}> {AID_QUESTION}", mentions=[BOT_USER])
+        assert len(s.fake.matching("POST", f"/channels/{CHANNEL_ID}/messages")) == 1
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_everyone_and_role_mentions_in_a_question_ping_nobody(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    question = f"@everyone @here <@&{USER_ID}> <@{USER_ID}> {AID_QUESTION}"
+
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask(question)
+        assert followup is not None
+        assert followup.body["allowed_mentions"] == {"parse": []}
+        title = embed_of(followup)["title"]
+        for raw in ("@everyone", "@here", f"<@&{USER_ID}>", f"<@{USER_ID}>"):
+            assert raw not in title
+        assert "@\u200beveryone" in title
+        assert not followup.body.get("content")
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_not_covered_reply_is_short_grey_and_cites_nothing(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask("Which team won the basketball championship final?")
+        assert followup is not None
+        embed = embed_of(followup)
+        assert embed["color"] == NOT_COVERED_COLOUR.value
+        assert embed["description"].startswith(NOT_COVERED)
+        assert len(embed["description"]) < 200
+        assert "fields" not in embed or not embed["fields"]
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_very_long_material_keeps_every_discord_limit(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    sentence = "The United States has sent military aid to Ukraine again, officials said. "
+    urls = {"https://example.com/2024/11/17/aid"}
+    for i in range(12):
+        urls.add("https://example.com/" + "very-long-path/" * 30 + f"{i}")
+        write_article(
+            settings.corpus_dir,
+            f"long{i}.md",
+            (sentence * 40) + "\n\n" + ("Ukraine aid " * 600),
+            title="A very long headline about United States military aid to Ukraine " * 8,
+            source="The Extremely Long Outlet Name Gazette " * 4,
+            url="https://example.com/" + "very-long-path/" * 30 + f"{i}",
+        )
+
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask("military aid United States Ukraine officials " * 5)
+        assert followup is not None
+        embed = embed_of(followup)
+        total = len(embed["title"]) + len(embed["description"]) + len(embed["footer"]["text"])
+        total += sum(len(f["name"]) + len(f["value"]) for f in embed["fields"])
+        assert total <= EMBED_TOTAL_LIMIT
+        assert len(embed["description"]) <= EMBED_DESCRIPTION_LIMIT
+        assert 1 <= len(embed["fields"]) <= 25
+        for f in embed["fields"]:
+            assert len(f["name"]) <= FIELD_NAME_LIMIT
+            assert len(f["value"]) <= FIELD_VALUE_LIMIT
+            head = f["value"].split("\n", 1)[0]
+            # The link is whole (title and full URL) or not there at all.
+            link = re.fullmatch(r"\[([^\]]+)\]\((https://[^)]+)\)", head)
+            assert link is None or link[2] in urls
+        assert len(followup.body.get("content") or "") <= 2000
+
+    scenario(settings, fake_embedder, steps)
+
+
+# -- who may ask ----------------------------------------------------------------------------
+def test_rate_limit_is_a_polite_ephemeral_note_per_user(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    settings = settings.overridden(bot_rate_limit=2)
+
+    async def steps(s: Session) -> None:
+        for _ in range(2):
+            _, followup = await s.slash_ask(AID_QUESTION)
+            assert followup is not None
+        callback, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is None
+        assert callback.body["type"] == 4
+        assert callback.flags & EPHEMERAL
+        assert "2 questions a minute" in callback.body["data"]["content"]
+        _, other = await s.slash_ask(AID_QUESTION, user_id=USER_ID + 1)
+        assert other is not None, "another user is not held up"
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_channels_outside_the_allow_list_get_a_note(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    settings = settings.overridden(allowed_channel_ids=[CHANNEL_ID])
+
+    async def steps(s: Session) -> None:
+        callback, followup = await s.slash_ask(AID_QUESTION, channel_id=OTHER_CHANNEL_ID)
+        assert followup is None and callback.flags & EPHEMERAL
+        assert f"<#{CHANNEL_ID}>" in callback.body["data"]["content"]
+        _, allowed = await s.slash_ask(AID_QUESTION, channel_id=CHANNEL_ID)
+        assert allowed is not None
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_overlong_question_is_refused_with_the_cap(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        callback, followup = await s.slash_ask("why " * 200)
+        assert followup is None and callback.flags & EPHEMERAL
+        assert "under 300 characters" in callback.body["data"]["content"]
+
+    scenario(settings, fake_embedder, steps)
+
+
+# -- buttons and feedback --------------------------------------------------------------------
+def test_votes_are_stored_with_question_answer_sources_and_user(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is not None
+        message = message_of(s.fake, followup)
+        up, down, _ = custom_ids(followup)
+        thanks = await s.click(up, message)
+        assert thanks.body["type"] == 4 and thanks.flags & EPHEMERAL
+        await s.click(down, message, user_id=USER_ID + 7)
+        await s.click(down, message)  # changing one's mind replaces the vote
+
+    scenario(settings, fake_embedder, steps)
+    entries = FeedbackLog(settings.index_dir).entries()
+    assert sorted((e.user_id, e.vote) for e in entries) == [
+        (USER_ID, "down"),
+        (USER_ID + 7, "down"),
+    ]
+    entry = entries[0]
+    assert entry.question == AID_QUESTION
+    assert "$56.2 billion" in entry.answer and entry.found
+    assert entry.sources[0]["title"] == "US aid to Ukraine"
+    assert entry.sources[0]["url"] == "https://example.com/2024/11/17/aid"
+
+
+def test_more_sources_shows_the_next_passages_only_to_the_clicker(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    settings = settings.overridden(top_k=1)
+
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is not None
+        assert len(embed_of(followup)["fields"]) == 1
+        more = await s.click(custom_ids(followup)[2], message_of(s.fake, followup))
+        assert more.body["type"] == 4 and more.flags & EPHEMERAL
+        embed = more.body["data"]["embeds"][0]
+        assert embed["title"] == "More sources"
+        assert embed["fields"][0]["name"].startswith("[2] ")
+
+    scenario(settings, fake_embedder, steps)
+
+
+# -- threads, freshness, failures ---------------------------------------------------------
+def test_follow_up_in_a_thread_from_an_answer_is_answered_there(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        answer = await s.say(f"<@{BOT_ID}> {AID_QUESTION}", mentions=[BOT_USER])
+        message = message_of(s.fake, answer)
+        thread_id = int(message["id"])  # a thread started from a message shares its id
+        await s.fake.dispatch("THREAD_CREATE", {**thread_channel(thread_id), "newly_created": True})
+        reply = await s.say("Who won the Chicago Marathon?", channel_id=thread_id)
+        assert "Chepngetich" in embed_of(reply)["description"]
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_a_reindex_is_answered_from_without_a_restart(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    question = "Which river flooded the old town of Passau?"
+
+    async def steps(s: Session) -> None:
+        _, before = await s.slash_ask(question)
+        assert before is not None
+        assert embed_of(before)["description"].startswith(NOT_COVERED)
+        write_article(
+            settings.corpus_dir,
+            "flood.md",
+            "The Danube flooded the old town of Passau on Monday, the mayor said.",
+            title="Danube floods Passau",
+        )
+        await asyncio.to_thread(reindex, settings, fake_embedder)
+        _, after = await s.slash_ask(question)
+        assert after is not None
+        assert "Danube" in embed_of(after)["description"]
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_unexpected_error_is_an_ephemeral_ref_and_a_logged_traceback(
+    settings: Settings, fake_embedder: FakeEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def steps(s: Session) -> None:
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("disk on fire")
+
+        s.bot.newsbot.ask = broken  # type: ignore[method-assign]
+        data = s.fake.slash_ask(AID_QUESTION)
+        await s.fake.dispatch("INTERACTION_CREATE", data)
+        note = await s.fake.wait_for(
+            lambda r: r.method == "POST" and r.path == f"/webhooks/{APP_ID}/{data['token']}"
+        )
+        assert note.flags & EPHEMERAL
+        ref = re.fullmatch(r"Something went wrong \(ref ([0-9A-F]{6})\)\..*", note.body["content"])
+        assert ref is not None
+        deleted = s.fake.matching(
+            "DELETE", f"/webhooks/{APP_ID}/{data['token']}/messages/@original"
+        )
+        assert deleted, "the public 'thinking…' placeholder is removed"
+        logged = [r for r in caplog.records if ref[1] in r.getMessage()]
+        assert logged and logged[0].exc_info and "disk on fire" in str(logged[0].exc_info[1])
+
+    with caplog.at_level(logging.ERROR, logger="newsbot.bot"):
+        scenario(settings, fake_embedder, steps)
+
+
+def test_the_token_never_reaches_the_log(
+    settings: Settings, fake_embedder: FakeEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def steps(s: Session) -> None:
+        await s.slash_ask(AID_QUESTION)
+        await s.say(f"<@{BOT_ID}> {AID_QUESTION}", mentions=[BOT_USER])
+
+    with caplog.at_level(logging.DEBUG):
+        scenario(settings, fake_embedder, steps)
+    assert caplog.records, "the session logged something"
+    assert not [r for r in caplog.records if TOKEN in r.getMessage()]
+    secret = TOKEN.split(".")[-1]
+    assert secret not in caplog.text
+
+
+def test_commands_are_synced_to_the_development_guild(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    settings = settings.overridden(discord_guild_id=222222222222222222)
+
+    async def steps(s: Session) -> None:
+        synced = s.fake.matching(
+            "PUT", f"/applications/{APP_ID}/guilds/222222222222222222/commands"
+        )
+        assert [c["name"] for c in synced[0].body] == ["ask"]
+        option = synced[0].body[0]["options"][0]
+        assert (option["name"], option["required"]) == ("question", True)
+
+    scenario(settings, fake_embedder, steps)

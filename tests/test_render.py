@@ -1,0 +1,143 @@
+"""Answer embeds: Discord's limits, escaping, links never cut, cuts at sentence ends."""
+
+from __future__ import annotations
+
+import re
+
+import discord
+import pytest
+
+from bot.render import (
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_FIELD_LIMIT,
+    EMBED_TITLE_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    FIELD_NAME_LIMIT,
+    FIELD_VALUE_LIMIT,
+    answer_embed,
+    clean,
+    fit,
+    more_sources_embed,
+    shorten,
+    shorten_left,
+)
+from index.answer import Answer, Citation
+
+SENTENCE = (
+    "Officials in Kyiv said on Tuesday that another shipment of air-defence missiles arrived."
+)
+LONG_URL = "https://example.com/" + "section/" * 30 + "story.html"
+
+
+def citation(n: int, passage: str, *, url: str | None = LONG_URL, title: str = "Title") -> Citation:
+    middle = passage.find(SENTENCE)
+    highlight = (middle, middle + len(SENTENCE)) if middle >= 0 else None
+    return Citation(n, f"a{n}", title, "Outlet " * 60, url, "2024-11-17", passage, highlight)
+
+
+def huge_answer(n_citations: int = 30) -> Answer:
+    passage = ("Background sentence that goes on. " * 60) + SENTENCE + (" More detail here." * 200)
+    citations = [
+        citation(i + 1, passage, title="Headline " * 80 + f"#{i + 1}") for i in range(n_citations)
+    ]
+    return Answer("why " * 500 + "?", True, f"{SENTENCE} " * 80 + "[1]", citations, 12.0)
+
+
+def assert_within_limits(embed: discord.Embed) -> None:
+    assert len(embed) <= EMBED_TOTAL_LIMIT
+    assert len(embed.title or "") <= EMBED_TITLE_LIMIT
+    assert len(embed.description or "") <= EMBED_DESCRIPTION_LIMIT
+    assert len(embed.fields) <= EMBED_FIELD_LIMIT
+    for f in embed.fields:
+        assert len(f.name or "") <= FIELD_NAME_LIMIT
+        assert len(f.value or "") <= FIELD_VALUE_LIMIT
+
+
+def test_a_huge_answer_fits_every_limit_and_keeps_links_whole() -> None:
+    answer = huge_answer()
+    embed = answer_embed(answer, shown=30)
+
+    assert_within_limits(embed)
+    # Fewer sources rather than unreadable ones: consecutive numbers, within the 25 allowed.
+    assert 10 <= len(embed.fields) <= EMBED_FIELD_LIMIT
+    for i, f in enumerate(embed.fields, start=1):
+        assert f.name is not None and f.name.startswith(f"[{i}] ")
+        head = (f.value or "").split("\n", 1)[0]
+        links = re.findall(r"\]\((\S*?)\)$", head)
+        assert links in ([], [LONG_URL])  # a link is whole, or the title stands alone
+    # With room to spare (5 sources) every source keeps its link.
+    roomy = answer_embed(answer, shown=5)
+    assert_within_limits(roomy)
+    assert all(f"]({LONG_URL})" in (f.value or "") for f in roomy.fields)
+
+
+def test_more_sources_embed_fits_too() -> None:
+    assert_within_limits(more_sources_embed(huge_answer().citations))
+
+
+def test_the_answer_is_cut_at_a_sentence_end() -> None:
+    embed = answer_embed(huge_answer(), shown=5)
+
+    assert embed.description is not None
+    assert embed.description.endswith(SENTENCE[-20:])
+
+
+def test_the_supporting_sentence_is_quoted_in_bold_with_context() -> None:
+    passage = "First, context. " + SENTENCE + " Then, more."
+    embed = answer_embed(
+        Answer("q?", True, "a [1]", [citation(1, passage, url="https://e.com/x")]), shown=1
+    )
+
+    assert embed.fields[0].value == (
+        f"[Title](https://e.com/x)\n> “First, context. **{SENTENCE}** Then, more.”"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "https://e.com/a)b", "https://e.com/a b", "ftp://e.com/x", None],
+)
+def test_unsafe_or_missing_urls_are_never_linked(url: str | None) -> None:
+    embed = answer_embed(Answer("q?", True, "a [1]", [citation(1, SENTENCE, url=url)]), shown=1)
+
+    assert embed.fields[0].value is not None
+    assert embed.fields[0].value.startswith("**Title**\n")
+
+
+def test_article_and_question_text_cannot_format_link_or_mention() -> None:
+    nasty = (
+        "@everyone @here <@123456789012345678> <@&123456789012345678> **bold** "
+        "[x](https://evil.example) `code` > quote"
+    )
+    out = clean(nasty + "\n# heading")
+
+    assert "@everyone" not in out and "@here" not in out
+    assert "<@1" not in out and "<@&" not in out
+    assert "\\*\\*bold\\*\\*" in out and "\\`code\\`" in out
+    assert "\\[x](https://evil.example)" in out
+    assert "\n" not in out
+
+
+def test_not_covered_is_short_grey_and_has_no_fields() -> None:
+    embed = answer_embed(
+        Answer("Who won?", False, "The indexed articles don't cover this."), shown=5
+    )
+
+    assert embed.colour == discord.Colour.light_grey()
+    assert not embed.fields
+    assert len(embed) < 200
+
+
+@pytest.mark.parametrize("limit", [1, 2, 10, 40, 85, 200])
+def test_shorten_and_fit_never_exceed_the_limit(limit: int) -> None:
+    text = "One two three. Four *five* six @everyone seven. " * 10
+    assert len(shorten(text, limit)) <= limit
+    assert len(shorten_left(text, limit)) <= limit
+    assert len(fit(text, limit)) <= limit
+    assert not fit(text, limit).endswith("\\")
+
+
+def test_shorten_prefers_a_sentence_end_then_a_word() -> None:
+    assert shorten("One two three. Four five six.", 20) == "One two three."
+    assert shorten("Onetwothree fourfivesix seveneight", 20) == "Onetwothree…"
+    assert shorten_left("One two. Three four five six.", 24) == "Three four five six."
