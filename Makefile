@@ -33,6 +33,7 @@ fmt: install
 bench: install
 	$(PY) benchmarks/bench_index.py
 	$(PY) benchmarks/bench_ask.py
+	$(PY) benchmarks/bench_bot.py
 
 clean:
 	rm -rf $(VENV) .newsbot
