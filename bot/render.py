@@ -27,6 +27,7 @@ FOLLOW_UP_HINT = "Start a thread on this answer to ask a follow-up."
 # A masked link is only made for URLs that cannot break out of the markdown around them.
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]]+", re.I)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SENTENCE_START = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 QUOTE_FRAME = "\n> “”"
 TITLE_LIMIT = 160
@@ -39,7 +40,7 @@ ANSWER_LIMIT = 1500  # an answer is a sentence or two; the rest of the embed is 
 
 def clean(text: str) -> str:
     """`text` on one line, unable to format, link, mention or ping."""
-    text = " ".join(text.split())
+    text = " ".join(_CONTROL.sub(" ", text).split())
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import NewsbotBot, serve
+from bot.app import UNAVAILABLE, NewsbotBot, serve
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
@@ -25,6 +25,7 @@ from bot.render import (
     NOT_COVERED_COLOUR,
 )
 from index.answer import NOT_COVERED
+from index.errors import StoreUnavailableError
 from index.feedback import FeedbackLog
 from index.indexer import reindex
 from index.newsbot import Newsbot
@@ -424,6 +425,25 @@ def test_unexpected_error_is_an_ephemeral_ref_and_a_logged_traceback(
 
     with caplog.at_level(logging.ERROR, logger="newsbot.bot"):
         scenario(settings, fake_embedder, steps)
+
+
+def test_store_down_is_a_short_note_only_to_the_asker(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        def down(*args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailableError("index unavailable: no Chroma server at 127.0.0.1:9")
+
+        s.bot.newsbot.ask = down  # type: ignore[method-assign]
+        data = s.fake.slash_ask(AID_QUESTION)
+        await s.fake.dispatch("INTERACTION_CREATE", data)
+        note = await s.fake.wait_for(
+            lambda r: r.method == "POST" and r.path == f"/webhooks/{APP_ID}/{data['token']}"
+        )
+        assert note.flags & EPHEMERAL
+        assert note.body["content"] == UNAVAILABLE
+
+    scenario(settings, fake_embedder, steps)
 
 
 def test_the_token_never_reaches_the_log(

@@ -116,6 +116,7 @@ def test_article_and_question_text_cannot_format_link_or_mention() -> None:
     assert "\\*\\*bold\\*\\*" in out and "\\`code\\`" in out
     assert "\\[x](https://evil.example)" in out
     assert "\n" not in out
+    assert clean("bell\x07 null\x00 del\x7f") == "bell null del"
 
 
 def test_not_covered_is_short_grey_and_has_no_fields() -> None:
