@@ -11,6 +11,8 @@ import gc
 import logging
 import re
 import secrets
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,9 +24,10 @@ from discord.ext import commands
 from bot.ask import AskCog
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
-from index.embeddings import load_embedder
+from index.embeddings import Embedder, load_embedder
 from index.errors import (
     ConfigError,
+    IndexBusyError,
     IndexMismatchError,
     IndexMissingError,
     NewsbotError,
@@ -41,7 +44,8 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{17,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{
 PORTAL = "https://discord.com/developers/applications"
 UNAVAILABLE = "The news index is unavailable right now; please try again in a minute."
 NO_INDEX = "There is no news index yet: an admin needs to run `newsbot index`."
-MISMATCH = "The news index is being rebuilt; please try again in a minute."
+REBUILDING = "The news index is being rebuilt right now; please try again in a few minutes."
+OPEN_RETRY_SECONDS = 2.0
 
 
 def check_token(settings: Settings) -> str:
@@ -171,9 +175,11 @@ def failure_text(error: BaseException, user_id: int) -> str:
         return UNAVAILABLE
     if isinstance(error, IndexMissingError):
         return NO_INDEX
+    if isinstance(error, IndexBusyError):
+        return REBUILDING
     if isinstance(error, IndexMismatchError):
         log.error("the index no longer matches this bot's settings: %s", error)
-        return MISMATCH
+        return REBUILDING
     if isinstance(error, NewsbotError):
         return str(error)
     ref = secrets.token_hex(3).upper()
@@ -185,7 +191,7 @@ def run(settings: Settings) -> None:
     """Run the bot until interrupted; setup problems raise a NewsbotError with one clear line."""
     token = check_token(settings)
     embedder = load_embedder(settings, purpose="query")
-    newsbot = Newsbot(settings, embedder)
+    newsbot = open_index(settings, embedder)
     feedback = FeedbackLog(settings.index_dir)
     if not logging.getLogger().handlers:
         # Quiet until connected, so a refused start-up ends with just the one-line error.
@@ -198,6 +204,19 @@ def run(settings: Settings) -> None:
     finally:
         newsbot.close()
         feedback.close()
+
+
+def open_index(settings: Settings, embedder: Embedder) -> Newsbot:
+    """The index, opened once no reindex is writing it (the bot may start during one)."""
+    waiting = False
+    while True:
+        try:
+            return Newsbot(settings, embedder)
+        except IndexBusyError as exc:
+            if not waiting:
+                print(f"newsbot: {exc}; waiting…", file=sys.stderr, flush=True)
+                waiting = True
+            time.sleep(OPEN_RETRY_SECONDS)
 
 
 async def serve(bot: NewsbotBot, token: str, *, warm_up: Any = None) -> None:

@@ -27,6 +27,9 @@ from index.store import VectorStore
 INDEX_FORMAT = 1
 # Chunks embedded and committed together: a crash loses at most one group's work.
 GROUP_CHUNKS = 1024
+# A reader holds the writer lock shared only while it opens the index (well under a second).
+READER_WAIT_SECONDS = 30.0
+LOCK_POLL_SECONDS = 0.05
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) while indexing; stage is "embed"."""
@@ -79,18 +82,27 @@ def check_manifest(recorded: dict[str, Any] | None, wanted: dict[str, Any], wher
 
 @contextmanager
 def writer_lock(layout: IndexLayout) -> Iterator[None]:
-    """Hold the index's single-writer lock, or raise `IndexBusyError` at once."""
+    """Hold the index's single-writer lock, or raise `IndexBusyError`.
+
+    Another writer turns this one away at once. A reader opening the index holds the lock
+    shared for a moment (see `reader_lock`): that is waited for, up to `READER_WAIT_SECONDS`.
+    """
     layout.root.mkdir(parents=True, exist_ok=True)
     with open(layout.lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise IndexBusyError(
-                f"another `newsbot index` (pid {holder}) is writing {layout.root}: "
-                "wait for it to finish"
-            ) from exc
+        deadline = time.monotonic() + READER_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                handle.seek(0)
+                holder = handle.read().strip()  # only writers write their pid
+                if holder or time.monotonic() > deadline:
+                    raise IndexBusyError(
+                        f"another `newsbot index` (pid {holder or '?'}) is writing {layout.root}: "
+                        "wait for it to finish"
+                    ) from exc
+                time.sleep(LOCK_POLL_SECONDS)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -100,6 +112,32 @@ def writer_lock(layout: IndexLayout) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def reader_lock(layout: IndexLayout) -> Iterator[None]:
+    """Keep writers out while the index is opened; raise `IndexBusyError` if one is writing.
+
+    Opening the embedded Chroma store while another process writes it is what breaks it: the
+    opener replays the writer's log into its HNSW segment, fails ("Failed to apply logs to the
+    hnsw segment writer", "Error finding id"), or crashes, and the store then fails for every
+    process until `newsbot index --rebuild`. A store opened before the writer started is safe
+    to keep using (it answers from what it loaded, the catalog skips what was removed).
+    """
+    fd = os.open(layout.lock, os.O_RDONLY | os.O_CREAT, 0o644)
+    with os.fdopen(fd) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = handle.read().strip() or "?"
+            raise IndexBusyError(
+                f"`newsbot index` (pid {holder}) is writing {layout.root}: "
+                "try again when it finishes"
+            ) from exc
+        try:
+            yield
+        finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

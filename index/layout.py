@@ -45,5 +45,15 @@ class IndexLayout:
         return self.catalog.exists()
 
     def size_bytes(self) -> int:
-        """Bytes on disk under the index folder."""
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        """Bytes on disk under the index folder.
+
+        A reindex may be running: files and folders it removes meanwhile are skipped.
+        """
+        total = 0
+        for folder, _, files in os.walk(self.root):  # os.walk skips folders that vanish
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(folder, name)).st_size
+                except FileNotFoundError:
+                    continue
+        return total

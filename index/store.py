@@ -73,6 +73,17 @@ class VectorStore:
         with _unavailable(self.location):
             return int(self._collection.count())
 
+    def load(self, dimension: int | None) -> None:
+        """Load the vectors now rather than on the first question.
+
+        The embedded store reads its files and replays its write log on first use; a reader
+        does that while it keeps writers out (see `index.indexer.reader_lock`).
+        """
+        if self.count() and dimension:
+            probe = np.zeros(dimension, dtype=np.float32)
+            probe[0] = 1.0
+            self.query(probe, 1)
+
     def ids(self) -> set[str]:
         """Every chunk id the store holds."""
         with _unavailable(self.location):
@@ -168,6 +179,11 @@ def _client(settings: Settings) -> Any:
     path = Path(settings.index_dir) / CHROMA_DIR
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Whether Chroma itself raised `exc` (not our code, not a `NewsbotError`)."""
+    return type(exc).__module__.partition(".")[0] == "chromadb"
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import UNAVAILABLE, NewsbotBot, serve
+from bot.app import REBUILDING, UNAVAILABLE, NewsbotBot, open_index, serve
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
@@ -25,9 +26,10 @@ from bot.render import (
     NOT_COVERED_COLOUR,
 )
 from index.answer import NOT_COVERED
-from index.errors import StoreUnavailableError
+from index.errors import IndexBusyError, StoreUnavailableError
 from index.feedback import FeedbackLog
-from index.indexer import reindex
+from index.indexer import reindex, writer_lock
+from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article
@@ -434,6 +436,46 @@ def test_store_down_is_a_short_note_only_to_the_asker(
         assert note.body["content"] == UNAVAILABLE
 
     scenario(settings, fake_embedder, steps)
+
+
+def test_during_a_rebuild_the_note_says_to_try_again_soon(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        def busy(*args: Any, **kwargs: Any) -> Any:
+            raise IndexBusyError("`newsbot index` is rewriting the index: try again")
+
+        s.bot.newsbot.ask = busy  # type: ignore[method-assign]
+        _, note = await s.slash_ask(AID_QUESTION)
+        assert note is not None and note.flags & EPHEMERAL
+        assert note.body["content"] == REBUILDING
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_the_bot_starting_during_a_reindex_waits_for_it(
+    settings: Settings, fake_embedder: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reindex(settings, fake_embedder)
+    writing = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with writer_lock(IndexLayout(settings.index_dir)):
+            writing.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    writing.wait(10)
+    threading.Timer(1.0, release.set).start()
+    newsbot = open_index(settings, fake_embedder)
+    thread.join()
+
+    assert release.is_set(), "it opened only after the writer finished"
+    assert "waiting" in capsys.readouterr().err
+    assert newsbot.ask(AID_QUESTION).found
+    newsbot.close()
 
 
 def test_the_token_never_reaches_the_log(

@@ -1,15 +1,25 @@
-"""A reader in one process sees what a reindex in another process completed."""
+"""A reader keeps answering while another process reindexes, then sees what it wrote."""
 
 from __future__ import annotations
 
+import json
+import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import pytest
+
+from index.answer import Answer
+from index.catalog import Catalog
 from index.chunks import chunk_id
-from index.indexer import reindex
+from index.errors import IndexBusyError
+from index.indexer import reader_lock, reindex, writer_lock
+from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import Settings
+from index.store import VectorStore
 from tests.conftest import write_article
 from tests.fakes import FakeEmbedder
 
@@ -28,6 +38,102 @@ settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]),
                     embed_model=embedder.name)
 print(reindex(settings, embedder).added)
 """
+
+# A reindex that lasts a few seconds: many chunks, and a model that takes its time.
+ARTICLES = 300
+PARAGRAPHS = 30  # about ten chunks per article; an edit keeps four of them
+EMBED_SECONDS_PER_TEXT = 0.002
+SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+from index.embeddings import register_embedder
+from index.indexer import reindex
+from index.settings import Settings
+from tests.fakes import FakeEmbedder
+
+class SlowEmbedder(FakeEmbedder):
+    def embed(self, texts):
+        time.sleep(float(sys.argv[3]) * len(texts))
+        return super().embed(texts)
+
+embedder = SlowEmbedder()
+register_embedder("fake", lambda arg, settings: embedder)
+settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]),
+                    embed_model=embedder.name)
+report = reindex(settings, embedder)
+print(len(report.added), len(report.updated), len(report.removed))
+"""
+# Readers started while the reindex runs (a restarted bot, `newsbot ask`): each opens the
+# index afresh, asks once and closes, until told to stop.
+RESTARTING_READERS = """
+import json, sys, time
+from pathlib import Path
+from index.errors import IndexBusyError
+from index.newsbot import Newsbot
+from index.settings import Settings
+from tests.fakes import FakeEmbedder
+
+embedder = FakeEmbedder()
+settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]),
+                    embed_model=embedder.name)
+stop, question = Path(sys.argv[3]), sys.argv[4]
+counts, errors = {"answered": 0, "busy": 0}, []
+deadline = time.monotonic() + 60
+while not stop.exists() and time.monotonic() < deadline:
+    try:
+        bot = Newsbot(settings, embedder)
+    except IndexBusyError:
+        counts["busy"] += 1
+        time.sleep(0.05)
+        continue
+    try:
+        answer = bot.ask(question)
+        assert answer.found and all(c.passage for c in answer.citations), answer
+        counts["answered"] += 1
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        bot.close()
+print(json.dumps({**counts, "errors": errors[:5]}))
+"""
+
+
+def _names(i: int) -> tuple[str, str]:
+    """Article `i`'s made-up town and mayor: words no other article has."""
+    town = "velm" + "".join("abcdefghij"[int(d)] for d in str(i)) + "ix"
+    mayor = "quor" + "".join("klmnpqrstv"[int(d)] for d in str(i)) + "ix"
+    return town, mayor
+
+
+def _question(i: int) -> str:
+    town, mayor = _names(i)
+    return f"How much did the council of {town} led by {mayor} approve?"
+
+
+def _news(i: int, edited: bool = False) -> str:
+    town, mayor = _names(i)
+    words = ["budget", "road", "school", "river", "market", "bridge", town, mayor]
+    rng = random.Random(i)
+    paragraphs = [
+        " ".join(rng.choice(words) for _ in range(60)) + "."
+        for _ in range(PARAGRAPHS // 3 if edited else PARAGRAPHS)
+    ]
+    amount = 5000 + i if edited else 100 + i
+    lead = f"The council of {town} led by {mayor} approved {amount} million dollars on Monday."
+    return "\n\n".join([lead, *paragraphs])
+
+
+def _texts(settings: Settings) -> dict[str, set[str]]:
+    """Article id → the texts of its chunks, as the catalog holds them now."""
+    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    try:
+        out: dict[str, set[str]] = {}
+        passages = catalog.passages(catalog.chunk_ids())
+        for passage in passages.values():
+            out.setdefault(passage.article.id, set()).add(passage.chunk.text)
+        return out
+    finally:
+        catalog.close()
 
 
 def test_reader_sees_vectors_written_by_another_process(
@@ -60,3 +166,140 @@ def test_reader_sees_vectors_written_by_another_process(
     # The dense side itself must see the new vector, not only BM25.
     dense_ids = [cid for cid, _ in reader.store.query(fake_embedder.embed_query(question), 3)]
     assert chunk_id("volcano.md", 0) in dense_ids
+
+
+def test_a_reader_keeps_answering_while_another_process_reindexes(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, tmp_path: Path
+) -> None:
+    def name(i: int) -> str:
+        return f"news/{i}.md"
+
+    for i in range(ARTICLES):
+        write_article(corpus, name(i), _news(i), title=f"Council news {i}")
+    reindex(settings, fake_embedder)
+    old = _texts(settings)
+    bot = Newsbot(settings, fake_embedder)
+    edited = range(0, ARTICLES, 3)
+    removed = range(1, ARTICLES, 3)
+    added = range(ARTICLES, ARTICLES + ARTICLES // 3)
+    for i in edited:
+        write_article(corpus, name(i), _news(i, edited=True), title=f"Council news {i}")
+    for i in removed:
+        (corpus / name(i)).unlink()
+    for i in added:
+        write_article(corpus, name(i), _news(i), title=f"Council news {i}")
+
+    # Besides the running reader, readers started during the reindex: opening the embedded
+    # store while another process writes it breaks the store, so they must be turned away.
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SLOW_WRITER,
+            str(corpus),
+            str(settings.index_dir),
+            str(EMBED_SECONDS_PER_TEXT),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    restarting = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RESTARTING_READERS,
+            str(corpus),
+            str(settings.index_dir),
+            str(stop),
+            _question(2),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    answers: list[Answer] = []
+    rng = random.Random(0)
+    try:
+        while writer.poll() is None:
+            answers.append(bot.ask(_question(rng.randrange(ARTICLES + len(added)))))
+    finally:
+        stop.touch()
+        written, writer_errors = writer.communicate(timeout=120)
+        restarted, restart_errors = restarting.communicate(timeout=120)
+    assert writer.returncode == 0, writer_errors
+    assert written.split() == [str(len(added)), str(len(edited)), str(len(removed))]
+    assert restarting.returncode == 0, restart_errors
+    readers = json.loads(restarted)
+    assert readers["errors"] == [] and readers["answered"] > 0, readers
+
+    # Every answer given during the reindex quoted the old index or the new one.
+    new = _texts(settings)
+    assert len(answers) > 20
+    for answer in answers:
+        assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+        for c in answer.citations:
+            assert c.passage in old.get(c.article_id, set()) | new.get(c.article_id, set())
+
+    # Once it is done, the running reader answers from the new index.
+    for i in (0, 3, 1, 4, ARTICLES, ARTICLES + 1):
+        cited = " ".join(c.passage for c in bot.ask(_question(i)).citations)
+        assert (_names(i)[0] in cited) == (i not in removed)
+        if i in edited:
+            assert f"{5000 + i} million" in cited and f" {100 + i} million" not in cited
+    assert bot.status().articles == 3 + ARTICLES - len(removed) + len(added)
+
+
+def test_a_reader_reopens_only_once_the_writer_is_done(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+    layout = IndexLayout(settings.index_dir)
+    question = "Who won the Chicago Marathon?"
+
+    with writer_lock(layout):
+        layout.bump_generation()  # a reindex completed, and the next one is writing
+        assert not bot.refresh()
+        assert bot.ask(question).found
+        with pytest.raises(IndexBusyError, match="try again when it finishes"):
+            Newsbot(settings, fake_embedder)
+
+    assert bot.refresh()
+    assert bot.ask(question).found
+
+
+def test_a_writer_waits_for_a_reader_that_is_opening(settings: Settings) -> None:
+    layout = IndexLayout(settings.index_dir)
+    layout.root.mkdir(parents=True)
+    writing = threading.Event()
+
+    def write() -> None:
+        with writer_lock(layout):
+            writing.set()
+
+    writer = threading.Thread(target=write)
+    with reader_lock(layout):
+        writer.start()
+        assert not writing.wait(0.3)
+    assert writing.wait(5)
+    writer.join()
+
+
+def test_a_rebuild_that_dropped_the_vectors_is_reported_not_crashed(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+    question = "Who won the Chicago Marathon?"
+
+    with writer_lock(IndexLayout(settings.index_dir)):
+        VectorStore.delete_collection(settings)  # what `--rebuild` does first
+        with pytest.raises(IndexBusyError, match="rewriting"):
+            bot.ask(question)
+    reindex(settings, fake_embedder, rebuild=True)
+
+    assert bot.ask(question).found

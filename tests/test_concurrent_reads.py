@@ -1,0 +1,79 @@
+"""One `Newsbot` answering from several threads at once, as the bot's worker threads do."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from index.answer import Answer
+from index.indexer import reindex
+from index.layout import IndexLayout
+from index.newsbot import Newsbot
+from index.settings import Settings
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+
+THREADS = 8
+ASKS = 240
+REOPENS = 25
+QUESTIONS = {
+    "How much military aid has the United States sent to Ukraine?": ("aid.md", "$56.2 billion"),
+    "Who won the Chicago Marathon in a world record time?": ("sport/marathon.md", "Chepngetich"),
+    "Which comet was visible to the naked eye?": ("science/comet.txt", "comet"),
+}
+LATE_QUESTION = "Which volcano erupted near Grindavik in Iceland?"
+
+
+def check(answer: Answer, article_id: str, words: str) -> None:
+    assert answer.found, answer
+    assert answer.citations[0].article_id == article_id
+    assert words in answer.answer
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    assert all(c.passage for c in answer.citations)
+
+
+def test_many_threads_ask_while_the_index_is_reopened(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+    layout = IndexLayout(settings.index_dir)
+    questions = list(QUESTIONS)
+    asking = threading.Event()
+    asking.set()
+
+    def ask(i: int) -> tuple[str, Answer]:
+        question = questions[i % len(questions)]
+        return question, bot.ask(question)
+
+    def status() -> None:
+        while asking.is_set():
+            assert bot.status().articles >= 3
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        watcher = pool.submit(status)
+        asked = [pool.submit(ask, i) for i in range(ASKS)]
+        # Each bump is a completed reindex to the bot: the next question reopens everything
+        # (catalog, store client, BM25) while the other threads are mid-question.
+        for _ in range(REOPENS):
+            layout.bump_generation()
+            bot.status()
+        write_article(
+            corpus,
+            "volcano.md",
+            "A volcano erupted near Grindavik in Iceland on Monday.",
+            title="Iceland volcano",
+        )
+        reindex(settings, fake_embedder)
+        late = [pool.submit(bot.ask, LATE_QUESTION) for _ in range(THREADS)]
+        results = [f.result() for f in asked]
+        late_answers = [f.result() for f in late]
+        asking.clear()
+        watcher.result()
+
+    for question, answer in results:
+        check(answer, *QUESTIONS[question])
+    for answer in late_answers:
+        check(answer, "volcano.md", "Grindavik")
+    assert bot.status().generation == REOPENS + 2
