@@ -131,11 +131,9 @@ class NewsbotBot(commands.Bot):
 
         def work() -> StoredAnswer:
             answer = self.newsbot.ask(question, k=shown + MORE_SOURCES)
-            channel_id = getattr(channel, "id", None)
-            answer_id = self.feedback.record_answer(
-                answer, user_id=user_id, channel_id=channel_id, shown=shown
+            return self.feedback.record_answer(
+                answer, user_id=user_id, channel_id=getattr(channel, "id", None), shown=shown
             )
-            return StoredAnswer(answer_id, "", user_id, channel_id, None, shown, answer)
 
         return await asyncio.get_running_loop().run_in_executor(self._answering, work)
 

@@ -48,12 +48,15 @@ class VoteButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = cast("NewsbotBot", interaction.client)
-        recorded = await asyncio.to_thread(
-            bot.feedback.vote, self.answer_id, user_id=interaction.user.id, vote=self.vote
-        )
-        await interaction.response.send_message(
-            THANKS[self.vote] if recorded else FORGOTTEN, ephemeral=True
-        )
+        try:
+            recorded = await asyncio.to_thread(
+                bot.feedback.vote, self.answer_id, user_id=interaction.user.id, vote=self.vote
+            )
+            await interaction.response.send_message(
+                THANKS[self.vote] if recorded else FORGOTTEN, ephemeral=True
+            )
+        except Exception as exc:
+            await bot.report_interaction_failure(interaction, exc)
 
 
 class MoreSourcesButton(
@@ -81,12 +84,15 @@ class MoreSourcesButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = cast("NewsbotBot", interaction.client)
-        stored = await asyncio.to_thread(bot.feedback.answer, self.answer_id)
-        if stored is None:
-            await interaction.response.send_message(FORGOTTEN, ephemeral=True)
-            return
-        more = stored.answer.citations[stored.shown : stored.shown + MORE_SOURCES]
-        await interaction.response.send_message(embed=more_sources_embed(more), ephemeral=True)
+        try:
+            stored = await asyncio.to_thread(bot.feedback.answer, self.answer_id)
+            if stored is None:
+                await interaction.response.send_message(FORGOTTEN, ephemeral=True)
+                return
+            more = stored.answer.citations[stored.shown : stored.shown + MORE_SOURCES]
+            await interaction.response.send_message(embed=more_sources_embed(more), ephemeral=True)
+        except Exception as exc:
+            await bot.report_interaction_failure(interaction, exc)
 
 
 def answer_view(answer_id: str, *, more: bool) -> discord.ui.View:

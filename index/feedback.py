@@ -99,23 +99,25 @@ class FeedbackLog:
 
     def record_answer(
         self, answer: Answer, *, user_id: int, channel_id: int | None, shown: int
-    ) -> str:
-        """Remember an answer about to be posted; returns its id (buttons carry it)."""
-        answer_id = uuid.uuid4().hex[:16]
+    ) -> StoredAnswer:
+        """Remember an answer about to be posted; its id goes into the buttons under it."""
+        stored = StoredAnswer(
+            uuid.uuid4().hex[:16], _now(), user_id, channel_id, None, shown, answer
+        )
         with self._locked() as db:
             db.execute(
                 "INSERT INTO answers(id, asked_at, user_id, channel_id, shown, answer) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    answer_id,
-                    _now(),
+                    stored.id,
+                    stored.asked_at,
                     user_id,
                     channel_id,
                     shown,
                     json.dumps(answer.to_dict(), ensure_ascii=False),
                 ),
             )
-        return answer_id
+        return stored
 
     def set_message(self, answer_id: str, message_id: int) -> None:
         """Note the Discord message that shows the answer (threads started from it follow up)."""

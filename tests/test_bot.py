@@ -7,6 +7,7 @@ websocket; the assertions are on the HTTP requests the bot makes, i.e. what a us
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
@@ -25,6 +26,7 @@ from bot.render import (
     FIELD_VALUE_LIMIT,
     NOT_COVERED_COLOUR,
 )
+from bot.views import FORGOTTEN
 from index.answer import NOT_COVERED
 from index.errors import IndexBusyError, StoreUnavailableError
 from index.feedback import FeedbackLog
@@ -344,6 +346,30 @@ def test_votes_are_stored_with_question_answer_sources_and_user(
     assert "$56.2 billion" in entry.answer and entry.found
     assert entry.sources[0]["title"] == "US aid to Ukraine"
     assert entry.sources[0]["url"] == "https://example.com/2024/11/17/aid"
+
+
+def test_buttons_of_a_forgotten_answer_or_a_failing_log_answer_politely(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is not None
+        message = message_of(s.fake, followup)
+        # An answer the log no longer has (say, feedback.sqlite was deleted).
+        answer_id = custom_ids(followup)[0].rsplit(":", 1)[1]
+        old = json.loads(json.dumps(message).replace(answer_id, "0123456789abcdef"))
+        forgotten = await s.click("newsbot:vote:up:0123456789abcdef", old)
+        assert forgotten.flags & EPHEMERAL and forgotten.body["data"]["content"] == FORGOTTEN
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("disk full")
+
+        s.bot.feedback.vote = broken  # type: ignore[method-assign]
+        failed = await s.click(custom_ids(followup)[0], message)
+        assert failed.flags & EPHEMERAL
+        assert failed.body["data"]["content"].startswith("Something went wrong (ref ")
+
+    scenario(settings, fake_embedder, steps)
 
 
 def test_more_sources_shows_the_next_passages_only_to_the_clicker(

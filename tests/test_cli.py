@@ -235,7 +235,7 @@ def test_feedback_lists_votes_as_table_and_json(env: Path) -> None:
         "$56.2 billion [1]",
         [Citation(1, "aid.md", "US aid", "Example News", "https://e.com/a", "2024-11-17", "p")],
     )
-    first = log.record_answer(answer, user_id=42, channel_id=7, shown=5)
+    first = log.record_answer(answer, user_id=42, channel_id=7, shown=5).id
     log.vote(first, user_id=42, vote="up")
     log.vote(first, user_id=43, vote="down")
     log.close()
