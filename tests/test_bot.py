@@ -449,32 +449,24 @@ def test_unexpected_error_is_an_ephemeral_ref_and_a_logged_traceback(
         scenario(settings, fake_embedder, steps)
 
 
-def test_store_down_is_a_short_note_only_to_the_asker(
-    settings: Settings, fake_embedder: FakeEmbedder
+@pytest.mark.parametrize(
+    ("error", "note_text"),
+    [
+        (StoreUnavailableError("index unavailable: no Chroma server at 127.0.0.1:9"), UNAVAILABLE),
+        (IndexBusyError("`newsbot index` is rewriting the index: try again"), REBUILDING),
+    ],
+)
+def test_store_down_or_rebuilding_is_a_short_note_only_to_the_asker(
+    settings: Settings, fake_embedder: FakeEmbedder, error: Exception, note_text: str
 ) -> None:
     async def steps(s: Session) -> None:
-        def down(*args: Any, **kwargs: Any) -> Any:
-            raise StoreUnavailableError("index unavailable: no Chroma server at 127.0.0.1:9")
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            raise error
 
-        s.bot.newsbot.ask = down  # type: ignore[method-assign]
+        s.bot.newsbot.ask = failing  # type: ignore[method-assign]
         _, note = await s.slash_ask(AID_QUESTION)
         assert note is not None and note.flags & EPHEMERAL
-        assert note.body["content"] == UNAVAILABLE
-
-    scenario(settings, fake_embedder, steps)
-
-
-def test_during_a_rebuild_the_note_says_to_try_again_soon(
-    settings: Settings, fake_embedder: FakeEmbedder
-) -> None:
-    async def steps(s: Session) -> None:
-        def busy(*args: Any, **kwargs: Any) -> Any:
-            raise IndexBusyError("`newsbot index` is rewriting the index: try again")
-
-        s.bot.newsbot.ask = busy  # type: ignore[method-assign]
-        _, note = await s.slash_ask(AID_QUESTION)
-        assert note is not None and note.flags & EPHEMERAL
-        assert note.body["content"] == REBUILDING
+        assert note.body["content"] == note_text
 
     scenario(settings, fake_embedder, steps)
 
