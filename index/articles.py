@@ -100,7 +100,7 @@ def scan_corpus(root: Path) -> CorpusScan:
     """Read every article under `root` (any depth).
 
     Args:
-        root: the corpus folder.
+        root: the corpus folder, or a single file of articles.
 
     Returns:
         The articles in a stable order, and the files or records that could not be read.
@@ -108,12 +108,16 @@ def scan_corpus(root: Path) -> CorpusScan:
     Raises:
         CorpusError: `root` is not a readable folder.
     """
-    if not root.is_dir():
+    if root.is_file():  # one file of articles (a .jsonl.gz, say) is a corpus too
+        files, base = [root], root.parent
+    elif root.is_dir():
+        files, base = list(_corpus_files(root)), root
+    else:
         raise CorpusError(f"corpus folder not found: {root}")
     scan = CorpusScan()
     seen: dict[str, str] = {}
-    for path in _corpus_files(root):
-        rel = path.relative_to(root).as_posix()
+    for path in files:
+        rel = path.relative_to(base).as_posix()
         problems_before = len(scan.problems)
         try:
             articles = list(_read_file(path, rel, scan.problems))

@@ -33,6 +33,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+EVAL_INDEX_DIR = ".newsbot-eval"
 IndexDirOption = Annotated[
     Path | None,
     typer.Option("--index-dir", help="Index folder (default: NEWSBOT_INDEX_DIR or .newsbot)."),
@@ -135,8 +136,26 @@ def _print_report(report: IndexReport, settings: Settings) -> None:
 
 @app.command("ask")
 def ask_command(
-    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    question: Annotated[
+        str | None, typer.Argument(help="The question, in quotes (or use --batch).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch",
+            help='Ask every {"question", "date"?} line of this JSONL file ("-": stdin); '
+            "prints one --json object a line.",
+        ),
+    ] = None,
+    asked_on: Annotated[
+        str | None,
+        typer.Option(
+            "--asked-on",
+            help="When the question was asked (YYYY-MM-DD; default today): "
+            "articles published later are not cited.",
+        ),
+    ] = None,
     k: Annotated[
         int | None,
         typer.Option("--k", min=1, max=50, help="Passages to cite (default: NEWSBOT_TOP_K or 5)."),
@@ -153,20 +172,121 @@ def ask_command(
     index_dir: IndexDirOption = None,
 ) -> None:
     """Answer a question from the indexed articles, with numbered sources."""
+    if (question is None) == (batch is None):
+        fail("give one question, or --batch FILE.jsonl (not both)")
     settings = load_settings(index_dir=index_dir, top_k=k)
     filters = Filters(
         source=source, since=_iso_date(since, "--since"), until=_iso_date(until, "--until")
     )
+    default_day = _iso_date(asked_on, "--asked-on")
+    batch_items = _read_batch(batch) if batch is not None else []
     with user_errors():
         from index.newsbot import Newsbot
 
         bot = Newsbot(settings, load_embedder(settings, purpose="query"))
         bot.embedder.warm_up()  # latency_ms then measures the answer, not the model load
-        answer = bot.ask(question, k=settings.top_k, filters=filters or None)
+        if batch is not None:
+            for text, day in batch_items:
+                answer = bot.ask(
+                    text, k=settings.top_k, filters=filters or None, asked_on=day or default_day
+                )
+                sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+            return
+        assert question is not None
+        answer = bot.ask(question, k=settings.top_k, filters=filters or None, asked_on=default_day)
     if as_json:
         sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
     else:
         render_answer(answer)
+
+
+def _read_batch(path: Path) -> list[tuple[str, str | None]]:
+    """(question, asked-on date) pairs from a JSONL file; any bad line fails the whole run."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    items: list[tuple[str, str | None]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            fail(f"{path}:{number}: not JSON ({exc.msg})")
+        if not isinstance(record, dict) or not str(record.get("question") or "").strip():
+            fail(f"{path}:{number}: expected an object with a non-empty 'question'")
+        day = record.get("date")
+        items.append((str(record["question"]), _iso_date(day, f"{path}:{number} 'date'")))
+    return items
+
+
+@app.command("eval")
+def eval_command(
+    questions: Annotated[
+        Path,
+        typer.Option(
+            "--questions", help='JSONL of {"question", "answers", "gold_article_ids", "date"}.'
+        ),
+    ],
+    articles: Annotated[
+        Path | None,
+        typer.Option(
+            "--articles",
+            help="Index these articles first (a .jsonl.gz or a folder); an index that is "
+            f"current is reused. Default index folder then: {EVAL_INDEX_DIR}.",
+        ),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write every figure and answer here.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N questions.")
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Score answers on questions with known answers: hit@k, accuracy, latency."""
+    from index.evaluation import CITED_FOR_EVAL, evaluate, read_questions
+
+    if articles is not None and index_dir is None:
+        index_dir = Path(EVAL_INDEX_DIR)
+    settings = load_settings(index_dir=index_dir, corpus_dir=articles)
+    with user_errors():
+        wanted = read_questions(questions)[:limit]
+        if articles is not None:
+            with _progress_bar() as progress:
+                report = reindex(settings, load_embedder(settings), progress=progress)
+            out.print(
+                f"index {settings.index_dir}: {report.chunks_total} chunks, "
+                f"{report.chunks_embedded} embedded now ({report.seconds:.0f} s)",
+                highlight=False,
+            )
+        from index.newsbot import Newsbot
+
+        bot = Newsbot(settings, load_embedder(settings, purpose="query"))
+        bot.embedder.warm_up()
+        result = evaluate(wanted, lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) + "\n")
+    table = Table(title=f"{result.count} questions from {questions.name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in result.figures().items():
+        shown = f"{value:.0f} ms" if name.endswith("_ms") else f"{value:.3f}"
+        table.add_row(name.replace("_", " "), shown)
+    out.print(table)
+    misses = result.worst_misses()
+    if misses:
+        out.print("[bold]Worst misses[/] (no strict hit in the cited passages, then late hits):")
+    for s in misses:
+        rank = f"hit at {s.strict_rank}" if s.strict_rank else "no hit"
+        cited = s.answer.citations[0].title if s.answer.citations else "nothing cited"
+        out.print(
+            Text(f"- [{rank}] {s.question.question}\n", style="bold")
+            + Text(f"    expected {' / '.join(s.question.answers)}; answered: ")
+            + Text(s.answer.answer[:160], style="dim")
+            + Text(f"\n    first source: {cited}")
+        )
 
 
 def _iso_date(value: str | None, flag: str) -> str | None:

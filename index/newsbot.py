@@ -134,8 +134,17 @@ class Newsbot:
                 return False
             return self._reopen()
 
-    def ask(self, question: str, *, k: int | None = None, filters: Filters | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        asked_on: str | None = None,
+    ) -> Answer:
         """Answer `question` from the index, citing at most `k` passages.
+
+        `asked_on` (an ISO date) is when the question was asked; by default, today.
 
         Raises:
             NewsbotError: the question is empty; StoreUnavailableError: the store is down;
@@ -152,7 +161,7 @@ class Newsbot:
             vector = self.embedder.embed_query(question)
             hits = self._retrying(
                 lambda: self.retriever.search(
-                    question, vector, k=k or self.settings.top_k, filters=filters
+                    question, vector, k=k or self.settings.top_k, filters=filters, asked_on=asked_on
                 )
             )
             answer = self.composer.compose(question, vector, hits)

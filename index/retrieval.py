@@ -69,7 +69,13 @@ class Retriever:
         self.max_per_article = max_per_article
 
     def search(
-        self, question: str, query_vector: np.ndarray, *, k: int, filters: Filters | None = None
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        *,
+        k: int,
+        filters: Filters | None = None,
+        asked_on: str | None = None,
     ) -> list[Hit]:
         """The `k` best passages for `question`, at most `max_per_article` per article.
 
@@ -79,6 +85,8 @@ class Retriever:
             k: passages wanted.
             filters: source and date limits, applied to candidates (not inside Chroma: its
                 metadata filters cost 80-230 ms at 100k chunks).
+            asked_on: ISO date the question was asked; articles known to be published later
+                cannot be what it is about (undated articles stay).
         """
         n = FILTERED_CANDIDATES if filters else CANDIDATES
         dense = self.store.query(query_vector, n)
@@ -98,6 +106,8 @@ class Retriever:
             if passage is None:  # removed by a reindex still being switched in
                 continue
             if filters and not filters.admits(passage.article):
+                continue
+            if asked_on and (passage.article.published or "") > asked_on:
                 continue
             article_id = passage.article.id
             if per_article.get(article_id, 0) >= self.max_per_article:

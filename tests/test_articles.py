@@ -652,9 +652,12 @@ def test_decode_text() -> None:
 def test_missing_corpus_folder_raises(tmp_path: Path) -> None:
     with pytest.raises(CorpusError):
         scan_corpus(tmp_path / "missing")
-    write_text(tmp_path, "file.md", "Not a folder.")
-    with pytest.raises(CorpusError):
-        scan_corpus(tmp_path / "file.md")
+
+
+def test_a_single_file_is_a_corpus_of_its_articles(tmp_path: Path) -> None:
+    write_text(tmp_path, "file.md", "Not a folder, one article.")
+    scan = scan_corpus(tmp_path / "file.md")
+    assert [a.id for a in scan.articles] == ["file.md"]
 
 
 # --- walking the folder --------------------------------------------------------------------

@@ -1,0 +1,205 @@
+"""`newsbot eval` and `ask --batch`: metrics checked by hand on tiny sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index.answer import Answer, Citation
+from index.cli import app
+from index.errors import NewsbotError
+from index.evaluation import EvalQuestion, EvalReport, answer_pattern, read_questions, score
+from tests.fakes import FakeEmbedder
+
+runner = CliRunner()
+
+
+def cite(n: int, article_id: str, passage: str) -> Citation:
+    return Citation(n, article_id, f"title {article_id}", None, None, None, passage)
+
+
+def question(answers: tuple[str, ...], gold: set[str]) -> EvalQuestion:
+    return EvalQuestion("q", "?", answers, frozenset(gold))
+
+
+def test_answer_strings_match_case_insensitively_on_word_boundaries() -> None:
+    pattern = answer_pattern(["Ruth", "$56.2 billion"])
+    assert pattern is not None
+    assert pattern.search("ruth Chepngetich won")
+    assert not pattern.search("the truth is")
+    assert pattern.search("sent $56.2 billion.")
+    assert not pattern.search("sent $56.2 billions")
+    assert answer_pattern(["  "]) is None
+
+
+def test_hand_checked_metrics_over_four_questions() -> None:
+    aid = "The US has sent $56.2 billion in aid."
+    other = "A marathon was run in Chicago."
+    scored = [
+        # 1. Gold article at rank 2 contains the answer; the answer text has it too.
+        score(
+            question(("$56.2 billion",), {"aid"}),
+            Answer(
+                "?",
+                True,
+                "The US has sent $56.2 billion in aid. [2]",
+                [
+                    cite(1, "run", other),
+                    cite(2, "aid", aid),
+                ],
+            ),
+        ),
+        # 2. The answer string is only in a non-gold article, at rank 1.
+        score(
+            question(("$56.2 billion",), {"gold"}),
+            Answer("?", True, "A marathon was run in Chicago. [1]", [cite(1, "copy", aid)]),
+        ),
+        # 3. Not covered: nothing cited, nothing right.
+        score(question(("Lakers",), {"nba"}), Answer("?", False, "not covered")),
+        # 4. Strict hit at rank 1, but the answer sentence shown lacks the answer.
+        score(
+            question(("Chicago",), {"run"}),
+            Answer("?", True, "A marathon happened. [1]", [cite(1, "run", other)]),
+        ),
+    ]
+    assert [(s.strict_rank, s.loose_rank, s.answer_correct) for s in scored] == [
+        (2, 2, True),
+        (None, 1, False),
+        (None, None, False),
+        (1, 1, False),
+    ]
+    report = EvalReport(scored)
+    figures = report.figures()
+    assert figures["strict_hit@1"] == 0.25  # question 4
+    assert figures["strict_hit@3"] == 0.5  # questions 1 and 4
+    assert figures["strict_hit@10"] == 0.5
+    assert figures["loose_hit@5"] == 0.75  # questions 1, 2, 4
+    assert figures["answer_accuracy"] == 0.25  # question 1
+    assert figures["not_covered"] == 0.25  # question 3
+    # Misses first (2 and 3), then the late hit (1); the rank-1 hit is no miss.
+    assert [s.question.answers for s in report.worst_misses()] == [
+        ("$56.2 billion",),
+        ("Lakers",),
+        ("$56.2 billion",),
+    ]
+
+
+def test_read_questions_rejects_bad_lines_with_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "Who?", "answers": ["A"]}\n{"question": "x", "answers": "A"}\n')
+    with pytest.raises(NewsbotError, match=r"q.jsonl:2: 'answers' must be a list"):
+        read_questions(path)
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
+) -> Path:
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(tmp_path / "idx"))
+    return tmp_path
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_eval_indexes_the_articles_asks_and_scores(cli_env: Path, corpus: Path) -> None:
+    articles = write_jsonl(
+        cli_env / "articles.jsonl",
+        [
+            {"id": "a1", "url": "https://news.example/a1", "title": "Aid",
+             "text": "The United States has sent $56.2 billion in military aid to Ukraine."},
+            {"id": "a2", "url": "https://news.example/a2", "title": "Marathon",
+             "text": "Ruth Chepngetich won the Chicago Marathon in record time."},
+        ],
+    )  # fmt: skip
+    questions = write_jsonl(
+        cli_env / "questions.jsonl",
+        [
+            {"id": "1", "question": "How much military aid has the United States sent to Ukraine?",
+             "answers": ["$56.2 billion"], "gold_article_ids": ["a1"], "date": "2024-12-01"},
+            {"id": "2", "question": "Who won the Chicago Marathon?",
+             "answers": ["Ruth Chepngetich"], "gold_article_ids": ["a2"]},
+            {"id": "3", "question": "Which team won the basketball championship final?",
+             "answers": ["Lakers"], "gold_article_ids": ["a9"]},
+        ],
+    )  # fmt: skip
+    out = cli_env / "eval.json"
+
+    result = runner.invoke(
+        app,
+        ["eval", "--questions", str(questions), "--articles", str(articles), "--json", str(out)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "strict hit@1" in result.stdout and "Worst misses" in result.stdout
+    assert (cli_env / ".newsbot-eval" / "catalog.sqlite").exists()  # not the main index
+    data = json.loads(out.read_text())
+    ranks = {r["id"]: (r["strict_rank"], r["answer_correct"]) for r in data["results"]}
+    assert ranks == {"1": (1, True), "2": (1, True), "3": (None, False)}
+    figures = data["figures"]
+    assert figures["strict_hit@1"] == pytest.approx(2 / 3)
+    assert figures["answer_accuracy"] == pytest.approx(2 / 3)
+    assert figures["not_covered"] == pytest.approx(1 / 3)
+    # A second run reuses the index: nothing is embedded again.
+    again = runner.invoke(app, ["eval", "--questions", str(questions), "--articles", str(articles)])
+    assert again.exit_code == 0 and "0 embedded now" in again.stdout
+
+
+def test_ask_batch_prints_one_json_object_a_line(cli_env: Path) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    batch = write_jsonl(
+        cli_env / "batch.jsonl",
+        [
+            {"question": "How much military aid has the United States sent to Ukraine?"},
+            {"question": "How much military aid has the United States sent to Ukraine?",
+             "date": "2024-01-01"},
+        ],
+    )  # fmt: skip
+
+    result = runner.invoke(app, ["ask", "--batch", str(batch), "--json"])
+
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert "$56.2 billion" in first["answer"]
+    # Asked on 2024-01-01: the aid article (dated 2024-11-17 by its URL) did not exist yet.
+    assert "aid.md" not in {c["article_id"] for c in second["citations"]}
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('{"question": ""}\n', "batch.jsonl:1: expected an object with a non-empty 'question'"),
+        ('{"question": "ok"}\nnope\n', "batch.jsonl:2: not JSON"),
+        ('{"question": "ok", "date": "someday"}\n', "wants a date such as 2024-11-17"),
+    ],
+)
+def test_bad_batch_lines_are_one_clear_line(cli_env: Path, lines: str, message: str) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    (cli_env / "batch.jsonl").write_text(lines)
+
+    result = runner.invoke(app, ["ask", "--batch", str(cli_env / "batch.jsonl")])
+
+    assert result.exit_code == 1
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_ask_needs_a_question_or_a_batch(cli_env: Path) -> None:
+    result = runner.invoke(app, ["ask"])
+    assert result.exit_code == 1 and "give one question, or --batch" in result.stderr
+
+
+def test_a_single_file_of_articles_is_a_corpus(cli_env: Path) -> None:
+    articles = write_jsonl(
+        cli_env / "one.jsonl",
+        [{"id": "x1", "title": "Comet", "text": "A comet was seen over Lisbon on Friday."}],
+    )
+    result = runner.invoke(app, ["index", "--corpus", str(articles)])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(runner.invoke(app, ["ask", "Where was the comet seen?", "--json"]).stdout)
+    assert answer["citations"][0]["article_id"] == "x1"
