@@ -1,9 +1,15 @@
-"""Indexing throughput: newsbot's real `reindex` against raw `SentenceTransformer.encode`.
+"""Indexing throughput: newsbot's real `reindex` against raw `SentenceTransformer.encode`,
+or one embedding backend against another.
 
 Both embed the same chunk texts with the same loaded model; model load time is excluded
 from both. Run from the repository root:
 
     python benchmarks/bench_index.py --limit 150
+    python benchmarks/bench_index.py --backends torch,onnx,onnx-int8 --limit 400
+
+With `--backends`, each backend indexes the same chunks with newsbot's real `reindex`; its
+vectors are compared with the first backend's (cosine) and scored on the questions' dense-only
+strict hit@k (an answer string in one of the first k chunks, from a gold article).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -27,10 +34,13 @@ from index.chunks import Chunker
 from index.embeddings import Embedder, load_embedder
 from index.errors import NewsbotError
 from index.indexer import reindex
-from index.settings import Settings
+from index.settings import EmbedBackend, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ARTICLES = REPO.parent / "shared" / "eval" / "rtqa-dev" / "articles.jsonl.gz"
+DEFAULT_QUESTIONS = REPO.parent / "shared" / "eval" / "rtqa-dev" / "questions.jsonl"
+BACKENDS: tuple[EmbedBackend, ...] = ("torch", "onnx", "onnx-int8")
+HIT_KS = (1, 5)
 SEED_CORPUS = REPO / "corpus"
 DEFAULT_LIMIT = 150
 # Forward passes run before each timed phase, so that neither pays for first-call set-up.
@@ -118,6 +128,7 @@ class RecordingEmbedder:
         self.name = inner.name
         self.max_tokens = inner.max_tokens
         self.calls: list[list[str]] = []
+        self.vectors: dict[str, np.ndarray] = {}
         self.seconds = 0.0
 
     @property
@@ -132,6 +143,7 @@ class RecordingEmbedder:
         vectors = self.inner.embed(texts)
         self.seconds += time.perf_counter() - started
         self.calls.append(list(texts))
+        self.vectors.update(zip(texts, vectors, strict=True))
         return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -194,6 +206,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="time every phase this many times and print the best [default: 1]",
     )
     parser.add_argument(
+        "--backends",
+        default=None,
+        help="compare these EMBED_BACKENDs (comma-separated, the first is the reference) "
+        f"instead of newsbot against the raw encode; one of {', '.join(BACKENDS)}",
+    )
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        default=DEFAULT_QUESTIONS,
+        help="with --backends: questions (.jsonl with question, answers, gold_article_ids) "
+        "scored by dense-only strict hit@k; their gold articles are indexed first "
+        f"[default: {DEFAULT_QUESTIONS}]",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -208,11 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.articles.exists():
         print(f"error: no articles at {args.articles}", file=sys.stderr)
         return 1
+    if args.backends:
+        return compare_backends(args)
     import torch
 
     records = read_records(args.articles, args.limit)
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
-        fields = {} if args.batch_size is None else {"embed_batch_size": args.batch_size}
+        # Against the raw SentenceTransformer.encode, newsbot runs on torch too.
+        fields: dict[str, Any] = {"embed_backend": "torch"}
+        if args.batch_size is not None:
+            fields["embed_batch_size"] = args.batch_size
         settings = bench_settings(
             write_corpus(records, Path(tmp) / "corpus"), Path(tmp) / "index", **fields
         )
@@ -291,6 +322,133 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"(3)  overhead: newsbot indexing takes {ratio:.2f}x the raw encode time "
             f"({(ratio - 1) * 100:+.0f}%)"
+        )
+    return 0
+
+
+def read_eval_questions(path: Path) -> list[dict[str, Any]]:
+    """Questions with answers and gold articles, or none if `path` does not exist."""
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    return [r for r in records if r.get("question") and r.get("answers")]
+
+
+def contains_answer(passage: str, answers: Sequence[str]) -> bool:
+    """An answer string in `passage`, case-insensitive, on word boundaries."""
+    return any(
+        re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", passage, re.IGNORECASE)
+        for answer in answers
+        if answer.strip()
+    )
+
+
+def dense_hits(
+    query: Embedder,
+    vectors: np.ndarray,
+    passages: Sequence[tuple[str, str]],
+    questions: Sequence[dict[str, Any]],
+) -> dict[int, float]:
+    """Strict hit@k of exact-cosine search over `vectors` (rows of (article id, passage))."""
+    found = dict.fromkeys(HIT_KS, 0)
+    for record in questions:
+        scores = vectors @ query.embed_query(str(record["question"]))
+        top = np.argsort(-scores, kind="stable")[: max(HIT_KS)]
+        gold = {str(i) for i in record.get("gold_article_ids") or []}
+        hits = [
+            passages[i][0] in gold and contains_answer(passages[i][1], record["answers"])
+            for i in top
+        ]
+        for k in HIT_KS:
+            found[k] += any(hits[:k])
+    return {k: found[k] / len(questions) for k in HIT_KS} if questions else {}
+
+
+def compare_backends(args: argparse.Namespace) -> int:
+    """Index the same chunks with each backend: speed, agreement with the first, hit@k."""
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        print(f"error: unknown backend(s) {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    questions = read_eval_questions(args.questions)
+    gold_ids = [str(i) for q in questions for i in q.get("gold_article_ids") or []]
+    records = read_records(args.articles, args.limit, prefer_ids=gold_ids)
+    present = {str(r.get("id")) for r in records}
+    # Scored only where every gold article is indexed, so that a miss is the model's.
+    scored = [q for q in questions if set(map(str, q.get("gold_article_ids") or [])) <= present]
+    print(machine_line())
+    print(
+        f"articles: {len(records)} from {args.articles} "
+        f"({len(present & set(gold_ids))} of them gold articles of the questions)"
+    )
+    print(f"questions scored: {len(scored)} of {len(questions)} from {args.questions}")
+    rows: list[tuple[str, float, float, dict[int, float], str]] = []
+    reference: dict[str, np.ndarray] = {}
+    chunks = batch_size = 0
+    with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
+        corpus = write_corpus(records, Path(tmp) / "corpus")
+        fields = {} if args.batch_size is None else {"embed_batch_size": args.batch_size}
+        for backend in backends:
+            settings = bench_settings(
+                corpus,
+                Path(tmp) / f"index-{backend}",
+                embed_backend=backend,
+                embed_cache_dir=Path(tmp) / "models",
+                **fields,
+            )
+            batch_size = settings.embed_batch_size
+            embedder = load_embedder(settings)
+            loaded = load_model(embedder)
+            embedder.embed(["warm up"] * WARMUP_TEXTS)
+            print(f"{backend}: model load (and ONNX export) {loaded:.2f} s, excluded")
+            best: RecordingEmbedder | None = None
+            best_total = float("inf")
+            for run in range(args.repeat):
+                recording = RecordingEmbedder(embedder)
+                started = time.perf_counter()
+                reindex(settings.overridden(index_dir=Path(tmp) / f"i-{backend}-{run}"), recording)
+                total = time.perf_counter() - started
+                if total < best_total:
+                    best, best_total = recording, total
+            assert best is not None
+            chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+            passages = [
+                (article.id, chunker.embed_text(article.title, chunk), chunk.text)
+                for article in scan_corpus(corpus).articles
+                for chunk in chunker.split(article)
+            ]
+            chunks = len(passages)
+            matrix = np.stack([best.vectors[text] for _, text, _ in passages])
+            if not reference:
+                reference = {text: best.vectors[text] for _, text, _ in passages}
+                agreement = "(reference)"
+            else:
+                cosines = np.array(
+                    [
+                        float(best.vectors[t] @ reference[t])
+                        for _, t, _ in passages
+                        if t in reference
+                    ]
+                )
+                agreement = f"min {cosines.min():.4f} mean {cosines.mean():.4f}"
+            query = load_embedder(settings, purpose="query")
+            hits = dense_hits(query, matrix, [(a, p) for a, _, p in passages], scored)
+            rows.append((backend, best_total, best.seconds, hits, agreement))
+
+    best_of = f"best of {args.repeat}" if args.repeat > 1 else "one run"
+    print(f"chunks: {chunks}; EMBED_BATCH_SIZE {batch_size}; timings {best_of}")
+    header = "backend      reindex chunks/s  embed() chunks/s  speed-up  " + "  ".join(
+        f"hit@{k}" for k in HIT_KS
+    )
+    print(header + "  cosine to " + backends[0])
+    base = rows[0][1]
+    for backend, total, embed_s, hits, agreement in rows:
+        hit_text = "  ".join(f"{hits.get(k, float('nan')):.3f}" for k in HIT_KS)
+        print(
+            f"{backend:<12} {chunks / total:16.1f}  {chunks / embed_s:16.1f}  "
+            f"{base / total:7.2f}x  {hit_text}  {agreement}"
         )
     return 0
 

@@ -17,7 +17,7 @@ import numpy as np
 from index.articles import Article, scan_corpus
 from index.catalog import Catalog
 from index.chunks import TITLE_TOKENS, Chunk, Chunker
-from index.embeddings import Embedder, check_fits
+from index.embeddings import Embedder, check_fits, vector_precision
 from index.errors import ArticleError, CorpusError, IndexBusyError, IndexMismatchError
 from index.layout import IndexLayout
 from index.lexical import LexicalIndex
@@ -50,11 +50,19 @@ class IndexReport:
     seconds: float = 0.0
 
 
+# What a manifest written before a key existed meant by its absence.
+MANIFEST_DEFAULTS: dict[str, Any] = {"precision": "float32"}
+
+
 def manifest_for(settings: Settings, model_name: str) -> dict[str, Any]:
-    """The settings an index depends on: opening it with others is refused."""
+    """The settings an index depends on: opening it with others is refused.
+
+    The backend counts through the vectors it makes: torch and onnx agree, onnx-int8 differs.
+    """
     return {
         "format": INDEX_FORMAT,
         "model": model_name,
+        "precision": vector_precision(settings.embed_backend),
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "title_tokens": TITLE_TOKENS,
@@ -69,9 +77,9 @@ def check_manifest(recorded: dict[str, Any] | None, wanted: dict[str, Any], wher
     if recorded is None:
         return
     diffs = [
-        f"{key} {recorded.get(key)!r} (settings say {value!r})"
+        f"{key} {recorded.get(key, MANIFEST_DEFAULTS.get(key))!r} (settings say {value!r})"
         for key, value in wanted.items()
-        if recorded.get(key) != value
+        if recorded.get(key, MANIFEST_DEFAULTS.get(key)) != value
     ]
     if diffs:
         raise IndexMismatchError(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -45,16 +46,28 @@ class Settings(BaseSettings):
         BUNDLED_MODEL,
         "sentence-transformers model name or path; the default is bundled (offline).",
     )
+    embed_backend: EmbedBackend = _env(
+        "EMBED_BACKEND",
+        "onnx-int8",
+        "What runs the model: torch, onnx (exported locally, same vectors) or onnx-int8 "
+        "(quantized: fastest, vectors differ slightly, so changing to or from it needs "
+        "`newsbot index --rebuild`).",
+    )
+    embed_cache_dir: Path | None = _env(
+        "EMBED_CACHE_DIR",
+        None,
+        "Where the ONNX backends keep the model they export (empty = NEWSBOT_INDEX_DIR/models).",
+    )
     embed_batch_size: int = _env(
         "EMBED_BATCH_SIZE", 32, "Chunks per model call when indexing.", ge=1
     )
     embed_threads: int = _env(
-        "EMBED_THREADS", 0, "Torch threads when indexing (0 = one per core).", ge=0
+        "EMBED_THREADS", 0, "Model threads when indexing (0 = one per core).", ge=0
     )
     query_threads: int = _env(
         "QUERY_THREADS",
         1,
-        "Torch threads when answering (the question and candidate sentences).",
+        "Model threads when answering (the question and candidate sentences).",
         ge=1,
     )
     chroma_host: str | None = _env(
@@ -118,7 +131,9 @@ class Settings(BaseSettings):
             return [part for part in re.split(r"[\s,]+", value) if part]
         return value
 
-    @field_validator("chroma_host", "discord_token", "discord_guild_id", mode="before")
+    @field_validator(
+        "chroma_host", "discord_token", "discord_guild_id", "embed_cache_dir", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -130,6 +145,10 @@ class Settings(BaseSettings):
         if size is not None and value >= size:
             raise ValueError(f"must be smaller than NEWSBOT_CHUNK_TOKENS ({size})")
         return value
+
+    def model_cache_dir(self) -> Path:
+        """Where an exported model is kept: `EMBED_CACHE_DIR`, else `models/` in the index."""
+        return self.embed_cache_dir or self.index_dir / "models"
 
     def overridden(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; `None` values (unset CLI flags) are ignored."""

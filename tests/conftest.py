@@ -16,11 +16,18 @@ DATA = Path(__file__).parent / "data"
 SEED = Path(__file__).resolve().parent.parent / "corpus"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export cache for the whole session: each backend is exported once."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path) -> Iterator[None]:
     """No settings leak in from the environment or a `.env`; nothing leaves the machine."""
     for name in env_names():
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EMBED_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -70,8 +70,8 @@ def test_human_readable_answer(seed_env: Path) -> None:
 
 
 def test_real_chunks_never_exceed_the_model_window(tmp_path: Path) -> None:
-    embedder = load_embedder(Settings())
-    settings = Settings()
+    settings = Settings(embed_backend="torch")  # sentence-transformers' own tokenizer
+    embedder = load_embedder(settings)
     chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
     from index.articles import make_article
 
