@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     embed_backend: EmbedBackend = _env(
         "EMBED_BACKEND",
-        "onnx-int8",
+        "onnx",
         "What runs the model: torch, onnx (exported locally, same vectors) or onnx-int8 "
         "(quantized: fastest, vectors differ slightly, so changing to or from it needs "
         "`newsbot index --rebuild`).",

@@ -51,7 +51,7 @@ def test_the_backend_setting_picks_the_runtime(tmp_path: Path) -> None:
     assert isinstance(torch_embedder, SentenceTransformerEmbedder)
     assert isinstance(onnx, OnnxEmbedder) and not onnx._quantized
     assert isinstance(int8, OnnxEmbedder) and int8._quantized and int8._threads == 1
-    assert Settings().embed_backend == "onnx-int8"
+    assert Settings().embed_backend == "onnx"
 
 
 def test_the_cache_defaults_to_the_index_folder(monkeypatch: pytest.MonkeyPatch) -> None:
