@@ -104,6 +104,12 @@ class Chunker:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9$£€])|\n+")
+# A period after these (or after an initial such as "F.") does not end a sentence.
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr jr sr st gov sen rep gen lt col capt sgt prof rev hon pres vs inc co corp "
+    "ltd dept univ mt ft ave jan feb mar apr aug sept sep oct nov dec u.s u.k u.n e.g i.e".split()
+)
+_WORD_BEFORE = re.compile(r"([\w.]+)\.$")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -112,6 +118,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.start()
+        if "\n" not in match.group(0) and _is_abbreviation(text[max(0, end - 12) : end]):
+            continue
         # Keep closing quotes with the sentence they end.
         end += len(match.group(0)) - len(match.group(0).lstrip("\"'”’)"))
         if text[start:end].strip():
@@ -120,6 +128,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if text[start:].strip():
         spans.append(_strip_span(text, start, len(text)))
     return spans
+
+
+def _is_abbreviation(before: str) -> bool:
+    """Whether the text before a period ends in an abbreviation or an initial ("F.")."""
+    word = _WORD_BEFORE.search(before)
+    if word is None:
+        return False
+    token = word.group(1).lower()
+    return token in ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:

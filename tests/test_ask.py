@@ -147,3 +147,20 @@ def test_asking_before_indexing_names_the_fix(
 def test_asking_with_another_model_is_refused(bot: Newsbot, settings: Settings) -> None:
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         Newsbot(settings, FakeEmbedder(dimension=32, name="fake:32"))
+
+
+def test_sentences_do_not_end_at_abbreviations_or_initials() -> None:
+    from index.chunks import sentence_spans
+
+    text = (
+        "Robert F. Kennedy Jr. qualified in Utah. The U.S. sent aid. Gov. Abbott said no. "
+        "It rose 5.5 percent. I met Dr. Smith.\nNew paragraph"
+    )
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Robert F. Kennedy Jr. qualified in Utah.",
+        "The U.S. sent aid.",
+        "Gov. Abbott said no.",
+        "It rose 5.5 percent.",
+        "I met Dr. Smith.",
+        "New paragraph",
+    ]
