@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from index.answer import Answer
+from index.articles import normalise_date
 from index.errors import NewsbotError
 
 STRICT_KS = (1, 3, 5, 10)
@@ -171,13 +172,16 @@ def read_questions(path: Path) -> list[EvalQuestion]:
         answers = record.get("answers")
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise NewsbotError(f"{where}: 'answers' must be a list of strings")
+        day = record.get("date") or None
+        if day is not None and normalise_date(day) is None:
+            raise NewsbotError(f"{where}: 'date' must be a date such as 2024-01-05, not {day!r}")
         questions.append(
             EvalQuestion(
                 id=str(record.get("id") or number),
                 question=str(record["question"]),
                 answers=tuple(answers),
                 gold_article_ids=frozenset(str(i) for i in record.get("gold_article_ids") or []),
-                date=record.get("date") or None,
+                date=normalise_date(day) if day else None,
             )
         )
     if not questions:

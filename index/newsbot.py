@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from index.answer import Answer, Composer
+from index.articles import normalise_date
 from index.catalog import Catalog
 from index.embeddings import Embedder
 from index.errors import IndexBusyError, IndexMissingError, NewsbotError
@@ -102,7 +103,11 @@ class Newsbot:
         self.store = store
         self.lexical = lexical
         self.retriever = Retriever(
-            self.store, self.lexical, self.catalog, max_per_article=self.settings.max_per_article
+            self.store,
+            self.lexical,
+            self.catalog,
+            max_per_article=self.settings.max_per_article,
+            recency_half_life=self.settings.recency_half_life,
         )
         self.composer = Composer(
             self.embedder, self.lexical.terms, min_support=self.settings.min_support
@@ -144,11 +149,13 @@ class Newsbot:
     ) -> Answer:
         """Answer `question` from the index, citing at most `k` passages.
 
-        `asked_on` (an ISO date) is when the question was asked; by default, today.
+        `asked_on` (a date, e.g. 2024-01-05) is when the question was asked; by default,
+        today.
 
         Raises:
-            NewsbotError: the question is empty; StoreUnavailableError: the store is down;
-                IndexBusyError: `newsbot index --rebuild` dropped the vectors and is still
+            NewsbotError: the question is empty or `asked_on` is not a date;
+            StoreUnavailableError: the store is down.
+            IndexBusyError: `newsbot index --rebuild` dropped the vectors and is still
                 writing new ones.
         """
         started = time.perf_counter()
@@ -156,6 +163,11 @@ class Newsbot:
         if not question:
             raise NewsbotError("the question is empty")
         question = question[:MAX_QUESTION_CHARS]
+        if asked_on is not None:
+            day = normalise_date(asked_on)
+            if day is None:
+                raise NewsbotError(f"not a date: {asked_on!r} (use e.g. 2024-01-05)")
+            asked_on = day
         with self._lock:
             self.refresh()
             vector = self.embedder.embed_query(question)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
@@ -16,6 +17,13 @@ CANDIDATES = 50
 FILTERED_CANDIDATES = 400
 # Reciprocal-rank fusion constant (Cormack et al. 2009).
 RRF_K = 60
+# BM25's vote counts a little more than the dense one: on news questions (names, numbers,
+# events) it is the better first pick (rtqa-dev strict hit@1: BM25 0.37, dense 0.31).
+LEXICAL_WEIGHT = 1.3
+DENSE_WEIGHT = 1.0
+# News is about now: an article published on the day the question is asked gains as much
+# as a first place in one ranking, halving every `recency_half_life` days.
+RECENCY_WEIGHT = 1.0
 # Passages sharing this much of their word 5-grams are one passage said twice.
 DUPLICATE_JACCARD = 0.6
 SHINGLE = 5
@@ -62,11 +70,13 @@ class Retriever:
         catalog: Catalog,
         *,
         max_per_article: int,
+        recency_half_life: float = 0.0,
     ) -> None:
         self.store = store
         self.lexical = lexical
         self.catalog = catalog
         self.max_per_article = max_per_article
+        self.recency_half_life = recency_half_life
 
     def search(
         self,
@@ -85,19 +95,24 @@ class Retriever:
             k: passages wanted.
             filters: source and date limits, applied to candidates (not inside Chroma: its
                 metadata filters cost 80-230 ms at 100k chunks).
-            asked_on: ISO date the question was asked; articles known to be published later
-                cannot be what it is about (undated articles stay).
+            asked_on: ISO date the question was asked (default: today); articles known to
+                be published later cannot be what it is about (undated articles stay), and
+                articles published shortly before it rank higher.
         """
         n = FILTERED_CANDIDATES if filters else CANDIDATES
         dense = self.store.query(query_vector, n)
         lexical = self.lexical.search(question, n)
         fused: dict[str, float] = {}
-        for ranked in (dense, lexical):
+        for weight, ranked in ((DENSE_WEIGHT, dense), (LEXICAL_WEIGHT, lexical)):
             for rank, (chunk_id, _) in enumerate(ranked):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (RRF_K + rank + 1)
         dense_by_id = dict(dense)
         lexical_by_id = dict(lexical)
         passages = self.catalog.passages(list(fused))
+        if self.recency_half_life > 0:
+            today = asked_on or date.today().isoformat()
+            for chunk_id, found in passages.items():
+                fused[chunk_id] += self._recency(found.article.published, today)
         hits: list[Hit] = []
         per_article: dict[str, int] = {}
         kept_shingles: list[set[str]] = []
@@ -125,6 +140,21 @@ class Retriever:
             if len(hits) >= k:
                 break
         return hits
+
+    def _recency(self, published: str | None, asked_on: str) -> float:
+        """The fusion bonus of an article published on `published`, asked about on `asked_on`."""
+        age = _days_between(published, asked_on)
+        if age is None or age < 0:
+            return 0.0
+        return RECENCY_WEIGHT / (RRF_K + 1) * 0.5 ** (age / self.recency_half_life)
+
+
+def _days_between(earlier: str | None, later: str) -> int | None:
+    """Days from one ISO date to another; None if either is missing or malformed."""
+    try:
+        return (date.fromisoformat(later[:10]) - date.fromisoformat((earlier or "")[:10])).days
+    except ValueError:
+        return None
 
 
 _WORD = re.compile(r"\w+")

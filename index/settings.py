@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     max_per_article: int = _env(
         "NEWSBOT_MAX_PER_ARTICLE", 2, "At most this many passages from one article.", ge=1
     )
+    recency_half_life: float = _env(
+        "NEWSBOT_RECENCY_HALF_LIFE_DAYS",
+        7.0,
+        "Articles published shortly before a question rank higher; the lift halves every "
+        "this many days (0 turns it off).",
+        ge=0.0,
+    )
     min_support: float = _env(
         "NEWSBOT_MIN_SUPPORT",
         0.35,

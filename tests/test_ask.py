@@ -164,3 +164,54 @@ def test_sentences_do_not_end_at_abbreviations_or_initials() -> None:
         "I met Dr. Smith.",
         "New paragraph",
     ]
+
+
+def _two_reports(corpus: Path) -> None:
+    """Two reports of a vote count; the older one matches the question's words more often."""
+    write_article(
+        corpus,
+        "old.md",
+        "The harbour council vote count was 12 to 3. The harbour council vote count was final.",
+        title="Harbour council vote count",
+        published="2024-01-02",
+    )
+    write_article(
+        corpus,
+        "new.md",
+        "The harbour council vote count was 9 to 6 in the second ballot.",
+        title="Second ballot",
+        published="2024-03-01",
+    )
+
+
+@pytest.mark.parametrize(("half_life", "first"), [(7.0, "new.md"), (0.0, "old.md")])
+def test_recent_articles_rank_higher_when_the_setting_says_so(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, half_life: float, first: str
+) -> None:
+    _two_reports(corpus)
+    settings = settings.model_copy(update={"recency_half_life": half_life})
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+
+    answer = bot.ask("What was the harbour council vote count?", asked_on="2024-03-02")
+
+    assert answer.citations[0].article_id == first
+
+
+def test_articles_published_after_the_question_are_left_out(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    _two_reports(corpus)
+    reindex(settings, fake_embedder)
+    bot = Newsbot(settings, fake_embedder)
+
+    # Slashes as in the eval set's dates.
+    answer = bot.ask("What was the harbour council vote count?", asked_on="2024/02/01")
+
+    assert "old.md" in {c.article_id for c in answer.citations}
+    assert "new.md" not in {c.article_id for c in answer.citations}
+
+
+def test_a_question_date_that_is_not_a_date_is_refused(bot: Newsbot) -> None:
+    with pytest.raises(NewsbotError, match="not a date"):
+        bot.ask("Who won the Chicago Marathon?", asked_on="last Tuesday-ish")

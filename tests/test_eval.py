@@ -94,6 +94,16 @@ def test_read_questions_rejects_bad_lines_with_their_place(tmp_path: Path) -> No
         read_questions(path)
 
 
+def test_read_questions_takes_the_eval_sets_dates(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "Who?", "answers": ["A"], "date": "2024/01/05"}\n')
+    assert read_questions(path)[0].date == "2024-01-05"
+
+    path.write_text('{"question": "Who?", "answers": ["A"], "date": "soon"}\n')
+    with pytest.raises(NewsbotError, match=r"q.jsonl:1: 'date' must be a date"):
+        read_questions(path)
+
+
 @pytest.fixture
 def cli_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
