@@ -10,15 +10,20 @@ from typing import Any
 import numpy as np
 
 from index.chunks import sentence_spans
-from index.embeddings import Embedder
 from index.retrieval import Hit
 
 NOT_COVERED = "The indexed articles don't cover this question."
-# Passages whose sentences are weighed as the answer (the rest are further reading).
+# Passages whose sentences may be the answer (the rest are further reading).
 ANSWER_PASSAGES = 3
+# Passages that vote for candidate answers (names, numbers) found in their sentences.
+VOTING_PASSAGES = 5
+# Support (does anything answer?): the answer passages' similarity to the question (the
+# model's) and the share of the question's terms in the chosen sentence.
 DENSE_WEIGHT = 0.55
 LEXICAL_WEIGHT = 0.45
-ANSWER_TYPE_BONUS = 0.08
+# Sentence ranking: the share of the question's terms, then the best-supported candidate
+# answer it holds (a name or number that several passages repeat), then the passage's rank.
+VOTE_WEIGHT = 0.4
 RANK_BONUS = 0.04
 # Words that shape a question but are never its subject.
 QUESTION_WORDS = frozenset(
@@ -28,24 +33,35 @@ QUESTION_WORDS = frozenset(
 
 _QUANTITY_Q = re.compile(
     r"\bhow (?:much|many|long|far|old|big|large|high|often)\b|"
-    r"\bwhat (?:percentage|percent|share|number|amount|proportion|price|cost)\b",
+    r"\bwhat (?:percentage|percent|share|number|amount|proportion|price|cost|score|age|rate)\b|"
+    r"\b(?:which|what) (?:\w+ )?(?:birthday|anniversary|age|number|score)\b",
     re.I,
 )
-_PERSON_Q = re.compile(r"^\s*(?:who|whom|whose)\b", re.I)
+_MONEY_Q = re.compile(
+    r"\bhow much (?!time|longer|older|bigger|more time)|\bwhat (?:price|cost|amount)\b", re.I
+)
 _TIME_Q = re.compile(r"^\s*when\b|\bwhat (?:year|date|day|month|time)\b", re.I)
-_PLACE_Q = re.compile(r"^\s*where\b|\bwhich (?:country|city|state|nation|region)\b", re.I)
+_NAME_Q = re.compile(r"^\s*(?:who|whom|whose|where)\b", re.I)
 _NUMBER = re.compile(
-    r"[$£€]\s?\d|\d[\d,.]*\s?(?:%|percent|million|billion|trillion)|\b\d[\d,.]*\b|"
-    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
-    r"millions?|billions?)\b",
+    r"[$£€]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|trillion))?|"
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|hundred|thousand|million|billion)\b",
+    re.I,
+)
+_MONEY = re.compile(
+    r"[$£€]\s?\d[\d,.]*(?:\s?(?:million|billion|trillion|bn|m)\b)?|"
+    r"\b\d[\d,.]*\s?(?:million|billion|trillion)?\s?(?:dollars|euros|pounds|yuan|yen|rupees)\b",
     re.I,
 )
 _TIME = re.compile(
-    r"\b(?:1[89]|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d|"
+    r"\b(?:1[89]|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d+|"
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today)\b",
     re.I,
 )
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
+# A run of capitalised words, allowing "of", "de" and "the" inside ("Bank of England").
+_NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
+_WORD = re.compile(r"\w+")
+_FILLER = frozenset({"the", "a", "an", "of", "de"})
 
 
 @dataclass(frozen=True)
@@ -105,33 +121,40 @@ class _Sentence:
 
 
 class Composer:
-    """Chooses the answer sentence and decides whether the passages support an answer at all."""
+    """Chooses the answer sentence and decides whether the passages support an answer at all.
+
+    It runs no model (the question's embedding was the only one needed): the sentence is
+    chosen by the question's terms it contains, by the candidate answers (names, numbers,
+    amounts, dates, as the question asks) it shares with the other top passages, and by its
+    passage's rank. Whether the passages answer at all is judged from their similarity to
+    the question and the chosen sentence's share of its terms.
+    """
 
     def __init__(
-        self, embedder: Embedder, terms: Callable[[str], list[str]], *, min_support: float
+        self, tokenize: Callable[[Sequence[str]], list[list[str]]], *, min_support: float
     ) -> None:
-        self.embedder = embedder
-        self.terms = terms
+        self.tokenize = tokenize
         self.min_support = min_support
 
-    def compose(self, question: str, query_vector: np.ndarray, hits: Sequence[Hit]) -> Answer:
+    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
         """An `Answer` citing `hits` in order, or the not-covered answer with no citation."""
         sentences = [
             _Sentence(i, s, e, hit.passage.chunk.text[s:e])
-            for i, hit in enumerate(hits[:ANSWER_PASSAGES])
+            for i, hit in enumerate(hits[:VOTING_PASSAGES])
             for s, e in sentence_spans(hit.passage.chunk.text)
         ]
         if not sentences:
             return Answer(question, False, NOT_COVERED)
-        support, scores = self._score(question, query_vector, sentences)
-        best = int(np.argmax(scores))
-        if support[best] < self.min_support:
+        coverage = self._coverage(question, sentences)
+        scores = self._rank(question, sentences, coverage)
+        ranked = [int(i) for i in np.argsort(-scores, kind="stable")]
+        chosen = sentences[ranked[0]]
+        if self._support(hits, coverage[ranked[0]]) < self.min_support:
             return Answer(question, False, NOT_COVERED)
         highlights: dict[int, tuple[int, int]] = {}
-        for i in np.argsort(-scores):
-            sentence = sentences[int(i)]
+        for i in ranked:
+            sentence = sentences[i]
             highlights.setdefault(sentence.hit_index, (sentence.start, sentence.end))
-        chosen = sentences[best]
         citations = [
             Citation(
                 n=i + 1,
@@ -148,37 +171,61 @@ class Composer:
         text = f"{chosen.text} [{chosen.hit_index + 1}]"
         return Answer(question, True, text, citations)
 
-    def _score(
-        self, question: str, query_vector: np.ndarray, sentences: list[_Sentence]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(support, ranking score) per sentence; support decides 'not covered'."""
-        vectors = self.embedder.embed([s.text for s in sentences])
-        dense = vectors @ query_vector
-        q_terms = {t for t in self.terms(question) if t not in QUESTION_WORDS}
-        lexical = np.array(
-            [
-                len(q_terms & set(self.terms(s.text))) / len(q_terms) if q_terms else 0.0
-                for s in sentences
-            ]
+    @staticmethod
+    def _support(hits: Sequence[Hit], coverage: float) -> float:
+        """How well the passages answer at all: the model's similarity of the question to the
+        closest answer passage, and the share of its terms in the chosen sentence."""
+        similarity = max((h.dense or 0.0 for h in hits[:ANSWER_PASSAGES]), default=0.0)
+        return DENSE_WEIGHT * similarity + LEXICAL_WEIGHT * coverage
+
+    def _coverage(self, question: str, sentences: list[_Sentence]) -> np.ndarray:
+        """The share of the question's terms each sentence contains."""
+        question_terms, *sentence_terms = self.tokenize([question, *(s.text for s in sentences)])
+        wanted = {t for t in question_terms if t not in QUESTION_WORDS}
+        if not wanted:
+            return np.zeros(len(sentences))
+        return np.array([len(wanted & set(terms)) / len(wanted) for terms in sentence_terms])
+
+    def _rank(self, question: str, sentences: list[_Sentence], coverage: np.ndarray) -> np.ndarray:
+        """Ranking scores; sentences beyond the answer passages score -inf (they only vote)."""
+        base = coverage + np.array([RANK_BONUS / (s.hit_index + 1) for s in sentences])
+        kinds = _answer_kinds(question)
+        asked = {w.lower() for w in _WORD.findall(question)}
+        candidates = [_candidates(s.text, kinds, asked) for s in sentences]
+        votes: dict[str, float] = {}
+        for weight, found in zip(base, candidates, strict=True):
+            for candidate in found:
+                votes[candidate] = votes.get(candidate, 0.0) + float(weight)
+        top = max(votes.values(), default=0.0) or 1.0
+        support = np.array(
+            [max((votes[c] for c in found), default=0.0) / top for found in candidates]
         )
-        support = DENSE_WEIGHT * dense + LEXICAL_WEIGHT * lexical
-        wants = _answer_type(question)
-        bonus = np.array(
-            [
-                (ANSWER_TYPE_BONUS if wants and wants.search(s.text) else 0.0)
-                + RANK_BONUS / (s.hit_index + 1)
-                for s in sentences
-            ]
-        )
-        return support, support + bonus
+        scores = base + VOTE_WEIGHT * support
+        scores[[s.hit_index >= ANSWER_PASSAGES for s in sentences]] = -np.inf
+        return scores
 
 
-def _answer_type(question: str) -> re.Pattern[str] | None:
-    """The pattern an answer to `question` should contain (a number, a time, a name)."""
+def _answer_kinds(question: str) -> tuple[re.Pattern[str], ...]:
+    """What an answer to `question` looks like: an amount of money, a number, a date, a name
+    (or, when the question does not say, a name or a number)."""
+    if _MONEY_Q.search(question):
+        return (_MONEY,)
     if _QUANTITY_Q.search(question):
-        return _NUMBER
+        return (_NUMBER,)
     if _TIME_Q.search(question):
-        return _TIME
-    if _PERSON_Q.search(question) or _PLACE_Q.search(question):
-        return _NAME
-    return None
+        return (_TIME,)
+    if _NAME_Q.search(question):
+        return (_NAME,)
+    return (_NAME, _NUMBER)
+
+
+def _candidates(text: str, kinds: tuple[re.Pattern[str], ...], asked: set[str]) -> set[str]:
+    """The candidate answers in `text`: matches of `kinds`, less the question's own words."""
+    found = set()
+    for kind in kinds:
+        for match in kind.finditer(text):
+            words = [w.lower() for w in _WORD.findall(match.group(0))]
+            new = [w for w in words if w not in asked and w not in _FILLER]
+            if new:
+                found.add(" ".join(new))
+    return found

@@ -103,6 +103,6 @@ class LexicalIndex:
             if s > 0
         ]
 
-    def terms(self, text: str) -> list[str]:
-        """`text` as the index's terms (stemmed, no stop words)."""
-        return self._tokenize([text])[0]
+    def terms(self, texts: Sequence[str]) -> list[list[str]]:
+        """Each text as the index's terms (stemmed, no stop words)."""
+        return self._tokenize(texts)

@@ -109,9 +109,7 @@ class Newsbot:
             max_per_article=self.settings.max_per_article,
             recency_half_life=self.settings.recency_half_life,
         )
-        self.composer = Composer(
-            self.embedder, self.lexical.terms, min_support=self.settings.min_support
-        )
+        self.composer = Composer(self.lexical.terms, min_support=self.settings.min_support)
         self._generation = generation
 
     def _reopen(self) -> bool:
@@ -176,7 +174,7 @@ class Newsbot:
                     question, vector, k=k or self.settings.top_k, filters=filters, asked_on=asked_on
                 )
             )
-            answer = self.composer.compose(question, vector, hits)
+            answer = self.composer.compose(question, hits)
         latency = (time.perf_counter() - started) * 1000
         return Answer(
             answer.question, answer.found, answer.answer, answer.citations, round(latency, 1)

@@ -17,10 +17,6 @@ CANDIDATES = 50
 FILTERED_CANDIDATES = 400
 # Reciprocal-rank fusion constant (Cormack et al. 2009).
 RRF_K = 60
-# BM25's vote counts a little more than the dense one: on news questions (names, numbers,
-# events) it is the better first pick (rtqa-dev strict hit@1: BM25 0.37, dense 0.31).
-LEXICAL_WEIGHT = 1.3
-DENSE_WEIGHT = 1.0
 # News is about now: an article published on the day the question is asked gains as much
 # as a first place in one ranking, halving every `recency_half_life` days.
 RECENCY_WEIGHT = 1.0
@@ -103,9 +99,9 @@ class Retriever:
         dense = self.store.query(query_vector, n)
         lexical = self.lexical.search(question, n)
         fused: dict[str, float] = {}
-        for weight, ranked in ((DENSE_WEIGHT, dense), (LEXICAL_WEIGHT, lexical)):
+        for ranked in (dense, lexical):
             for rank, (chunk_id, _) in enumerate(ranked):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (RRF_K + rank + 1)
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         dense_by_id = dict(dense)
         lexical_by_id = dict(lexical)
         passages = self.catalog.passages(list(fused))

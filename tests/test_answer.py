@@ -1,0 +1,92 @@
+"""Choosing the answer sentence, and deciding that nothing answers, from retrieved passages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from index.answer import NOT_COVERED, Composer
+from index.catalog import ArticleRecord, Passage
+from index.chunks import Chunk
+from index.lexical import LexicalIndex
+from index.retrieval import Hit
+
+MIN_SUPPORT = 0.35
+
+
+def hits(*passages: str, dense: float = 0.7) -> list[Hit]:
+    """One hit per passage text, in rank order, each from its own article."""
+    found = []
+    for n, text in enumerate(passages):
+        article = ArticleRecord(
+            id=f"a{n}.md",
+            path=f"a{n}.md",
+            content_hash="x",
+            title=f"Article {n}",
+            source=None,
+            url=None,
+            published=None,
+            author=None,
+            n_chunks=1,
+            indexed_at="2024-01-01T00:00:00",
+        )
+        chunk = Chunk(f"c{n}", article.id, 0, 0, len(text), text)
+        found.append(Hit(Passage(chunk, article), 1.0 / (n + 1), dense, None))
+    return found
+
+
+@pytest.fixture(scope="module")
+def composer() -> Composer:
+    return Composer(LexicalIndex(None, []).terms, min_support=MIN_SUPPORT)
+
+
+def answer_of(composer: Composer, question: str, found: Sequence[Hit]) -> str:
+    return composer.compose(question, found).answer
+
+
+def test_the_answer_names_someone_the_question_does_not(composer: Composer) -> None:
+    found = hits(
+        "The darts world championship final at Alexandra Palace was watched by millions. "
+        "Luke Humphries won the darts world championship final against Luke Littler.",
+        "Humphries, the new champion, thanked the crowd.",
+        "Fans queued for hours at Alexandra Palace.",
+    )
+    answer = answer_of(composer, "Who won the darts world championship final?", found)
+    assert answer.startswith("Luke Humphries won")
+    assert answer.endswith("[1]")
+
+
+def test_a_sentence_repeated_by_other_passages_wins_the_tie(composer: Composer) -> None:
+    found = hits(
+        "The mayor of Springfield was elected on Tuesday. Officials said turnout was high.",
+        "Jane Doe became mayor of Springfield after the vote.",
+        "Jane Doe thanked voters in Springfield.",
+    )
+    # Both the first passage's first sentence and the second passage's sentence hold
+    # "mayor" and "Springfield"; the name the other passages repeat decides.
+    answer = answer_of(composer, "Who is the new mayor of Springfield?", found)
+    assert answer == "Jane Doe became mayor of Springfield after the vote. [2]"
+
+
+def test_how_much_asks_for_an_amount_of_money(composer: Composer) -> None:
+    found = hits(
+        "They have sent up to 12,000 troops to Ukraine. "
+        "The United States has provided over $56.2 billion in military aid to Ukraine."
+    )
+    answer = answer_of(composer, "How much aid has the US sent to Ukraine?", found)
+    assert "$56.2 billion" in answer
+
+
+def test_passages_far_from_the_question_are_not_an_answer(composer: Composer) -> None:
+    found = hits("Argentina beat France on penalties in Qatar.", dense=0.1)
+    answer = composer.compose("Who won the 2022 World Cup?", found)
+    assert (answer.found, answer.answer, answer.citations) == (False, NOT_COVERED, [])
+
+    close = composer.compose("Who won the 2022 World Cup?", hits(found[0].passage.chunk.text))
+    assert close.found
+    assert close.answer.startswith("Argentina")
+
+
+def test_no_passages_is_not_covered(composer: Composer) -> None:
+    assert composer.compose("Who won?", []).answer == NOT_COVERED
