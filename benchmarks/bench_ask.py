@@ -179,16 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 answer = bot.ask(question)
                 latencies.append((time.perf_counter() - started) * 1000)
                 answered += answer.found
-            import torch
-
-            threads = torch.get_num_threads()
         finally:
             bot.close()
 
     total = len(questions)
     print(
-        f"torch threads while asking: {threads} (QUERY_THREADS {settings.query_threads}; "
-        f"{cores()} cores)"
+        f"model threads while asking: QUERY_THREADS {settings.query_threads} "
+        f"(backend {settings.embed_backend}; {cores()} cores)"
     )
     print(
         f"questions: {total} from {args.questions or 'the built-in list'} (after one warm-up ask)"
