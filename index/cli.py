@@ -19,7 +19,7 @@ from rich.text import Text
 
 from index.answer import Answer
 from index.embeddings import load_embedder
-from index.errors import NewsbotError
+from index.errors import ArticleError, CorpusProblemsError, NewsbotError
 from index.indexer import IndexReport, reindex
 from index.retrieval import Filters
 from index.settings import Settings
@@ -76,15 +76,34 @@ def index_command(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Drop the index and build it anew.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail, changing nothing, if any corpus file or record cannot be read.",
+        ),
+    ] = False,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Index the corpus: embed new and changed articles, drop removed ones."""
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
     with user_errors():
         embedder = load_embedder(settings)
-        with _progress_bar() as progress:
-            report = reindex(settings, embedder, rebuild=rebuild, progress=progress)
+        try:
+            with _progress_bar() as progress:
+                report = reindex(
+                    settings, embedder, rebuild=rebuild, strict=strict, progress=progress
+                )
+        except CorpusProblemsError as exc:
+            _print_problems(exc.problems, "[red]problem[/]")
+            raise
     _print_report(report, settings)
+
+
+def _print_problems(problems: list[ArticleError], label: str) -> None:
+    """One line a problem: the file (and line) under the corpus, and why."""
+    for problem in problems:
+        err.print(f"{label} {escape(str(problem))}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -113,8 +132,7 @@ def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
 
 def _print_report(report: IndexReport, settings: Settings) -> None:
-    for problem in report.problems:
-        err.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    _print_problems(report.problems, "[yellow]skipped[/]")
     table = Table(title=f"Indexed {settings.corpus_dir} → {settings.index_dir}", show_header=True)
     table.add_column("articles")
     table.add_column("count", justify="right")
@@ -124,7 +142,10 @@ def _print_report(report: IndexReport, settings: Settings) -> None:
     table.add_row("unchanged (no model call)", str(report.unchanged))
     if report.repaired:
         table.add_row("repaired (vectors were missing)", str(len(report.repaired)))
-    table.add_row("skipped (could not read)", str(len(report.problems)))
+    table.add_row("skipped files (could not read)", str(report.skipped_files))
+    table.add_row("skipped records (bad JSON line or record)", str(report.skipped_records))
+    if report.kept:
+        table.add_row("kept as indexed before (file unreadable)", str(len(report.kept)))
     out.print(table)
     rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
     out.print(

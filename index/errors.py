@@ -16,12 +16,35 @@ class CorpusError(NewsbotError):
 
 
 class ArticleError(NewsbotError):
-    """One corpus file or record could not be turned into an article."""
+    """One corpus file, folder or record could not be turned into articles.
 
-    def __init__(self, where: str, reason: str) -> None:
+    `where` names it (a path under the corpus, with `:line` for a JSONL line); `path` is the
+    file or folder it is in. The message is one line, whatever the file name or reason hold.
+    """
+
+    def __init__(self, where: str, reason: str, *, path: str | None = None) -> None:
+        where, reason = _one_line(where), _one_line(reason)
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
+        self.path = _one_line(path) if path is not None else where
+
+    @property
+    def whole_file(self) -> bool:
+        """Whether a whole file (or folder) was skipped, rather than one record of it."""
+        return self.where == self.path
+
+
+class CorpusProblemsError(NewsbotError):
+    """`newsbot index --strict` met corpus files or records it could not read."""
+
+    def __init__(self, problems: list[ArticleError]) -> None:
+        files = len({p.path for p in problems})
+        super().__init__(
+            f"--strict: {len(problems)} problem{'s' if len(problems) != 1 else ''} in "
+            f"{files} corpus file{'s' if files != 1 else ''}; the index was not changed"
+        )
+        self.problems = problems
 
 
 class IndexMissingError(NewsbotError):
@@ -42,3 +65,7 @@ class StoreUnavailableError(NewsbotError):
 
 class ModelLoadError(NewsbotError):
     """The embedding model cannot be loaded."""
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")

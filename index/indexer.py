@@ -14,11 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import Article, scan_corpus
+from index.articles import Article, CorpusScan, scan_corpus
 from index.catalog import Catalog
 from index.chunks import TITLE_TOKENS, Chunk, Chunker
 from index.embeddings import Embedder, check_fits, vector_precision
-from index.errors import ArticleError, CorpusError, IndexBusyError, IndexMismatchError
+from index.errors import (
+    ArticleError,
+    CorpusError,
+    CorpusProblemsError,
+    IndexBusyError,
+    IndexMismatchError,
+)
 from index.layout import IndexLayout
 from index.lexical import LexicalIndex
 from index.settings import Settings
@@ -44,10 +50,22 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     repaired: list[str] = field(default_factory=list)
+    # Articles whose file could not be read this time: their last indexed version stays.
+    kept: list[str] = field(default_factory=list)
     problems: list[ArticleError] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+
+    @property
+    def skipped_files(self) -> int:
+        """Files and folders skipped as a whole."""
+        return sum(1 for p in self.problems if p.whole_file)
+
+    @property
+    def skipped_records(self) -> int:
+        """JSON records and JSONL lines skipped in files that were otherwise read."""
+        return len(self.problems) - self.skipped_files
 
 
 # What a manifest written before a key existed meant by its absence.
@@ -154,30 +172,36 @@ def reindex(
     embedder: Embedder,
     *,
     rebuild: bool = False,
+    strict: bool = False,
     progress: Progress | None = None,
 ) -> IndexReport:
     """Index `settings.corpus_dir` into `settings.index_dir`.
 
     New and changed articles are chunked and embedded; unchanged ones cost no model call;
     removed ones leave the vectors, BM25 and catalog. Chunks that the store and the catalog
-    disagree on (after an interrupted run) are repaired.
+    disagree on (after an interrupted run) are repaired. A file, folder or record that cannot
+    be read is skipped and reported; the articles indexed from it before are kept.
 
     Args:
         settings: where the corpus and the index are, and how to chunk.
         embedder: the model; it must be the one the index was built with.
         rebuild: drop the index and build it anew (after a model or chunking change).
+        strict: refuse to change the index if any file or record cannot be read.
         progress: told how embedding advances.
 
     Returns:
-        What was added, updated, removed, left unchanged, repaired and skipped.
+        What was added, updated, removed, left unchanged, repaired, kept and skipped.
 
     Raises:
-        CorpusError, IndexMismatchError, IndexBusyError, StoreUnavailableError.
+        CorpusError, CorpusProblemsError (strict), IndexMismatchError, IndexBusyError,
+        StoreUnavailableError.
     """
     started = time.perf_counter()
     layout = IndexLayout(settings.index_dir)
     with writer_lock(layout):
-        scan = scan_corpus(settings.corpus_dir)
+        scan = scan_corpus(settings.corpus_dir, indexed_paths=_indexed_paths(layout))
+        if strict and scan.problems:
+            raise CorpusProblemsError(scan.problems)
         catalog = Catalog(layout.catalog)
         store: VectorStore | None = None
         try:
@@ -188,18 +212,27 @@ def reindex(
                 catalog,
                 store,
                 layout,
-                scan.articles,
-                scan.failed_paths,
+                scan,
                 rebuild,
                 progress,
             )
-            report.problems = scan.problems
             report.seconds = time.perf_counter() - started
             return report
         finally:
             if store is not None:
                 store.close()
             catalog.close()
+
+
+def _indexed_paths(layout: IndexLayout) -> dict[str, str]:
+    """Article id → the file it was indexed from; empty (and nothing created) without an index."""
+    if not layout.exists():
+        return {}
+    catalog = Catalog(layout.catalog)
+    try:
+        return {aid: path for aid, (_, path) in catalog.hashes().items()}
+    finally:
+        catalog.close()
 
 
 def _open_store(settings: Settings, catalog: Catalog, rebuild: bool) -> VectorStore:
@@ -219,8 +252,7 @@ def _sync(
     catalog: Catalog,
     store: VectorStore,
     layout: IndexLayout,
-    articles: list[Article],
-    failed_paths: set[str],
+    scan: CorpusScan,
     rebuild: bool,
     progress: Progress | None,
 ) -> IndexReport:
@@ -235,16 +267,18 @@ def _sync(
         check_manifest(recorded, wanted, settings.index_dir)
 
     old = catalog.hashes()
-    if not articles and old:
+    articles = scan.articles
+    report = IndexReport()
+    current = {a.id: a for a in articles}
+    gone = sorted(aid for aid in old if aid not in current)
+    report.kept = [aid for aid in gone if scan.failed(old[aid][1])]
+    report.removed = [aid for aid in gone if not scan.failed(old[aid][1])]
+    report.problems = _note_kept(scan.problems, [old[aid][1] for aid in report.kept])
+    if not articles and report.removed:
         raise CorpusError(
             f"no articles found in {settings.corpus_dir}; refusing to empty an index of "
             f"{len(old)} articles (use --rebuild to really start from nothing)"
         )
-    report = IndexReport()
-    current = {a.id: a for a in articles}
-    report.removed = sorted(
-        aid for aid, (_, path) in old.items() if aid not in current and path not in failed_paths
-    )
     repair = _articles_to_repair(catalog, store, set(current))
     changed: list[Article] = []
     for article in articles:
@@ -281,6 +315,25 @@ def _sync(
     if changed or report.removed or rebuild:
         layout.bump_generation()
     return report
+
+
+def _note_kept(problems: list[ArticleError], kept_paths: list[str]) -> list[ArticleError]:
+    """Say, on the first problem of each file or folder, which indexed articles it keeps."""
+    noted: set[str] = set()
+    out: list[ArticleError] = []
+    for problem in problems:
+        where = problem.path
+        count = sum(1 for path in kept_paths if path == where or path.startswith(where + "/"))
+        if count and where not in noted:
+            noted.add(where)
+            what = "the article" if count == 1 else f"the {count} articles"
+            problem = ArticleError(
+                problem.where,
+                f"{problem.reason}; kept {what} indexed from {where} before",
+                path=where,
+            )
+        out.append(problem)
+    return out
 
 
 def _articles_to_repair(catalog: Catalog, store: VectorStore, current: set[str]) -> set[str]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import gzip
 import json
+import os
 import re
 import shutil
+import threading
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +17,14 @@ from typing import Any
 import pytest
 
 from index.articles import (
+    MAX_ARTICLE_BYTES,
     MAX_TITLE_CHARS,
+    MB,
     PROMO_MAX_CHARS,
     PROMO_PATTERNS,
     Article,
     CorpusScan,
+    FileLimits,
     clean_text,
     date_from_url,
     decode_text,
@@ -318,8 +325,8 @@ def test_id_without_explicit_id_comes_from_url(tmp_path: Path) -> None:
     assert len(ids) == 2 and ids[0] != ids[1]
     assert all("first.jsonl" not in i and i.strip() for i in ids)
     # Same url elsewhere, at another line: the same id, so it is caught as a duplicate.
-    dup = problem_at(first, "elsewhere/second.jsonl")
-    assert ids[1] in dup.reason and "duplicate" in dup.reason
+    dup = problem_at(first, "elsewhere/second.jsonl:2")
+    assert ids[1] in dup.reason and "duplicate" in dup.reason and "first.jsonl:2" in dup.reason
     # And stable across scans.
     assert [x.id for x in scan_corpus(tmp_path).articles] == [x.id for x in first.articles]
 
@@ -399,8 +406,9 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     assert [a.id for a in scan.articles] == ["rec-1", "rec-2", "rec-3"]
     assert by_id(scan)["rec-2"].path == "a.jsonl"
     assert by_id(scan)["rec-2"].title == "Story number 2"
-    dup = problem_at(scan, "b.jsonl")
-    assert "duplicate" in dup.reason and "rec-2" in dup.reason and "a.jsonl" in dup.reason
+    dup = problem_at(scan, "b.jsonl:1")
+    assert "duplicate" in dup.reason and "rec-2" in dup.reason and "a.jsonl:2" in dup.reason
+    assert dup.path == "b.jsonl" and not dup.whole_file
     assert scan.failed_paths == set()
 
 
@@ -593,12 +601,35 @@ def test_content_hash_is_stable_and_follows_content(tmp_path: Path) -> None:
     [
         ("report.pdf", b"%PDF-1.4 not supported", "unsupported file type"),
         ("notes.docx", b"PK\x03\x04", "unsupported file type"),
-        ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file (a PNG image)"),
+        ("photo.md", b"\xff\xd8\xff\xe0 JFIF", "binary file (a JPEG image)"),
+        ("paper.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "binary file (a PDF document)"),
+        ("noise.txt", bytes(range(256)) * 16, "binary file (NUL bytes)"),
+        ("noise-no-nul.txt", bytes(range(1, 256)) * 16, "binary"),
+        (
+            "controls.md",
+            b"\x01\x02\x03 text \x04\x05\x06 " * 40,
+            "binary file (control characters)",
+        ),
+        ("feed.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file (a PNG image)"),
+        ("dump.jsonl", bytes(range(256)) * 16, "binary file (NUL bytes)"),
+        ("odd.txt", codecs.BOM_UTF16_LE + b"a\x00b", "not valid UTF-16 text"),
+        ("toml.md", b'+++\ntitle = "unclosed\n+++\nBody.\n', "broken TOML front matter"),
+        (
+            "toml-unclosed.md",
+            b"+++\ntitle = 'Never closed'\nBody.\n",
+            "opened with '+++' but never",
+        ),
         ("broken.md", b"---\ntitle: [unclosed\nsource: x\n---\nBody.\n", "broken YAML"),
         ("list.md", b"---\n- a\n- b\n---\nBody.\n", "not a YAML mapping"),
         ("unclosed.md", b"---\ntitle: Never closed\n\nBody text follows.\n", "never closed"),
-        ("empty.txt", b"", "no text"),
-        ("blank.md", b"  \n\n\t\n", "no text"),
+        ("empty.txt", b"", "empty file"),
+        ("blank.md", b"  \n\n\t\n", "empty file (only whitespace)"),
+        ("empty.html", b"", "empty file"),
+        ("empty.json", b"", "empty file"),
+        ("empty.jsonl", b"", "empty file"),
+        ("blank.jsonl", b"\n\n  \n", "empty file (only whitespace)"),
+        ("empty.jsonl.gz", gzip.compress(b""), "empty file"),
         ("only-front.md", b"---\ntitle: Nothing else\n---\n", "no text"),
         ("only-promo.txt", b"Read more: our top stories\nADVERTISEMENT\n", "no text"),
     ],
@@ -647,6 +678,272 @@ def test_decode_text() -> None:
     assert decode_text("\ufeffcafé".encode(), "x") == "café"
     with pytest.raises(ArticleError, match="binary"):
         decode_text(b"abc\x00def", "x")
+
+
+UNICODE_STORY = (
+    "---\ntitle: Café owners welcome São Paulo’s rules\n---\n"
+    "José Peña, who runs a café near the cathedral, said the rules were “a relief”.\n"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_unicode_encodings_with_or_without_bom_decode(tmp_path: Path, encoding: str) -> None:
+    # "utf-16" and "utf-32" write a BOM; "utf-16-le" and "utf-16-be" write none.
+    write_bytes(tmp_path, "story.md", UNICODE_STORY.encode(encoding))
+    article = only_article(scan_corpus(tmp_path))
+    assert article.title == "Café owners welcome São Paulo’s rules"
+    assert article.text == UNICODE_STORY.split("---\n")[2].strip()
+
+
+def test_short_legacy_text_is_not_taken_for_utf16(tmp_path: Path) -> None:
+    # An even number of cp1252 bytes: charset-normalizer alone reads it as UTF-16 (CJK).
+    write_bytes(tmp_path, "short.txt", "Café de Paris\n".encode("cp1252"))
+    assert only_article(scan_corpus(tmp_path)).text == "Café de Paris"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
+def test_jsonl_in_another_encoding_decodes(tmp_path: Path, encoding: str) -> None:
+    records = [record(1, title="Café reopens in São Paulo"), record(2, text="Señor Peña spoke.")]
+    write_bytes(tmp_path, "feed.jsonl", jsonl(records).encode(encoding))
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == [], [str(p) for p in scan.problems]
+    assert [a.title for a in scan.articles] == ["Café reopens in São Paulo", "Story number 2"]
+    assert scan.articles[1].text == "Señor Peña spoke."
+
+
+def test_one_legacy_encoded_jsonl_line_leaves_the_utf8_lines_intact(tmp_path: Path) -> None:
+    utf8 = jsonl([record(1, title="Café in Zürich"), record(3, title="Ölpreis steigt")])
+    lines = utf8.encode("utf-8").splitlines(keepends=True)
+    legacy = jsonl([record(2, title="Señor Peña’s café")]).encode("cp1252")
+    write_bytes(tmp_path, "feed.jsonl", lines[0] + legacy + lines[1])
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == [], [str(p) for p in scan.problems]
+    assert [a.title for a in scan.articles] == [
+        "Café in Zürich",
+        "Señor Peña’s café",
+        "Ölpreis steigt",
+    ]
+
+
+def test_a_binary_jsonl_line_skips_that_line_only(tmp_path: Path) -> None:
+    data = jsonl([record(1)]) + '{"id": "rec-2", "text": "x\x00y"}\n' + jsonl([record(3)])
+    write_bytes(tmp_path, "feed.jsonl", data.encode("utf-8"))
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["rec-1", "rec-3"]
+    assert "binary" in problem_at(scan, "feed.jsonl:2").reason
+    assert scan.failed_paths == {"feed.jsonl"}
+
+
+def test_text_starting_with_dashes_is_not_front_matter(tmp_path: Path) -> None:
+    write_text(tmp_path, "rule.txt", "----------\nBridge opens\n\nThe bridge opened today.\n")
+    assert only_article(scan_corpus(tmp_path)).text.startswith("----------\nBridge opens")
+
+
+def test_toml_front_matter_gives_metadata(tmp_path: Path) -> None:
+    write_text(
+        tmp_path,
+        "bridge.md",
+        '+++\ntitle = "Council approves harbour bridge"\nsource = "Riverton Gazette"\n'
+        "published = 2024-03-14\n+++\n" + BRIDGE_BODY + "\n",
+    )
+    article = only_article(scan_corpus(tmp_path))
+    assert article.title == "Council approves harbour bridge"
+    assert article.source == "Riverton Gazette"
+    assert article.published == "2024-03-14"
+    assert article.text == BRIDGE_BODY
+
+
+# --- files too large -----------------------------------------------------------------------
+
+
+def test_a_60_mb_file_is_refused_without_being_read(tmp_path: Path) -> None:
+    size = 60 * MB
+    assert size > MAX_ARTICLE_BYTES
+    line = b"All work and no play makes a very long article.\n"
+    megabyte = (line * (MB // len(line) + 1))[:MB]
+    write_article(tmp_path, "before.md", BRIDGE_BODY, title="Before")
+    with (tmp_path / "huge.txt").open("wb") as huge:
+        for _ in range(size // MB):
+            huge.write(megabyte)
+    write_article(tmp_path, "zzz-after.md", BRIDGE_BODY, title="After")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["before.md", "zzz-after.md"]
+    reason = problem_at(scan, "huge.txt").reason
+    assert reason == (
+        f"file too large (60.0 MB, over newsbot's {MAX_ARTICLE_BYTES // MB} MB limit "
+        "for an article file)"
+    )
+    assert scan.failed_paths == {"huge.txt"}
+
+
+SMALL = FileLimits(article_bytes=1_000, collection_bytes=5_000)
+
+
+def test_a_jsonl_line_over_the_article_limit_skips_that_line(tmp_path: Path) -> None:
+    write_text(tmp_path, "feed.jsonl", jsonl([record(1), record(2, text="big " * 400), record(3)]))
+    scan = scan_corpus(tmp_path, limits=SMALL)
+    assert [a.id for a in scan.articles] == ["rec-1", "rec-3"]
+    assert "line too large" in problem_at(scan, "feed.jsonl:2").reason
+
+
+def test_a_json_record_over_the_article_limit_is_skipped(tmp_path: Path) -> None:
+    write_text(tmp_path, "many.json", json.dumps([record(1), record(2, text="big " * 400)]))
+    scan = scan_corpus(tmp_path, limits=SMALL)
+    assert [a.id for a in scan.articles] == ["rec-1"]
+    assert "'text' too large" in problem_at(scan, "many.json[1]").reason
+
+
+@pytest.mark.parametrize("name", ["feed.jsonl", "feed.jsonl.gz"])
+def test_a_collection_over_its_limit_is_refused(tmp_path: Path, name: str) -> None:
+    data = jsonl([record(n) for n in range(60)]).encode()
+    assert len(data) > SMALL.collection_bytes
+    write_bytes(tmp_path, name, gzip.compress(data) if name.endswith(".gz") else data)
+    write_text(tmp_path, "ok.md", "Fine story\n\nIt is short.")
+    scan = scan_corpus(tmp_path, limits=SMALL)
+    assert [a.id for a in scan.articles] == ["ok.md"]
+    reason = problem_at(scan, name).reason
+    assert "file too large" in reason and "limit for a JSON/JSONL file" in reason
+    if name.endswith(".gz"):
+        assert "once gunzipped" in reason
+
+
+# --- files that cannot be read -------------------------------------------------------------
+
+needs_non_root = pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads files and folders whatever their permissions"
+)
+
+
+def scan_within(root: Path, seconds: float = 10.0) -> CorpusScan:
+    """`scan_corpus(root)`, failing instead of hanging if it blocks (on a named pipe, say)."""
+    done: list[CorpusScan] = []
+    worker = threading.Thread(target=lambda: done.append(scan_corpus(root)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert done, f"scan_corpus({root}) still running after {seconds} s"
+    return done[0]
+
+
+def test_a_named_pipe_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.md", "Story A\n\nText.")
+    os.mkfifo(tmp_path / "pipe.txt")
+    try:
+        scan = scan_within(tmp_path)
+    finally:
+        with contextlib.suppress(OSError):  # release a reader blocked on the pipe
+            os.close(os.open(tmp_path / "pipe.txt", os.O_WRONLY | os.O_NONBLOCK))
+    assert [a.id for a in scan.articles] == ["a.md"]
+    assert problem_at(scan, "pipe.txt").reason == "not a regular file (a named pipe)"
+    assert scan.failed_paths == {"pipe.txt"}
+
+
+@needs_non_root
+def test_an_unreadable_file_is_a_problem(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.md", "Story A\n\nText.")
+    locked = write_text(tmp_path, "locked.md", "Story B\n\nText.")
+    locked.chmod(0)
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["a.md"]
+    assert problem_at(scan, "locked.md").reason == "cannot read file: Permission denied"
+    assert scan.failed_paths == {"locked.md"}
+
+
+@needs_non_root
+def test_a_folder_that_cannot_be_listed_is_a_problem(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.md", "Story A\n\nText.")
+    write_text(tmp_path, "locked/b.md", "Story B\n\nText.")
+    write_text(tmp_path, "z.md", "Story Z\n\nText.")
+    (tmp_path / "locked").chmod(0)
+    try:
+        scan = scan_corpus(tmp_path)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert [a.id for a in scan.articles] == ["a.md", "z.md"]
+    assert problem_at(scan, "locked").reason == "cannot list folder: Permission denied"
+    assert scan.failed("locked/b.md") and not scan.failed("a.md")
+
+
+@needs_non_root
+def test_a_corpus_folder_that_cannot_be_listed_is_a_corpus_error(tmp_path: Path) -> None:
+    write_text(tmp_path, "corpus/a.md", "Story A\n\nText.")
+    (tmp_path / "corpus").chmod(0)
+    try:
+        with pytest.raises(CorpusError, match="cannot read the corpus folder"):
+            scan_corpus(tmp_path / "corpus")
+    finally:
+        (tmp_path / "corpus").chmod(0o755)
+
+
+def test_broken_and_looping_symlinks_are_problems(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.md", "Story A\n\nText.")
+    (tmp_path / "dangling.md").symlink_to("gone.md")
+    (tmp_path / "loop-1.md").symlink_to("loop-2.md")
+    (tmp_path / "loop-2.md").symlink_to("loop-1.md")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["a.md"]
+    assert problem_at(scan, "dangling.md").reason == (
+        "broken symlink: its target gone.md does not exist"
+    )
+    for name in ("loop-1.md", "loop-2.md"):
+        assert problem_at(scan, name).reason.startswith("symlink loop")
+    assert scan.failed_paths == {"dangling.md", "loop-1.md", "loop-2.md"}
+
+
+def test_a_folder_symlink_loop_is_reported_once_and_not_followed(tmp_path: Path) -> None:
+    write_text(tmp_path, "world/a.md", "Story A\n\nText.")
+    (tmp_path / "world" / "again").symlink_to("..")
+    (tmp_path / "world" / "self").symlink_to(".")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["world/a.md"]
+    for name in ("world/again", "world/self"):
+        assert problem_at(scan, name).reason.startswith("symlink loop: it points back")
+    assert len(scan.problems) == 2
+
+
+def test_a_symlinked_folder_elsewhere_is_read(tmp_path: Path) -> None:
+    write_text(tmp_path, "archive/b.md", "Story B\n\nText.")
+    write_text(tmp_path, "corpus/a.md", "Story A\n\nText.")
+    (tmp_path / "corpus" / "archive").symlink_to(tmp_path / "archive")
+    scan = scan_corpus(tmp_path / "corpus")
+    assert scan.problems == []
+    assert [a.id for a in scan.articles] == ["a.md", "archive/b.md"]
+
+
+def test_a_file_name_that_is_not_utf8_is_a_problem(tmp_path: Path) -> None:
+    write_text(tmp_path, "a.md", "Story A\n\nText.")
+    name = os.fsencode(tmp_path) + b"/caf\xe9.md"
+    with open(name, "wb") as handle:
+        handle.write(b"Story B\n\nText.")
+    scan = scan_corpus(tmp_path)
+    assert [a.id for a in scan.articles] == ["a.md"]
+    assert (
+        str(problem_at(scan, "caf\ufffd.md")) == "caf\ufffd.md: file name is not UTF-8: rename it"
+    )
+
+
+def test_every_problem_is_one_line(tmp_path: Path) -> None:
+    write_bytes(tmp_path, "two\nlines.txt", b"\x00binary")
+    write_text(tmp_path, "broken.md", "---\ntitle: [oops\n---\nBody\n")
+    scan = scan_corpus(tmp_path)
+    assert len(scan.problems) == 2
+    for problem in scan.problems:
+        assert "\n" not in str(problem) and "\r" not in str(problem)
+    assert problem_at(scan, "two\\nlines.txt").reason.startswith("binary")
+
+
+# --- the same id in two files --------------------------------------------------------------
+
+
+def test_the_indexed_copy_of_a_duplicate_id_wins(tmp_path: Path) -> None:
+    write_text(tmp_path, "a-new.jsonl", jsonl([record(2, title="Newcomer"), record(4)]))
+    write_text(tmp_path, "b.jsonl", jsonl([record(1), record(2)]))
+    scan = scan_corpus(tmp_path, indexed_paths={"rec-2": "b.jsonl"})
+    assert [a.id for a in scan.articles] == ["rec-2", "rec-4", "rec-1"]
+    assert by_id(scan)["rec-2"].path == "b.jsonl"
+    assert by_id(scan)["rec-2"].title == "Story number 2"
+    dup = problem_at(scan, "a-new.jsonl:1")
+    assert dup.reason == "duplicate article id 'rec-2' (the index has it from b.jsonl:2)"
+    assert dup.path == "a-new.jsonl"
 
 
 def test_missing_corpus_folder_raises(tmp_path: Path) -> None:

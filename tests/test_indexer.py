@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 import pytest
 
 from index.catalog import Catalog
-from index.errors import CorpusError, IndexBusyError, IndexMismatchError
+from index.errors import CorpusError, CorpusProblemsError, IndexBusyError, IndexMismatchError
 from index.indexer import reindex
 from index.layout import IndexLayout
 from index.lexical import LexicalIndex
@@ -277,3 +278,197 @@ def open_store_ids_unowned(settings: Settings) -> set[str]:
 
     client = chromadb.PersistentClient(path=str(settings.index_dir / "chroma"))
     return set(client.get_collection(settings.chroma_collection).get(include=[])["ids"])
+
+
+# --- bad files -----------------------------------------------------------------------------
+
+needs_non_root = pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads files and folders whatever their permissions"
+)
+
+
+def indexed(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Article id → (content hash, path) in the catalog."""
+    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    try:
+        return catalog.hashes()
+    finally:
+        catalog.close()
+
+
+def snapshot(settings: Settings) -> tuple[object, ...]:
+    """Everything a reindex may change: articles, chunks in each part, generation, meta."""
+    layout = IndexLayout(settings.index_dir)
+    catalog = Catalog(layout.catalog)
+    try:
+        meta = (catalog.get_meta("last_indexed"), catalog.get_meta("manifest"))
+    finally:
+        catalog.close()
+    return indexed(settings), parts(settings), layout.generation(), meta
+
+
+def test_a_file_that_became_unreadable_keeps_its_last_version_and_says_so(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    before = indexed(settings)["aid.md"]
+    (corpus / "aid.md").unlink()
+    os.mkfifo(corpus / "aid.md")  # unreadable for root too
+
+    report = reindex(settings, fake_embedder)
+
+    assert (report.removed, report.kept) == ([], ["aid.md"])
+    assert [str(p) for p in report.problems] == [
+        "aid.md: not a regular file (a named pipe); kept the article indexed from aid.md before"
+    ]
+    assert indexed(settings)["aid.md"] == before
+    vectors, bm25, catalog = parts(settings)
+    assert vectors == bm25 == catalog
+
+
+@needs_non_root
+def test_a_file_without_read_permission_keeps_its_indexed_article(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    (corpus / "aid.md").chmod(0)
+
+    report = reindex(settings, fake_embedder)
+
+    assert (report.removed, report.kept) == ([], ["aid.md"])
+    assert "Permission denied; kept the article" in str(report.problems[0])
+
+
+@needs_non_root
+def test_a_folder_that_cannot_be_listed_keeps_its_indexed_articles(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    (corpus / "sport").chmod(0)
+    try:
+        report = reindex(settings, fake_embedder)
+    finally:
+        (corpus / "sport").chmod(0o755)
+
+    assert (report.removed, report.kept) == ([], ["sport/marathon.md"])
+    assert [str(p) for p in report.problems] == [
+        "sport: cannot list folder: Permission denied; kept the article indexed from sport before"
+    ]
+    assert "sport/marathon.md" in indexed(settings)
+
+
+def test_an_emptied_jsonl_file_keeps_its_articles(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    feed = corpus / "feed.jsonl"
+    feed.write_text(
+        '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
+        '{"id": "w2", "title": "Solar park", "text": "A solar park opened in the desert."}\n'
+    )
+    reindex(settings, fake_embedder)
+    feed.write_bytes(b"")  # a copy that failed half-way, say
+
+    report = reindex(settings, fake_embedder)
+
+    assert (report.removed, report.kept) == ([], ["w1", "w2"])
+    assert [str(p) for p in report.problems] == [
+        "feed.jsonl: empty file; kept the 2 articles indexed from feed.jsonl before"
+    ]
+    assert {"w1", "w2"} <= set(indexed(settings))
+
+
+def test_when_no_file_can_be_read_the_index_is_kept_not_refused(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "one-feed"
+    feed = corpus / "feed.jsonl"
+    corpus.mkdir()
+    feed.write_text('{"id": "w1", "text": "A wind farm opened off the coast."}\n')
+    one_feed = settings.overridden(corpus_dir=corpus)
+    reindex(one_feed, fake_embedder)
+    feed.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+
+    report = reindex(one_feed, fake_embedder)
+
+    assert (report.removed, report.kept, report.skipped_files) == ([], ["w1"], 1)
+    assert "w1" in indexed(one_feed)
+
+
+def test_a_new_file_repeating_an_indexed_id_does_not_take_it_over(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    (corpus / "wind.jsonl").write_text(
+        '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
+    )
+    reindex(settings, fake_embedder)
+    before = indexed(settings)["w1"]
+    # Sorts before wind.jsonl, so it is read first.
+    (corpus / "a-import.jsonl").write_text(
+        '{"id": "w1", "title": "Other", "text": "Something else entirely."}\n'
+    )
+
+    report = reindex(settings, fake_embedder)
+
+    assert (report.added, report.updated, report.removed) == ([], [], [])
+    assert indexed(settings)["w1"] == before
+    assert [str(p) for p in report.problems] == [
+        "a-import.jsonl:1: duplicate article id 'w1' (the index has it from wind.jsonl:1)"
+    ]
+    assert (report.skipped_files, report.skipped_records) == (0, 1)
+
+
+def test_strict_changes_nothing_when_any_file_is_bad(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    before = snapshot(settings)
+    calls = fake_embedder.calls
+    write_article(corpus, "aid.md", "The aid total is now $61 billion.", title="US aid")
+    (corpus / "science" / "comet.txt").unlink()
+    (corpus / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (corpus / "feed.jsonl").write_text('{"id": "w1", "text": "A wind farm."}\n{"id": \n')
+
+    with pytest.raises(CorpusProblemsError) as caught:
+        reindex(settings, fake_embedder, strict=True)
+
+    assert [p.where for p in caught.value.problems] == ["feed.jsonl:2", "photo.txt"]
+    assert str(caught.value) == (
+        "--strict: 2 problems in 2 corpus files; the index was not changed"
+    )
+    assert snapshot(settings) == before
+    assert fake_embedder.calls == calls
+
+
+def test_strict_on_a_new_index_creates_nothing(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    (corpus / "empty.md").write_bytes(b"")
+
+    with pytest.raises(CorpusProblemsError):
+        reindex(settings, fake_embedder, strict=True)
+
+    assert not IndexLayout(settings.index_dir).exists()
+
+
+def test_strict_with_a_clean_corpus_indexes_as_usual(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    report = reindex(settings, fake_embedder, strict=True)
+
+    assert len(report.added) == 3
+    assert report.problems == []
+
+
+def test_skipped_files_and_records_are_counted_apart(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    (corpus / "empty.txt").write_bytes(b"")
+    (corpus / "photo.md").write_bytes(b"\xff\xd8\xff\xe0 JFIF")
+    (corpus / "feed.jsonl").write_text(
+        '{"id": "w1", "text": "A wind farm opened."}\nnot json\n{"id": "w3"}\n'
+    )
+
+    report = reindex(settings, fake_embedder)
+
+    assert (report.skipped_files, report.skipped_records) == (2, 2)
+    assert sorted(report.added) == ["aid.md", "science/comet.txt", "sport/marathon.md", "w1"]

@@ -1,0 +1,158 @@
+"""`newsbot index` over bad corpus files: one line each, the rest indexed, --strict refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index.articles import MAX_ARTICLE_BYTES
+from index.cli import app
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+
+runner = CliRunner()
+IS_ROOT = os.geteuid() == 0
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
+) -> Path:
+    index_dir = tmp_path / "idx"
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
+    return index_dir
+
+
+def summary(stdout: str) -> dict[str, str]:
+    """The rows of the summary table: label → count."""
+    return {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in stdout.splitlines()
+        if line.count("│") == 3
+    }
+
+
+def add_bad_files(corpus: Path) -> dict[str, str]:
+    """One file (or folder, or line) of every bad kind; returns where → reason it must get."""
+    (corpus / "photo.txt").write_bytes(PNG)
+    (corpus / "noise.txt").write_bytes(bytes(range(256)) * 8)
+    (corpus / "empty.txt").write_bytes(b"")
+    (corpus / "blank.md").write_bytes(b" \n\t\n")
+    with (corpus / "huge.txt").open("wb") as huge:
+        huge.truncate(MAX_ARTICLE_BYTES + 50_000_000)  # sparse: 60 MB on paper, none on disk
+    (corpus / "feed.jsonl").write_text(
+        '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
+        '{"id": "w2", "title": "Solar park", "text": "A solar park opened in the des\n'
+        '{"id": "w3", "title": "Dam", "text": "A dam was finished upstream."}\n'
+    )
+    (corpus / "broken.json").write_text('{"id": "x", "text": ')
+    (corpus / "yaml.md").write_text("---\ntitle: [unclosed\n---\nBody.\n")
+    (corpus / "toml.md").write_text('+++\ntitle = "unclosed\n+++\nBody.\n')
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "loop.md").symlink_to("loop.md")
+    (corpus / "dangling.md").symlink_to("nowhere.md")
+    (corpus / "sport" / "up").symlink_to("..")
+    expected = {
+        "photo.txt": "binary file (a PNG image), not text",
+        "noise.txt": "binary file (NUL bytes), not text",
+        "empty.txt": "empty file",
+        "blank.md": "empty file (only whitespace)",
+        "huge.txt": "file too large (60.0 MB, over newsbot's 10 MB limit for an article file)",
+        "feed.jsonl:2": "invalid JSON line (Unterminated string starting at)",
+        "broken.json": "invalid JSON (Expecting value at line 1)",
+        "yaml.md": "broken YAML front matter (while parsing a flow sequence)",
+        "toml.md": "broken TOML front matter (Unterminated string (at end of document))",
+        "pipe.txt": "not a regular file (a named pipe)",
+        "loop.md": "symlink loop: following its links never reaches a file",
+        "dangling.md": "broken symlink: its target nowhere.md does not exist",
+        "sport/up": "symlink loop: it points back to a folder above it (..)",
+    }
+    if not IS_ROOT:  # root reads whatever the permissions say
+        write_article(corpus, "locked.md", "Locked away.", title="Locked")
+        (corpus / "locked.md").chmod(0)
+        write_article(corpus, "closed/story.md", "Behind a closed door.", title="Closed")
+        (corpus / "closed").chmod(0)
+        expected["locked.md"] = "cannot read file: Permission denied"
+        expected["closed"] = "cannot list folder: Permission denied"
+    return expected
+
+
+def test_every_bad_file_gets_one_line_and_every_good_article_is_indexed(
+    env: Path, corpus: Path
+) -> None:
+    expected = add_bad_files(corpus)
+    (corpus / "legacy.txt").write_bytes("Café reopens\n\nThe café reopened.\n".encode("cp1252"))
+    (corpus / "utf16.md").write_bytes("Señor Peña\n\nHe spoke today.\n".encode("utf-16-le"))
+
+    result = runner.invoke(app, ["index"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert sorted(lines) == sorted(f"skipped {where}: {why}" for where, why in expected.items())
+    rows = summary(result.stdout)
+    # aid.md, marathon.md, comet.txt, legacy.txt, utf16.md, and w1 and w3 of feed.jsonl
+    assert rows["added"] == "7"
+    assert rows["skipped files (could not read)"] == str(len(expected) - 1)
+    assert rows["skipped records (bad JSON line or record)"] == "1"
+
+
+def test_strict_fails_and_leaves_the_index_as_it_was(env: Path, corpus: Path) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    status = runner.invoke(app, ["status", "--json"]).stdout
+    question = ["ask", "Who won the Chicago Marathon?", "--json"]
+    answer = json.loads(runner.invoke(app, question).stdout)
+    write_article(corpus, "aid.md", "The aid total is now $61 billion.", title="US aid")
+    (corpus / "photo.txt").write_bytes(PNG)
+
+    result = runner.invoke(app, ["index", "--strict"])
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "problem photo.txt: binary file (a PNG image), not text",
+        "error: --strict: 1 problem in 1 corpus file; the index was not changed",
+    ]
+    assert runner.invoke(app, ["status", "--json"]).stdout == status
+    again = json.loads(runner.invoke(app, question).stdout)
+    assert again["citations"] == answer["citations"] and answer["found"]
+
+    relaxed = runner.invoke(app, ["index"])
+
+    assert relaxed.exit_code == 0
+    assert summary(relaxed.stdout)["updated"] == "1"
+    assert summary(relaxed.stdout)["skipped files (could not read)"] == "1"
+
+
+def test_strict_fails_for_one_bad_jsonl_line(env: Path, corpus: Path) -> None:
+    (corpus / "feed.jsonl").write_text('{"id": "w1", "text": "A wind farm."}\nnot json\n')
+
+    result = runner.invoke(app, ["index", "--strict"])
+
+    assert result.exit_code == 1
+    assert "problem feed.jsonl:2: invalid JSON line" in result.stderr
+    assert "run `newsbot index` first" in runner.invoke(app, ["status"]).stderr
+
+
+def test_an_article_whose_file_became_unreadable_is_kept_and_counted(
+    env: Path, corpus: Path
+) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    (corpus / "aid.md").unlink()
+    os.mkfifo(corpus / "aid.md")
+
+    result = runner.invoke(app, ["index"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        "skipped aid.md: not a regular file (a named pipe); "
+        "kept the article indexed from aid.md before"
+    ]
+    rows = summary(result.stdout)
+    assert rows["removed"] == "0"
+    assert rows["kept as indexed before (file unreadable)"] == "1"
+    assert json.loads(runner.invoke(app, ["status", "--json"]).stdout)["articles"] == 3
