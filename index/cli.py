@@ -174,7 +174,8 @@ def ask_command(
         typer.Option(
             "--asked-on",
             help="When the question was asked (YYYY-MM-DD; default today): "
-            "articles published later are not cited.",
+            "articles published later are not cited, and those published shortly before "
+            "rank higher.",
         ),
     ] = None,
     k: Annotated[
