@@ -98,3 +98,14 @@ def corpus(tmp_path: Path) -> Path:
 def settings(tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder) -> Settings:
     """Settings pointing at the tiny corpus, an index under tmp_path and the fake model."""
     return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model=fake_embedder.name)
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
+) -> Path:
+    """CLI runs on the tiny corpus and the fake model; the index folder they use."""
+    index_dir = tmp_path / "idx"
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
+    return index_dir

@@ -6,27 +6,15 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from index.articles import MAX_ARTICLE_BYTES
 from index.cli import app
 from tests.conftest import write_article
-from tests.fakes import FakeEmbedder
 
 runner = CliRunner()
 IS_ROOT = os.geteuid() == 0
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
-
-
-@pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
-) -> Path:
-    index_dir = tmp_path / "idx"
-    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
-    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
-    return index_dir
 
 
 def summary(stdout: str) -> dict[str, str]:

@@ -19,16 +19,6 @@ from tests.fakes import FakeEmbedder
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Path, fake_embedder: FakeEmbedder
-) -> Path:
-    index_dir = tmp_path / "idx"
-    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
-    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
-    return index_dir
-
-
 def test_index_reports_what_it_did(env: Path, fake_embedder: FakeEmbedder, corpus: Path) -> None:
     first = runner.invoke(app, ["index"])
     assert first.exit_code == 0, first.output

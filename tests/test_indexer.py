@@ -234,14 +234,20 @@ def test_chunks_fit_the_model_window_and_quote_exactly(
         assert p.chunk.text.endswith(".")  # cut at a sentence end
 
 
-def test_a_broken_jsonl_line_does_not_drop_the_article_it_held(
-    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
-) -> None:
+def write_feed(corpus: Path) -> Path:
+    """A JSONL feed of two articles, w1 and w2."""
     feed = corpus / "feed.jsonl"
     feed.write_text(
         '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
         '{"id": "w2", "title": "Solar park", "text": "A solar park opened in the desert."}\n'
     )
+    return feed
+
+
+def test_a_broken_jsonl_line_does_not_drop_the_article_it_held(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    feed = write_feed(corpus)
     reindex(settings, fake_embedder)
     feed.write_text(
         '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
@@ -360,11 +366,7 @@ def test_a_folder_that_cannot_be_listed_keeps_its_indexed_articles(
 def test_an_emptied_jsonl_file_keeps_its_articles(
     settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
 ) -> None:
-    feed = corpus / "feed.jsonl"
-    feed.write_text(
-        '{"id": "w1", "title": "Wind farm", "text": "A wind farm opened off the coast."}\n'
-        '{"id": "w2", "title": "Solar park", "text": "A solar park opened in the desert."}\n'
-    )
+    feed = write_feed(corpus)
     reindex(settings, fake_embedder)
     feed.write_bytes(b"")  # a copy that failed half-way, say
 
