@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.render import FOLLOW_UP_HINT, answer_embed
+from bot.render import FOLLOW_UP_HINT, MESSAGE_LIMIT, answer_embed, plain, shorten
 from bot.views import answer_view
 from index.feedback import StoredAnswer
 
@@ -32,6 +32,7 @@ class AskCog(commands.Cog):
     @app_commands.describe(question="What you want to know, e.g. how much aid has the US sent?")
     async def ask(self, interaction: discord.Interaction[Any], question: str) -> None:
         """Ask a question about the news; the answer cites its sources."""
+        question = plain(question)
         refusal = self.refusal(interaction.user.id, interaction.channel, question)
         if refusal:
             await interaction.response.send_message(refusal, ephemeral=True)
@@ -56,6 +57,7 @@ class AskCog(commands.Cog):
         question = await self._question_in(message)
         if question is None:
             return
+        question = plain(question)
         try:
             refusal = self.refusal(message.author.id, message.channel, question)
             if refusal:
@@ -103,8 +105,8 @@ class AskCog(commands.Cog):
         settings = self.bot.settings
         if not self.bot.channel_allowed(channel):
             places = ", ".join(f"<#{c}>" for c in settings.allowed_channel_ids)
-            return f"I only answer questions in {places}."
-        if not question.strip():
+            return shorten(f"I only answer questions in {places}.", MESSAGE_LIMIT)
+        if not any(c.isalnum() for c in question):  # blank, or only symbols and invisibles
             return HOW_TO_ASK
         if len(question) > settings.bot_max_question_chars:
             return (

@@ -28,6 +28,10 @@ FOLLOW_UP_HINT = "Start a thread on this answer to ask a follow-up."
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]]+", re.I)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Terminal escapes (colour, cursor moves), and characters that are invisible or reorder the
+# text around them: bidi marks, embeddings, overrides and isolates; zero-width and BOM.
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_INVISIBLE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _SENTENCE_START = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 QUOTE_FRAME = "\n> “”"
 TITLE_LIMIT = 160
@@ -38,10 +42,15 @@ SOURCE_NAME_LIMIT = 100
 ANSWER_LIMIT = 1500  # an answer is a sentence or two; the rest of the embed is for sources
 
 
+def plain(text: str) -> str:
+    """`text` on one line, without control characters, terminal escapes or invisible ones."""
+    text = _INVISIBLE.sub("", _TERMINAL_ESCAPE.sub("", text))
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def clean(text: str) -> str:
-    """`text` on one line, unable to format, link, mention or ping."""
-    text = " ".join(_CONTROL.sub(" ", text).split())
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    """`text` on one line, unable to format, link, mention, ping or hide anything."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(plain(text)))
 
 
 def fit(text: str, limit: int, cut: Callable[[str, int], str] | None = None) -> str:

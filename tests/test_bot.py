@@ -19,11 +19,16 @@ from typing import Any
 import pytest
 
 from bot.app import REBUILDING, UNAVAILABLE, NewsbotBot, open_index, serve
+from bot.ask import HOW_TO_ASK
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
+    EMBED_FIELD_LIMIT,
+    EMBED_TITLE_LIMIT,
     EMBED_TOTAL_LIMIT,
     FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
+    FOOTER_LIMIT,
+    MESSAGE_LIMIT,
     NOT_COVERED_COLOUR,
 )
 from bot.views import FORGOTTEN
@@ -115,17 +120,132 @@ class Session:
             after=start,
         )
 
+    async def thread_on_an_answer(self) -> int:
+        """Start a thread on an answer to an @mention; the thread's id."""
+        answer = await self.say(f"<@{BOT_ID}> {AID_QUESTION}", mentions=[BOT_USER])
+        thread_id = int(message_of(self.fake, answer)["id"])  # a thread shares its starter's id
+        await self.fake.dispatch(
+            "THREAD_CREATE", {**thread_channel(thread_id), "newly_created": True}
+        )
+        return thread_id
+
+    async def every_way(self, question: str, thread_id: int) -> dict[str, dict[str, Any]]:
+        """`question` by /ask, by @mention and in the thread: the message each got back."""
+        callback, followup = await self.slash_ask(question)
+        replies = {"/ask": followup.body if followup else callback.body["data"]}
+        mention = await self.say(f"<@{BOT_ID}> {question}", mentions=[BOT_USER])
+        replies["@mention"] = mention.body
+        if question.strip():  # Discord delivers no blank messages; a thread's chat is not asked
+            replies["thread"] = (await self.say(question, channel_id=thread_id)).body
+        return replies
+
+    async def burst(self, asks: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
+        """Send every (`/ask` or `@mention`, user id, question) at once; what each got back."""
+        start = len(self.fake.requests)
+        replies: list[Callable[[Request], bool]] = []
+        for how, user_id, question in asks:
+            if how == "/ask":
+                data = self.fake.slash_ask(question, user_id=user_id)
+                await self.fake.dispatch("INTERACTION_CREATE", data)
+                replies.append(_answers_interaction(data))
+            else:
+                data = self.fake.message(
+                    f"<@{BOT_ID}> {question}", author_id=user_id, mentions=[BOT_USER]
+                )
+                await self.fake.dispatch("MESSAGE_CREATE", data)
+                replies.append(_replies_to(data))
+        got = [await self.fake.wait_for(reply, after=start) for reply in replies]
+        return [r.body["data"] if r.path.endswith("/callback") else r.body for r in got]
+
+
+def _answers_interaction(data: dict[str, Any]) -> Callable[[Request], bool]:
+    """Matches the request that answers the interaction `data`: a note, or the follow-up."""
+    note = f"/interactions/{data['id']}/{data['token']}/callback"
+    followup = f"/webhooks/{APP_ID}/{data['token']}"
+    return lambda r: (
+        r.method == "POST" and ((r.path == note and r.body["type"] == 4) or r.path == followup)
+    )
+
+
+def _replies_to(data: dict[str, Any]) -> Callable[[Request], bool]:
+    """Matches the bot's reply to the message `data`."""
+    return lambda r: (
+        r.method == "POST"
+        and r.path == f"/channels/{data['channel_id']}/messages"
+        and str((r.body.get("message_reference") or {}).get("message_id")) == data["id"]
+    )
+
 
 def scenario(
     settings: Settings, embedder: FakeEmbedder, steps: Callable[[Session], Awaitable[None]]
 ) -> None:
+    """Run `steps` against the bot; then check every message it sent could do no harm."""
     reindex(settings, embedder)
 
     async def main() -> None:
         async with running(settings, embedder) as session:
             await steps(session)
+            for message in sent_messages(session.fake):
+                assert_harmless(message)
 
     asyncio.run(main())
+
+
+def sent_messages(fake: FakeDiscord) -> list[dict[str, Any]]:
+    """Every message the bot posted or edited, as the JSON it sent."""
+    sent = []
+    for r in fake.requests:
+        if r.method not in ("POST", "PATCH") or not isinstance(r.body, dict):
+            continue
+        if r.path.endswith("/callback"):
+            if r.body["type"] != 5:  # 5 is the "thinking…" acknowledgement, with no message
+                sent.append(r.body["data"])
+        elif r.path.startswith("/webhooks/") or re.fullmatch(r"/channels/\d+/messages.*", r.path):
+            sent.append(r.body)
+    return sent
+
+
+# Pings and the text that hides or reorders characters (control codes, bidi overrides).
+RAW_MENTION = re.compile(r"@(everyone|here)|<@[!&]?\d+>")
+HIDDEN = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def assert_harmless(message: dict[str, Any]) -> None:
+    """A message Discord accepts (its limits), that pings nobody and hides nothing."""
+    allowed = message["allowed_mentions"]
+    assert allowed["parse"] == [] and not allowed.get("users") and not allowed.get("roles")
+    assert not allowed.get("replied_user")
+    content = message.get("content") or ""
+    assert len(content) <= MESSAGE_LIMIT
+    texts = [content]
+    for embed in message.get("embeds") or []:
+        fields = embed.get("fields") or []
+        title = embed.get("title") or ""
+        description = embed.get("description") or ""
+        footer = (embed.get("footer") or {}).get("text") or ""
+        assert len(title) <= EMBED_TITLE_LIMIT
+        assert len(description) <= EMBED_DESCRIPTION_LIMIT
+        assert len(footer) <= FOOTER_LIMIT
+        assert len(fields) <= EMBED_FIELD_LIMIT
+        for f in fields:
+            assert len(f["name"]) <= FIELD_NAME_LIMIT and len(f["value"]) <= FIELD_VALUE_LIMIT
+        texts += [title, description, footer, *(f["name"] + f["value"] for f in fields)]
+        assert sum(len(t) for t in texts[-4:]) <= EMBED_TOTAL_LIMIT
+    for text in texts:
+        assert not RAW_MENTION.search(text), text
+        assert not HIDDEN.search(text), repr(text)
+
+
+def as_read(text: str) -> str:
+    """`text` as Discord shows it: escaped characters as typed, mentions unbroken."""
+    return re.sub(r"\\(.)", r"\1", text).replace("@\u200b", "@")
+
+
+def live_markdown(text: str) -> list[str]:
+    """Markdown that would still format `text` (URLs aside, which Discord does not format)."""
+    text = re.sub(r"\\.", "", text)  # escaped: shown as typed
+    text = re.sub(r"(?:https?|steam)://[^\s<]+[^<.,:;\"'\]\s]", "", text)
+    return re.findall(r"[*_`~|]|\[[^\]]*\]\(|^\s*[#>-]|\n", text)
 
 
 def embed_of(request: Request) -> dict[str, Any]:
@@ -204,24 +324,6 @@ def test_messages_not_addressed_to_the_bot_are_ignored(
     scenario(settings, fake_embedder, steps)
 
 
-def test_everyone_and_role_mentions_in_a_question_ping_nobody(
-    settings: Settings, fake_embedder: FakeEmbedder
-) -> None:
-    question = f"@everyone @here <@&{USER_ID}> <@{USER_ID}> {AID_QUESTION}"
-
-    async def steps(s: Session) -> None:
-        _, followup = await s.slash_ask(question)
-        assert followup is not None
-        assert followup.body["allowed_mentions"] == {"parse": []}
-        title = embed_of(followup)["title"]
-        for raw in ("@everyone", "@here", f"<@&{USER_ID}>", f"<@{USER_ID}>"):
-            assert raw not in title
-        assert "@\u200beveryone" in title
-        assert not followup.body.get("content")
-
-    scenario(settings, fake_embedder, steps)
-
-
 def test_not_covered_reply_is_short_grey_and_cites_nothing(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
@@ -295,6 +397,37 @@ def test_rate_limit_is_a_polite_ephemeral_note_per_user(
     scenario(settings, fake_embedder, steps)
 
 
+def test_a_burst_from_many_users_is_answered_or_politely_limited_never_dropped(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    settings = settings.overridden(bot_rate_limit=3)
+    asked = {USER_ID + 100 + u: n for u, n in enumerate([1, 2, 3, 3, 4, 6, 9, 12])}  # 40
+    questions = [AID_QUESTION, "Who won the Chicago Marathon?", "Which river flooded Passau?"]
+    asks = [
+        ("/ask" if (i + n) % 2 else "@mention", user_id, questions[i % len(questions)])
+        for i in range(max(asked.values()))
+        for user_id, n in asked.items()
+        if i < n
+    ]
+
+    async def steps(s: Session) -> None:
+        replies = await s.burst(asks)
+        answered = dict.fromkeys(asked, 0)
+        limited = dict.fromkeys(asked, 0)
+        for (how, user_id, question), reply in zip(asks, replies, strict=True):
+            if reply.get("embeds"):
+                assert reply["embeds"][0]["title"] == question, how
+                assert not reply.get("flags", 0) & EPHEMERAL, how
+                answered[user_id] += 1
+            else:
+                assert "3 questions a minute" in reply["content"], (how, reply["content"])
+                limited[user_id] += 1
+        assert answered == {u: min(n, 3) for u, n in asked.items()}
+        assert limited == {u: max(n - 3, 0) for u, n in asked.items()}
+
+    scenario(settings, fake_embedder, steps)
+
+
 def test_channels_outside_the_allow_list_get_a_note(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
@@ -310,13 +443,97 @@ def test_channels_outside_the_allow_list_get_a_note(
     scenario(settings, fake_embedder, steps)
 
 
-def test_overlong_question_is_refused_with_the_cap(
-    settings: Settings, fake_embedder: FakeEmbedder
+# -- hostile questions -------------------------------------------------------------------
+ROLE_ID = 666666666666666666
+TEN_KB = (f"@everyone <@&{ROLE_ID}> why " * 400)[:10_000]
+
+
+@pytest.mark.parametrize(
+    ("question", "note"),
+    [
+        pytest.param("", HOW_TO_ASK, id="empty"),
+        pytest.param(" \n\t\u3000 \n", HOW_TO_ASK, id="whitespace"),
+        pytest.param("\x00\x07\x1b[2J\u200b\u202e\ufeff ?!", HOW_TO_ASK, id="nothing-visible"),
+        pytest.param(TEN_KB, "Please keep questions under 300 characters", id="10-kB"),
+    ],
+)
+def test_an_empty_or_overlong_question_gets_a_note_every_way_it_is_asked(
+    settings: Settings, fake_embedder: FakeEmbedder, question: str, note: str
 ) -> None:
     async def steps(s: Session) -> None:
-        callback, followup = await s.slash_ask("why " * 200)
-        assert followup is None and callback.flags & EPHEMERAL
-        assert "under 300 characters" in callback.body["data"]["content"]
+        thread_id = await s.thread_on_an_answer()
+        replies = await s.every_way(question, thread_id)
+        for how, reply in replies.items():
+            assert reply["content"].startswith(note), how
+            assert not reply.get("embeds"), how
+        assert replies["/ask"]["flags"] & EPHEMERAL
+
+    scenario(settings, fake_embedder, steps)
+
+
+@pytest.mark.parametrize(
+    ("question", "as_typed"),
+    [
+        pytest.param(
+            "\x1b[31mHow much military aid\x00 has the\u202e United States sent\x07 to "
+            "Ukraine?\x1b[0m\u200b",
+            AID_QUESTION,
+            id="control-characters",
+        ),
+        pytest.param(
+            "```py\nprint('hi')\n```\n# **How much** military aid has the _United States_ "
+            "sent to ||Ukraine||? ~~no~~ `x` \\\n> quoted\n- listed",
+            "```py print('hi') ``` # **How much** military aid has the _United States_ "
+            "sent to ||Ukraine||? ~~no~~ `x` \\ > quoted - listed",
+            id="markdown-and-code-fences",
+        ),
+        pytest.param(
+            f"@everyone @here <@&{ROLE_ID}> <@{USER_ID}> <@!{USER_ID}> {AID_QUESTION}",
+            f"@everyone @here <@&{ROLE_ID}> <@{USER_ID}> <@!{USER_ID}> {AID_QUESTION}",
+            id="mentions",
+        ),
+        pytest.param(
+            f"[free nitro](https://evil.example/gift) <https://evil.example/a> "
+            f"https://evil.example/@everyone {AID_QUESTION}",
+            f"[free nitro](https://evil.example/gift) <https://evil.example/a> "
+            f"https://evil.example/@everyone {AID_QUESTION}",
+            id="links",
+        ),
+    ],
+)
+def test_a_hostile_question_is_answered_under_an_inert_title_every_way_it_is_asked(
+    settings: Settings, fake_embedder: FakeEmbedder, question: str, as_typed: str
+) -> None:
+    async def steps(s: Session) -> None:
+        thread_id = await s.thread_on_an_answer()
+        replies = await s.every_way(question, thread_id)
+        assert set(replies) == {"/ask", "@mention", "thread"}
+        for how, reply in replies.items():
+            assert not reply.get("content"), how
+            (embed,) = reply["embeds"]
+            assert as_read(embed["title"]) == as_typed, how
+            assert not live_markdown(embed["title"]), how
+            # What the answer was recorded under (`newsbot feedback` shows it) is as clean.
+            answer_id = reply["components"][0]["components"][0]["custom_id"].rsplit(":", 1)[1]
+            stored = s.bot.feedback.answer(answer_id)
+            assert stored is not None and stored.answer.question == as_typed, how
+        assert not replies["/ask"].get("flags", 0) & EPHEMERAL
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_a_note_naming_many_allowed_channels_still_fits_a_message(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    allowed = [CHANNEL_ID + 10 + i for i in range(120)]
+    settings = settings.overridden(allowed_channel_ids=allowed)
+
+    async def steps(s: Session) -> None:
+        callback, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is None
+        note = callback.body["data"]["content"]
+        assert note.startswith(f"I only answer questions in <#{allowed[0]}>")
+        assert len(note) <= MESSAGE_LIMIT
 
     scenario(settings, fake_embedder, steps)
 

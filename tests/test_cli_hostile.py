@@ -1,0 +1,85 @@
+"""`newsbot ask` with hostile questions: one clear line or a well-formed answer, never a crash."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index.cli import app
+
+runner = CliRunner()
+AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
+TEN_KB = ("@everyone <@&666666666666666666> why " * 300)[:10_000]
+# What a terminal would act on (control codes, a newline aside) or reorder (bidi overrides).
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+HOSTILE = {
+    "control-characters": f"\x1b[31m{AID_QUESTION}\x1b[0m\x00\x07\u202e",
+    "nothing-visible": "\x00\x07\x1b[2J\u200b\u202e",
+    "markdown-and-code-fences": f"```py\nprint('hi')\n```\n# **{AID_QUESTION}** ||x|| > q",
+    "mentions-and-links": f"@everyone <@&666666666666666666> [x](https://e.example) {AID_QUESTION}",
+    "10-kB": TEN_KB,
+}
+
+
+@pytest.fixture
+def indexed(env: Path) -> Path:
+    result = runner.invoke(app, ["index"])
+    assert result.exit_code == 0, result.output
+    return env
+
+
+@pytest.mark.parametrize("question", ["", " \n\t\u3000 "], ids=["empty", "whitespace"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_blank_question_is_one_line_and_status_1(
+    indexed: Path, question: str, as_json: bool
+) -> None:
+    result = runner.invoke(app, ["ask", question, *(["--json"] if as_json else [])])
+
+    assert result.exit_code == 1
+    assert result.output == "error: the question is empty\n"
+
+
+@pytest.mark.parametrize("question", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_question_gets_a_plain_answer(indexed: Path, question: str) -> None:
+    result = runner.invoke(app, ["ask", "--", question])
+
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert result.stdout.strip()
+    assert not CONTROL.search(result.stdout) and not BIDI.search(result.stdout)
+
+
+@pytest.mark.parametrize("question", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_question_gets_one_json_object(indexed: Path, question: str) -> None:
+    result = runner.invoke(app, ["ask", "--json", "--", question])
+
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    assert not CONTROL.search(line), "JSON escapes control characters"
+    data = json.loads(line)
+    assert isinstance(data["found"], bool) and data["answer"]
+    assert 0 < len(data["question"]) <= len(question)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Newsbot.ask (index/newsbot.py) keeps a question's bidi controls, and --json "
+    "echoes them unescaped; the bot removes them before asking (bot.render.plain)",
+)
+def test_json_echoes_no_bidi_override(indexed: Path) -> None:
+    result = runner.invoke(app, ["ask", "--json", "--", f"\u202e{AID_QUESTION}"])
+
+    assert result.exit_code == 0, result.output
+    assert not BIDI.search(result.stdout)
+
+
+def test_a_question_that_looks_like_an_option_is_asked_after_two_dashes(indexed: Path) -> None:
+    result = runner.invoke(app, ["ask", "--json", "--", f"-- {AID_QUESTION}"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["found"] is True
