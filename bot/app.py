@@ -11,8 +11,6 @@ import gc
 import logging
 import re
 import secrets
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,10 +22,9 @@ from discord.ext import commands
 from bot.ask import AskCog
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
-from index.embeddings import Embedder, load_embedder
+from index.embeddings import load_embedder
 from index.errors import (
     ConfigError,
-    IndexBusyError,
     IndexMismatchError,
     IndexMissingError,
     NewsbotError,
@@ -45,7 +42,6 @@ PORTAL = "https://discord.com/developers/applications"
 UNAVAILABLE = "The news index is unavailable right now; please try again in a minute."
 NO_INDEX = "There is no news index yet: an admin needs to run `newsbot index`."
 REBUILDING = "The news index is being rebuilt right now; please try again in a few minutes."
-OPEN_RETRY_SECONDS = 2.0
 
 
 def check_token(settings: Settings) -> str:
@@ -173,8 +169,6 @@ def failure_text(error: BaseException, user_id: int) -> str:
         return UNAVAILABLE
     if isinstance(error, IndexMissingError):
         return NO_INDEX
-    if isinstance(error, IndexBusyError):
-        return REBUILDING
     if isinstance(error, IndexMismatchError):
         log.error("the index no longer matches this bot's settings: %s", error)
         return REBUILDING
@@ -189,7 +183,7 @@ def run(settings: Settings) -> None:
     """Run the bot until interrupted; setup problems raise a NewsbotError with one clear line."""
     token = check_token(settings)
     embedder = load_embedder(settings, purpose="query")
-    newsbot = open_index(settings, embedder)
+    newsbot = Newsbot(settings, embedder)  # the generation in service, even mid-reindex
     feedback = FeedbackLog(settings.index_dir)
     if not logging.getLogger().handlers:
         # Quiet until connected, so a refused start-up ends with just the one-line error.
@@ -202,19 +196,6 @@ def run(settings: Settings) -> None:
     finally:
         newsbot.close()
         feedback.close()
-
-
-def open_index(settings: Settings, embedder: Embedder) -> Newsbot:
-    """The index, opened once no reindex is writing it (the bot may start during one)."""
-    waiting = False
-    while True:
-        try:
-            return Newsbot(settings, embedder)
-        except IndexBusyError as exc:
-            if not waiting:
-                print(f"newsbot: {exc}; waiting…", file=sys.stderr, flush=True)
-                waiting = True
-            time.sleep(OPEN_RETRY_SECONDS)
 
 
 async def serve(bot: NewsbotBot, token: str, *, warm_up: Any = None) -> None:

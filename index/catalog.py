@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from index.articles import Article
 from index.chunks import Chunk
 
@@ -33,7 +35,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     ord INTEGER NOT NULL,
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 """
@@ -64,19 +67,48 @@ class Passage:
 
 
 class Catalog:
-    """SQLite tables of articles, chunks and build metadata, in `index_dir/catalog.sqlite`."""
+    """SQLite tables of articles, chunks (with their vectors) and build metadata.
 
-    def __init__(self, path: Path) -> None:
+    The catalog of a generation is the whole truth about it: the vector store and BM25 are
+    built from it, so a generation can always be checked and rebuilt from its catalog alone.
+    """
+
+    def __init__(self, path: Path, *, writable: bool = True) -> None:
+        """Open (or create) the catalog at `path`; `writable=False` opens it read-only, as
+        readers open a complete generation."""
         self.path = path
+        if not writable:
+            self._db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._db.row_factory = sqlite3.Row
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(chunks)")}
+        if "vector" not in columns:  # a catalog from before vectors were kept in it
+            self._db.execute("ALTER TABLE chunks ADD COLUMN vector BLOB")
 
     def close(self) -> None:
         self._db.close()
+
+    def seal(self) -> None:
+        """Make the catalog one self-contained file, for a generation nobody writes again."""
+        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("VACUUM")
+
+    def copy_to(self, path: Path) -> Catalog:
+        """A consistent copy of this catalog at `path` (SQLite's online backup), opened."""
+        target = sqlite3.connect(path)
+        try:
+            self._db.backup(target)
+        finally:
+            target.close()
+        return Catalog(path)
 
     # -- build metadata ---------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -121,9 +153,15 @@ class Catalog:
         return out
 
     def replace_articles(
-        self, articles: Sequence[tuple[Article, Sequence[Chunk]]], removed: Sequence[str], now: str
+        self,
+        articles: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
+        removed: Sequence[str],
+        now: str,
     ) -> None:
-        """In one transaction: drop `removed` articles, (re)write the given ones and chunks."""
+        """In one transaction: drop `removed` articles, (re)write the given ones and chunks.
+
+        Each article comes with its chunks and their vectors (one row per chunk).
+        """
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -131,7 +169,7 @@ class Catalog:
                 marks = ",".join("?" * len(batch))
                 db.execute(f"DELETE FROM chunks WHERE article_id IN ({marks})", batch)
                 db.execute(f"DELETE FROM articles WHERE id IN ({marks})", batch)
-            for article, chunks in articles:
+            for article, chunks, vectors in articles:
                 db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
                 db.execute(
                     "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -149,9 +187,12 @@ class Catalog:
                     ),
                 )
                 db.executemany(
-                    'INSERT INTO chunks(id, article_id, ord, start, "end", text) '
-                    "VALUES (?,?,?,?,?,?)",
-                    [(c.id, c.article_id, c.ord, c.start, c.end, c.text) for c in chunks],
+                    'INSERT INTO chunks(id, article_id, ord, start, "end", text, vector) '
+                    "VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (c.id, c.article_id, c.ord, c.start, c.end, c.text, _blob(v))
+                        for c, v in zip(chunks, vectors, strict=True)
+                    ],
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -182,6 +223,49 @@ class Catalog:
         for r in rows:
             yield r[0], r[1], r[2]
 
+    def set_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Store vectors for existing chunks (when an index from before is carried over)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "UPDATE chunks SET vector = ? WHERE id = ?",
+                [(_blob(v), cid) for cid, v in vectors.items()],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def dimension(self) -> int | None:
+        """The length of the vectors kept (None with none)."""
+        row = self._db.execute(
+            "SELECT length(vector) FROM chunks WHERE vector IS NOT NULL LIMIT 1"
+        ).fetchone()
+        return None if row is None else int(row[0]) // 4
+
+    def articles_missing_vectors(self) -> set[str]:
+        """Articles with a chunk that has no vector."""
+        rows = self._db.execute("SELECT DISTINCT article_id FROM chunks WHERE vector IS NULL")
+        return {r[0] for r in rows}
+
+    def iter_vectors(
+        self, batch: int
+    ) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
+        """(chunk ids, vectors, store metadata) for every chunk with a vector, `batch` at a time."""
+        rows = self._db.execute(
+            "SELECT c.id, c.vector, c.article_id, c.ord, a.source, a.published "
+            "FROM chunks c JOIN articles a ON a.id = c.article_id "
+            "WHERE c.vector IS NOT NULL ORDER BY c.id"
+        )
+        while True:
+            got = rows.fetchmany(batch)
+            if not got:
+                return
+            ids = [r[0] for r in got]
+            vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in got])
+            metas = [_store_meta(r[2], r[3], r[4], r[5]) for r in got]
+            yield ids, vectors, metas
+
     def articles(self) -> list[ArticleRecord]:
         rows = self._db.execute("SELECT * FROM articles ORDER BY id")
         return [_article_record(r) for r in rows]
@@ -191,6 +275,22 @@ class Catalog:
         a = self._db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         c = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(a), int(c)
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _store_meta(
+    article_id: str, ord_: int, source: str | None, published: str | None
+) -> dict[str, Any]:
+    """What the vector store keeps beside each vector."""
+    meta: dict[str, Any] = {"article_id": article_id, "ord": ord_}
+    if source:
+        meta["source"] = source
+    if published:
+        meta["published"] = published
+    return meta
 
 
 def _article_record(r: sqlite3.Row) -> ArticleRecord:

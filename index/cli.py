@@ -106,10 +106,13 @@ def _print_problems(problems: list[ArticleError], label: str) -> None:
         err.print(f"{label} {escape(str(problem))}", highlight=False, soft_wrap=True)
 
 
+STAGES = {"embed": "embedding", "store": "storing vectors"}
+
+
 @contextmanager
 def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     bar = Progress(
-        TextColumn("[bold]embedding"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("chunks"),
@@ -117,13 +120,14 @@ def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         console=err,
         transient=True,
     )
-    task: list[Any] = []
+    tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
-        if not task:
+        if not tasks:
             bar.start()
-            task.append(bar.add_task(stage, total=total))
-        bar.update(task[0], completed=done, total=total)
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
 
     try:
         yield update

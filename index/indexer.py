@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,21 +26,20 @@ from index.errors import (
     CorpusProblemsError,
     IndexBusyError,
     IndexMismatchError,
+    NewsbotError,
+    StoreUnavailableError,
 )
-from index.layout import IndexLayout
+from index.layout import Generation, IndexLayout, sync_folder
 from index.lexical import LexicalIndex
 from index.settings import Settings
-from index.store import VectorStore
+from index.store import WRITE_BATCH, VectorStore, collection_name
 
 INDEX_FORMAT = 1
-# Chunks embedded and committed together: a crash loses at most one group's work.
+# Chunks embedded and committed together: a killed run loses at most one group's work.
 GROUP_CHUNKS = 1024
-# A reader holds the writer lock shared only while it opens the index (well under a second).
-READER_WAIT_SECONDS = 30.0
-LOCK_POLL_SECONDS = 0.05
 
 Progress = Callable[[str, int, int], None]
-"""Called as progress(stage, done, total) while indexing; stage is "embed"."""
+"""Called as progress(stage, done, total) while indexing; stage is "embed", then "store"."""
 
 
 @dataclass
@@ -56,6 +57,11 @@ class IndexReport:
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """Whether the corpus differs from the index (articles added, updated or removed)."""
+        return bool(self.added or self.updated or self.removed)
 
     @property
     def skipped_files(self) -> int:
@@ -108,27 +114,22 @@ def check_manifest(recorded: dict[str, Any] | None, wanted: dict[str, Any], wher
 
 @contextmanager
 def writer_lock(layout: IndexLayout) -> Iterator[None]:
-    """Hold the index's single-writer lock, or raise `IndexBusyError`.
+    """Hold the index's single-writer lock, or raise `IndexBusyError` at once.
 
-    Another writer turns this one away at once. A reader opening the index holds the lock
-    shared for a moment (see `reader_lock`): that is waited for, up to `READER_WAIT_SECONDS`.
+    The lock is an flock: it goes with the process holding it, however that process ends.
+    Readers take no lock: they only open complete generations, which nobody writes.
     """
     layout.root.mkdir(parents=True, exist_ok=True)
     with open(layout.lock, "a+") as handle:
-        deadline = time.monotonic() + READER_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as exc:
-                handle.seek(0)
-                holder = handle.read().strip()  # only writers write their pid
-                if holder or time.monotonic() > deadline:
-                    raise IndexBusyError(
-                        f"another `newsbot index` (pid {holder or '?'}) is writing {layout.root}: "
-                        "wait for it to finish"
-                    ) from exc
-                time.sleep(LOCK_POLL_SECONDS)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise IndexBusyError(
+                f"another `newsbot index` (pid {holder}) is writing {layout.root}: "
+                "wait for it to finish"
+            ) from exc
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -138,32 +139,6 @@ def writer_lock(layout: IndexLayout) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
-def reader_lock(layout: IndexLayout) -> Iterator[None]:
-    """Keep writers out while the index is opened; raise `IndexBusyError` if one is writing.
-
-    Opening the embedded Chroma store while another process writes it is what breaks it: the
-    opener replays the writer's log into its HNSW segment, fails ("Failed to apply logs to the
-    hnsw segment writer", "Error finding id"), or crashes, and the store then fails for every
-    process until `newsbot index --rebuild`. A store opened before the writer started is safe
-    to keep using (it answers from what it loaded, the catalog skips what was removed).
-    """
-    fd = os.open(layout.lock, os.O_RDONLY | os.O_CREAT, 0o644)
-    with os.fdopen(fd) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = handle.read().strip() or "?"
-            raise IndexBusyError(
-                f"`newsbot index` (pid {holder}) is writing {layout.root}: "
-                "try again when it finishes"
-            ) from exc
-        try:
-            yield
-        finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -177,17 +152,18 @@ def reindex(
 ) -> IndexReport:
     """Index `settings.corpus_dir` into `settings.index_dir`.
 
-    New and changed articles are chunked and embedded; unchanged ones cost no model call;
-    removed ones leave the vectors, BM25 and catalog. Chunks that the store and the catalog
-    disagree on (after an interrupted run) are repaired. A file, folder or record that cannot
-    be read is skipped and reported; the articles indexed from it before are kept.
+    The index in service is never written: the next generation is built beside it (from a
+    copy of its catalog, so unchanged articles cost no model call), checked, and switched
+    to in one atomic step. Readers keep answering from the old generation meanwhile. A run
+    that is killed leaves the generation in service as it was; the next run resumes the
+    build where it stopped. With nothing changed, no generation is built.
 
     Args:
         settings: where the corpus and the index are, and how to chunk.
         embedder: the model; it must be the one the index was built with.
-        rebuild: drop the index and build it anew (after a model or chunking change).
+        rebuild: build the index anew from nothing (after a model or chunking change).
         strict: refuse to change the index if any file or record cannot be read.
-        progress: told how embedding advances.
+        progress: told how embedding and storing advance.
 
     Returns:
         What was added, updated, removed, left unchanged, repaired, kept and skipped.
@@ -199,122 +175,248 @@ def reindex(
     started = time.perf_counter()
     layout = IndexLayout(settings.index_dir)
     with writer_lock(layout):
-        scan = scan_corpus(settings.corpus_dir, indexed_paths=_indexed_paths(layout))
+        live = layout.current()
+        base = _read_live(live)
+        scan = scan_corpus(
+            settings.corpus_dir,
+            indexed_paths={aid: path for aid, (_, path) in base.hashes.items()},
+        )
         if strict and scan.problems:
             raise CorpusProblemsError(scan.problems)
-        catalog = Catalog(layout.catalog)
-        store: VectorStore | None = None
-        try:
-            store = _open_store(settings, catalog, rebuild)
-            report = _sync(
-                settings,
-                embedder,
-                catalog,
-                store,
-                layout,
-                scan,
-                rebuild,
-                progress,
-            )
-            report.seconds = time.perf_counter() - started
-            return report
-        finally:
-            if store is not None:
-                store.close()
-            catalog.close()
+        wanted = manifest_for(settings, embedder.name)
+        if not rebuild:
+            check_manifest(base.manifest, wanted, settings.index_dir)
+        report = _plan(settings, scan, {} if rebuild else base.hashes)
+        if live is not None and live.number and not rebuild and not report.changed:
+            shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
+            layout.remove_stale(_kept_generations(layout, live.number))
+            report.chunks_total = base.chunks
+        else:
+            _build(settings, embedder, layout, live, base, scan, report, wanted, rebuild, progress)
+        report.seconds = time.perf_counter() - started
+        return report
 
 
-def _indexed_paths(layout: IndexLayout) -> dict[str, str]:
-    """Article id → the file it was indexed from; empty (and nothing created) without an index."""
-    if not layout.exists():
-        return {}
-    catalog = Catalog(layout.catalog)
+@dataclass
+class _Live:
+    """What the generation in service says about itself (empty without one)."""
+
+    hashes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+    index_id: str | None = None
+    chunks: int = 0
+
+
+def _read_live(live: Generation | None) -> _Live:
+    if live is None:
+        return _Live()
+    catalog = Catalog(live.catalog, writable=False)
     try:
-        return {aid: path for aid, (_, path) in catalog.hashes().items()}
+        return _Live(
+            hashes=catalog.hashes(),
+            manifest=catalog.get_meta("manifest"),
+            index_id=catalog.get_meta("index_id"),
+            chunks=catalog.counts()[1],
+        )
     finally:
         catalog.close()
 
 
-def _open_store(settings: Settings, catalog: Catalog, rebuild: bool) -> VectorStore:
-    try:
-        return VectorStore(settings, owner=catalog.index_id())
-    except IndexMismatchError:
-        if not rebuild:
-            raise
-    # --rebuild replaces whatever holds the collection with this index's own.
-    VectorStore.delete_collection(settings)
-    return VectorStore(settings, owner=catalog.index_id())
-
-
-def _sync(
-    settings: Settings,
-    embedder: Embedder,
-    catalog: Catalog,
-    store: VectorStore,
-    layout: IndexLayout,
-    scan: CorpusScan,
-    rebuild: bool,
-    progress: Progress | None,
-) -> IndexReport:
-    wanted = manifest_for(settings, embedder.name)
-    recorded = catalog.get_meta("manifest")
-    if rebuild:
-        store.drop()
-        catalog.replace_articles([], list(catalog.hashes()), _now())
-        catalog.set_meta("manifest", None)
-        recorded = None
-    else:
-        check_manifest(recorded, wanted, settings.index_dir)
-
-    old = catalog.hashes()
-    articles = scan.articles
+def _plan(settings: Settings, scan: CorpusScan, old: dict[str, tuple[str, str]]) -> IndexReport:
+    """What the corpus changed since the index `old` (article id → hash, path)."""
     report = IndexReport()
-    current = {a.id: a for a in articles}
+    current = {a.id for a in scan.articles}
     gone = sorted(aid for aid in old if aid not in current)
     report.kept = [aid for aid in gone if scan.failed(old[aid][1])]
     report.removed = [aid for aid in gone if not scan.failed(old[aid][1])]
     report.problems = _note_kept(scan.problems, [old[aid][1] for aid in report.kept])
-    if not articles and report.removed:
+    if not scan.articles and report.removed:
         raise CorpusError(
             f"no articles found in {settings.corpus_dir}; refusing to empty an index of "
             f"{len(old)} articles (use --rebuild to really start from nothing)"
         )
-    repair = _articles_to_repair(catalog, store, set(current))
-    changed: list[Article] = []
-    for article in articles:
+    for article in scan.articles:
         if article.id not in old:
             report.added.append(article.id)
-            changed.append(article)
         elif old[article.id][0] != article.content_hash:
             report.updated.append(article.id)
-            changed.append(article)
-        elif article.id in repair:
-            report.repaired.append(article.id)
-            changed.append(article)
         else:
             report.unchanged += 1
-
-    if changed:
-        check_fits(embedder, Chunker.window_needed(settings.chunk_tokens))
-        chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-        report.chunks_embedded = _embed_and_write(
-            embedder, chunker, catalog, store, changed, progress
-        )
-    # The dimension follows from the model (already checked): record it, don't compare it.
-    wanted["dimension"] = embedder.dimension if changed else (recorded or {}).get("dimension")
-
-    if report.removed:
-        store.delete(catalog.chunk_ids(report.removed))
-        catalog.replace_articles([], report.removed, _now())
-
-    if changed or report.removed or rebuild or not layout.bm25.exists():
-        _rebuild_lexical(catalog, layout)
-    catalog.set_meta("manifest", wanted)
-    catalog.set_meta("last_indexed", _now())
-    report.chunks_total = catalog.counts()[1]
-    if changed or report.removed or rebuild:
-        layout.bump_generation()
     return report
+
+
+def _kept_generations(layout: IndexLayout, current: int) -> set[int]:
+    """The generation in service and the one before it (a reader may be mid-question in it)."""
+    older = [n for n in layout.numbers() if n < current]
+    if current and (layout.root / "catalog.sqlite").exists():
+        older.append(0)  # an index from before generations
+    return {current, max(older)} if older else {current}
+
+
+def _build(
+    settings: Settings,
+    embedder: Embedder,
+    layout: IndexLayout,
+    live: Generation | None,
+    base: _Live,
+    scan: CorpusScan,
+    report: IndexReport,
+    wanted: dict[str, Any],
+    rebuild: bool,
+    progress: Progress | None,
+) -> None:
+    """Build the next generation in `building/` (resuming a killed build) and switch to it."""
+    copy_from = None if rebuild else live
+    catalog, number = _open_building(settings, layout, copy_from, base, wanted)
+    building = Generation(layout.building, number)
+    try:
+        index_id = catalog.index_id()
+        current = {a.id: a for a in scan.articles}
+        done = catalog.hashes()
+        missing = catalog.articles_missing_vectors()
+        # An article kept from an unreadable file stays as it is, unless it has no vectors
+        # (carried over from an index that lost them): then it cannot be served.
+        drop = [
+            aid
+            for aid in done
+            if (aid not in current and aid not in report.kept)
+            or (aid in missing and aid not in current)
+        ]
+        if drop:
+            catalog.replace_articles([], drop, _now())
+        changed = [
+            a
+            for a in scan.articles
+            if a.id not in done or done[a.id][0] != a.content_hash or a.id in missing
+        ]
+        planned = set(report.added) | set(report.updated)
+        report.repaired = sorted(a.id for a in changed if a.id not in planned)
+        if changed:
+            check_fits(embedder, Chunker.window_needed(settings.chunk_tokens))
+            chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+            report.chunks_embedded = _embed_and_write(embedder, chunker, catalog, changed, progress)
+        catalog.set_meta("manifest", {**wanted, "dimension": catalog.dimension()})
+        catalog.set_meta("last_indexed", _now())
+        name = collection_name(settings, index_id, number)
+        catalog.set_meta("collection", name)
+        stored = _write_store(settings, catalog, building, index_id, name, progress)
+        lexical = _write_lexical(catalog, building.bm25)
+        _check_consistent(catalog, stored, lexical)
+        report.chunks_total = len(stored)
+        catalog.set_meta("build", None)
+        catalog.seal()
+    finally:
+        catalog.close()
+    target = layout.generation_dir(number)
+    shutil.rmtree(target, ignore_errors=True)  # a generation built but never switched to
+    os.replace(layout.building, target)
+    sync_folder(layout.root)
+    layout.switch_to(Generation(target, number))
+    keep = _kept_generations(layout, number)
+    layout.remove_stale(keep)
+    with contextlib.suppress(StoreUnavailableError):  # cleaned up by a later run instead
+        VectorStore.remove_other_generations(
+            settings, index_id, {collection_name(settings, index_id, n) for n in keep}
+        )
+
+
+def _open_building(
+    settings: Settings,
+    layout: IndexLayout,
+    copy_from: Generation | None,
+    base: _Live,
+    wanted: dict[str, Any],
+) -> tuple[Catalog, int]:
+    """The catalog of the generation being built, and its number.
+
+    A build a killed run left for the same base generation and settings is resumed: what
+    it embedded is kept. Anything else there is discarded.
+    """
+    path = layout.building / "catalog.sqlite"
+    plan = {"base": copy_from.name if copy_from else None, "manifest": wanted}
+    if path.exists():
+        catalog = Catalog(path)
+        meta = catalog.get_meta("build") or {}
+        if {k: meta.get(k) for k in plan} == plan and isinstance(meta.get("number"), int):
+            return catalog, int(meta["number"])
+        catalog.close()
+    shutil.rmtree(layout.building, ignore_errors=True)
+    layout.building.mkdir(parents=True)
+    number = max([*layout.numbers(), layout.generation()]) + 1
+    if copy_from is None:
+        catalog = Catalog(path)
+        if base.index_id:  # a --rebuild keeps the index's identity (and its collections' names)
+            catalog.set_meta("index_id", base.index_id)
+    else:
+        source = Catalog(copy_from.catalog, writable=False)
+        try:
+            catalog = source.copy_to(path)
+        finally:
+            source.close()
+        if copy_from.number == 0:
+            _carry_over_vectors(settings, catalog, copy_from)
+    catalog.set_meta("build", {**plan, "number": number})
+    return catalog, number
+
+
+def _carry_over_vectors(settings: Settings, catalog: Catalog, legacy: Generation) -> None:
+    """Copy the vectors of an index from before generations into its catalog."""
+    store = VectorStore(
+        settings,
+        owner=catalog.index_id(),
+        path=legacy.chroma,
+        name=collection_name(settings, catalog.index_id(), 0),
+    )
+    try:
+        catalog.set_vectors(store.vectors(catalog.chunk_ids()))
+    finally:
+        store.close()
+
+
+def _write_store(
+    settings: Settings,
+    catalog: Catalog,
+    building: Generation,
+    index_id: str,
+    name: str,
+    progress: Progress | None,
+) -> set[str]:
+    """Put every vector of the catalog in a fresh collection; the ids it then holds."""
+    store = VectorStore(settings, owner=index_id, path=building.chroma, name=name, fresh=True)
+    try:
+        total = catalog.counts()[1]
+        done = 0
+        if progress:
+            progress("store", 0, total)
+        for ids, vectors, metas in catalog.iter_vectors(WRITE_BATCH):
+            store.upsert(ids, vectors, metas)
+            done += len(ids)
+            if progress:
+                progress("store", done, total)
+        return store.ids()
+    finally:
+        store.close()
+
+
+def _write_lexical(catalog: Catalog, path: Path) -> list[str]:
+    ids: list[str] = []
+    texts: list[str] = []
+    for chunk_id, title, text in catalog.iter_chunk_texts():
+        ids.append(chunk_id)
+        texts.append(f"{title}\n{text}")
+    LexicalIndex.build(ids, texts).save(path)
+    return ids
+
+
+def _check_consistent(catalog: Catalog, stored: set[str], lexical: list[str]) -> None:
+    """Refuse to switch to a generation whose vectors, BM25 and catalog disagree."""
+    chunks = catalog.chunk_ids()
+    if set(chunks) != stored or sorted(lexical) != chunks or len(set(chunks)) != len(chunks):
+        raise NewsbotError(
+            f"the new index came out inconsistent ({len(chunks)} chunks, {len(stored)} vectors, "
+            f"{len(lexical)} in BM25); the index in service is unchanged: run `newsbot index` "
+            "again"
+        )
 
 
 def _note_kept(problems: list[ArticleError], kept_paths: list[str]) -> list[ArticleError]:
@@ -336,51 +438,29 @@ def _note_kept(problems: list[ArticleError], kept_paths: list[str]) -> list[Arti
     return out
 
 
-def _articles_to_repair(catalog: Catalog, store: VectorStore, current: set[str]) -> set[str]:
-    """Drop vectors the catalog does not know; name articles whose vectors are missing."""
-    in_store = store.ids()
-    in_catalog = set(catalog.chunk_ids())
-    orphans = sorted(in_store - in_catalog)
-    if orphans:
-        store.delete(orphans)
-    missing = in_catalog - in_store
-    if not missing:
-        return set()
-    passages = catalog.passages(sorted(missing))
-    return {p.article.id for p in passages.values()} & current
-
-
 def _embed_and_write(
     embedder: Embedder,
     chunker: Chunker,
     catalog: Catalog,
-    store: VectorStore,
     changed: list[Article],
     progress: Progress | None,
 ) -> int:
+    """Chunk and embed `changed` into the catalog, a group of articles per transaction."""
     planned = [(article, chunker.split(article)) for article in changed]
     total = sum(len(chunks) for _, chunks in planned)
     done = 0
     if progress:
         progress("embed", 0, total)
     for group in _groups(planned, GROUP_CHUNKS):
-        chunks = [c for _, cs in group for c in cs]
-        titles = {a.id: a for a, _ in group}
-        texts = [chunker.embed_text(titles[c.article_id].title, c) for c in chunks]
+        texts = [chunker.embed_text(a.title, c) for a, chunks in group for c in chunks]
         vectors = _embed_sorted(embedder, texts)
-        stale = catalog.chunk_ids([a.id for a, _ in group])
-        new_ids = {c.id for c in chunks}
-        leftover = [cid for cid in stale if cid not in new_ids]
-        if leftover:
-            store.delete(leftover)
-        if chunks:
-            store.upsert(
-                [c.id for c in chunks],
-                vectors,
-                [_chunk_meta(titles[c.article_id], c) for c in chunks],
-            )
-        catalog.replace_articles(group, [], _now())
-        done += len(chunks)
+        rows = []
+        start = 0
+        for article, chunks in group:
+            rows.append((article, chunks, vectors[start : start + len(chunks)]))
+            start += len(chunks)
+        catalog.replace_articles(rows, [], _now())
+        done += len(texts)
         if progress:
             progress("embed", done, total)
     return total
@@ -410,24 +490,6 @@ def _groups(
             group, count = [], 0
     if group:
         yield group
-
-
-def _chunk_meta(article: Article, chunk: Chunk) -> dict[str, Any]:
-    meta: dict[str, Any] = {"article_id": article.id, "ord": chunk.ord}
-    if article.source:
-        meta["source"] = article.source
-    if article.published:
-        meta["published"] = article.published
-    return meta
-
-
-def _rebuild_lexical(catalog: Catalog, layout: IndexLayout) -> None:
-    ids: list[str] = []
-    texts: list[str] = []
-    for chunk_id, title, text in catalog.iter_chunk_texts():
-        ids.append(chunk_id)
-        texts.append(f"{title}\n{text}")
-    LexicalIndex.build(ids, texts).save(layout.bm25)
 
 
 def _now() -> str:

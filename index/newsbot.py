@@ -13,13 +13,13 @@ from index.answer import Answer, Composer
 from index.articles import normalise_date
 from index.catalog import Catalog
 from index.embeddings import Embedder
-from index.errors import IndexBusyError, IndexMissingError, NewsbotError
-from index.indexer import check_manifest, manifest_for, reader_lock
-from index.layout import IndexLayout
+from index.errors import IndexMissingError, NewsbotError
+from index.indexer import check_manifest, manifest_for
+from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
 from index.retrieval import Filters, Retriever
 from index.settings import Settings
-from index.store import VectorStore, is_store_error
+from index.store import VectorStore, collection_name, is_store_error
 
 MAX_QUESTION_CHARS = 2000
 
@@ -50,10 +50,9 @@ class Status:
 class Newsbot:
     """Answers questions from the index in `settings.index_dir`.
 
-    It notices a completed reindex (by another process) and reopens the index before the
-    next question, so a long-running bot answers from the newest index without a restart.
-    While a reindex is writing, it keeps answering from the index it has open (whose catalog
-    the writer updates as it goes), and reopens once the writer is done.
+    It answers from the generation in service when it opened, and switches to a newer one
+    (built by a reindex in any process) before the next question. Generations are never
+    written once complete, so a reindex running meanwhile disturbs nothing.
 
     Its methods may be called from several threads at once; they take turns.
     """
@@ -62,7 +61,7 @@ class Newsbot:
         """Open the index.
 
         Raises:
-            IndexMissingError, IndexMismatchError; IndexBusyError: a reindex is writing it.
+            IndexMissingError, IndexMismatchError, StoreUnavailableError.
         """
         self.settings = settings
         self.embedder = embedder
@@ -70,34 +69,37 @@ class Newsbot:
         # One lock for everything: the catalog connection, the store client and bm25s are
         # shared, and `refresh` replaces them. Questions take turns (they are CPU-bound).
         self._lock = threading.RLock()
-        self._generation = -1
-        if not self.layout.exists():
+        generation = self.layout.current()
+        if generation is None:
             raise IndexMissingError(
                 f"no index in {self.settings.index_dir}: run `newsbot index` first"
             )
-        with reader_lock(self.layout):
-            self._open()
+        self._open(generation)
 
-    def _open(self) -> None:
-        """Open the catalog, store and BM25 index; the caller holds `reader_lock`."""
-        generation = self.layout.generation()
-        catalog = Catalog(self.layout.catalog)
-        recorded = catalog.get_meta("manifest")
-        if recorded is None:
-            catalog.close()
-            raise IndexMissingError(
-                f"the index in {self.settings.index_dir} is empty: run `newsbot index`"
-            )
+    def _open(self, generation: Generation) -> None:
+        """Open the generation's catalog, store and BM25 index; keep the old ones on failure."""
+        catalog = Catalog(generation.catalog, writable=False)
         with ExitStack() as on_error:
             on_error.callback(catalog.close)
+            recorded = catalog.get_meta("manifest")
+            if recorded is None:
+                raise IndexMissingError(
+                    f"the index in {self.settings.index_dir} is empty: run `newsbot index`"
+                )
             check_manifest(
                 recorded, manifest_for(self.settings, self.embedder.name), self.settings.index_dir
             )
-            store = VectorStore(self.settings, owner=catalog.index_id())
+            owner = catalog.get_meta("index_id") or ""
+            name = catalog.get_meta("collection") or collection_name(
+                self.settings, owner, generation.number
+            )
+            store = VectorStore(self.settings, owner=owner, path=generation.chroma, name=name)
             on_error.callback(store.close)
             store.load(recorded.get("dimension"))
-            lexical = LexicalIndex.load(self.layout.bm25)
+            lexical = LexicalIndex.load(generation.bm25)
             on_error.pop_all()
+        old = getattr(self, "store", None), getattr(self, "catalog", None)
+        self.generation = generation
         self.manifest = recorded
         self.catalog = catalog
         self.store = store
@@ -110,32 +112,18 @@ class Newsbot:
             recency_half_life=self.settings.recency_half_life,
         )
         self.composer = Composer(self.lexical.terms, min_support=self.settings.min_support)
-        self._generation = generation
-
-    def _reopen(self) -> bool:
-        """Close and reopen the index, unless a reindex is writing it; True if reopened."""
-        with ExitStack() as held:
-            try:
-                held.enter_context(reader_lock(self.layout))
-            except IndexBusyError:
-                return False
-            # Close first: the embedded store keeps one client per folder in a process, and
-            # only a new one sees what another process wrote.
-            self.store.close()
-            self.catalog.close()
-            self._open()
-        return True
+        for part in old:
+            if part is not None:
+                part.close()
 
     def refresh(self) -> bool:
-        """Reopen the index if a reindex completed since it was opened; True if it did.
-
-        While a reindex is still writing (the next one may already have started) the open
-        index is kept: opening the store mid-write would break it.
-        """
+        """Switch to the generation in service if it changed since; True if it did."""
         with self._lock:
-            if self.layout.generation() == self._generation:
+            generation = self.layout.current()
+            if generation is None or generation == self.generation:
                 return False
-            return self._reopen()
+            self._open(generation)
+            return True
 
     def ask(
         self,
@@ -153,8 +141,6 @@ class Newsbot:
         Raises:
             NewsbotError: the question is empty or `asked_on` is not a date;
             StoreUnavailableError: the store is down.
-            IndexBusyError: `newsbot index --rebuild` dropped the vectors and is still
-                writing new ones.
         """
         started = time.perf_counter()
         question = " ".join(question.split())
@@ -181,21 +167,20 @@ class Newsbot:
         )
 
     def _retrying(self, call: Callable[[], T]) -> T:
-        """`call()`, tried again once on a reopened index if the store failed under it.
+        """`call()`, tried once more on the index reopened if the store failed under it.
 
-        A store opened before another process's reindex keeps working through it, except
-        that `--rebuild` deletes its collection (Chroma's NotFoundError).
+        The generation a reader had open may have been deleted under it (two reindexes
+        completed since its last question), or a Chroma server restarted.
         """
         try:
             return call()
         except Exception as exc:
             if not is_store_error(exc):
                 raise
-            if not self._reopen():
-                raise IndexBusyError(
-                    f"`newsbot index` is rewriting {self.settings.index_dir}: "
-                    "try again when it finishes"
-                ) from exc
+            generation = self.layout.current()
+            if generation is None:
+                raise
+            self._open(generation)
         return call()
 
     def status(self) -> Status:
@@ -216,7 +201,7 @@ class Newsbot:
                 chunk_overlap=manifest.get("chunk_overlap"),
                 size_bytes=self.layout.size_bytes(),
                 last_indexed=self.catalog.get_meta("last_indexed"),
-                generation=self.layout.generation(),
+                generation=self.generation.number,
             )
 
     def close(self) -> None:

@@ -12,7 +12,6 @@ import numpy as np
 from index.errors import IndexMismatchError, StoreUnavailableError
 from index.settings import Settings
 
-CHROMA_DIR = "chroma"
 # Collection metadata key naming the index (catalog) that owns the collection's vectors.
 OWNER_KEY = "newsbot_index"
 # Chroma rejects larger requests; stay well under its max batch size.
@@ -20,25 +19,35 @@ WRITE_BATCH = 1000
 
 
 class VectorStore:
-    """Chunk vectors by chunk id, with cosine distance.
+    """Chunk vectors by chunk id, with cosine distance: one generation's collection.
 
-    The collection is marked with the id of the index that owns it: on a shared Chroma
-    server, two index folders pointed at one collection would otherwise delete each other's
-    vectors as "orphans".
+    The embedded store keeps each generation's collection in the generation's folder; a Chroma
+    server holds one collection per generation, named for the index and the generation. Each
+    collection is marked with the id of the index that owns it, so that no index ever opens
+    or deletes another's vectors on a shared server.
     """
 
-    def __init__(self, settings: Settings, *, owner: str) -> None:
+    def __init__(
+        self, settings: Settings, *, owner: str, path: Path, name: str, fresh: bool = False
+    ) -> None:
+        """Open the collection `name` (at `path` when embedded).
+
+        `fresh`: start it empty, deleting what a killed build of the same generation left.
+        """
         self.settings = settings
         self.owner = owner
-        self.location = _location(settings)
+        self.name = name
+        self.location = _location(settings, path)
         with _unavailable(self.location):
-            self._client = _client(settings)
+            self._client = _client(settings, path)
+            if fresh:
+                _delete_owned(self._client, name, owner)
             self._collection = self._open_collection()
             self._check_owner()
 
     def _open_collection(self) -> Any:
         return self._client.get_or_create_collection(
-            self.settings.chroma_collection,
+            self.name,
             embedding_function=None,  # vectors always come from our model; never a download
             configuration={"hnsw": {"space": "cosine"}},
             metadata={OWNER_KEY: self.owner},
@@ -48,23 +57,43 @@ class VectorStore:
         owner = (self._collection.metadata or {}).get(OWNER_KEY)
         if owner == self.owner:
             return
-        name = self.settings.chroma_collection
         if owner is not None:
             raise IndexMismatchError(
-                f"the Chroma collection {name!r} at {self.location} belongs to another newsbot "
-                f"index: give {self.settings.index_dir} a collection of its own (CHROMA_COLLECTION)"
+                f"the Chroma collection {self.name!r} at {self.location} belongs to another "
+                f"newsbot index: give {self.settings.index_dir} a collection of its own "
+                "(CHROMA_COLLECTION)"
             )
         if self._collection.count():
             raise IndexMismatchError(
-                f"the Chroma collection {name!r} at {self.location} holds vectors no newsbot "
-                "index owns: set CHROMA_COLLECTION to another name, or "
-                "`newsbot index --rebuild` to replace them"
+                f"the Chroma collection {self.name!r} at {self.location} holds vectors no "
+                "newsbot index owns: set CHROMA_COLLECTION to another name"
             )
         self._collection.modify(metadata={OWNER_KEY: self.owner})
 
+    @staticmethod
+    def remove_other_generations(settings: Settings, owner: str, keep: set[str]) -> None:
+        """On a server: delete the collections of index `owner`'s generations not in `keep`.
+
+        That includes the collection of an index from before generations (named
+        `CHROMA_COLLECTION` itself) unless kept. The embedded store's collections go with
+        their generation folders.
+        """
+        if not settings.chroma_host:
+            return
+        prefix = generation_prefix(settings, owner)
+        with _unavailable(_location(settings, settings.index_dir)):
+            client = _client(settings, settings.index_dir)
+            for collection in client.list_collections():
+                name = collection.name
+                ours = name == settings.chroma_collection or (
+                    name.startswith(prefix) and name[len(prefix) :].isdigit()
+                )
+                if ours and name not in keep:
+                    _delete_owned(client, name, owner)
+
     def close(self) -> None:
-        """Release the client. The embedded store caches one per folder in each process, so a
-        reader must close it to see what another process wrote since."""
+        """Release the client. The embedded store shares one client per folder in a process:
+        a generation's folder is renamed or deleted only once all of them are closed."""
         close = getattr(self._client, "close", None)
         if close is not None:
             close()
@@ -76,8 +105,7 @@ class VectorStore:
     def load(self, dimension: int | None) -> None:
         """Load the vectors now rather than on the first question.
 
-        The embedded store reads its files and replays its write log on first use; a reader
-        does that while it keeps writers out (see `index.indexer.reader_lock`).
+        The embedded store reads its files and replays its write log on first use.
         """
         if self.count() and dimension:
             probe = np.zeros(dimension, dtype=np.float32)
@@ -125,33 +153,46 @@ class VectorStore:
         distances = (result.get("distances") or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
-    @staticmethod
-    def delete_collection(settings: Settings) -> None:
-        """Delete the settings' collection whoever owns it (for `--rebuild`)."""
-        with _unavailable(_location(settings)):
-            client = _client(settings)
-            try:
-                client.delete_collection(settings.chroma_collection)
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    raise
-                # No such collection: nothing to delete.
-
-    def drop(self) -> None:
-        """Delete the whole collection and start an empty one owned by this index."""
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Chunk id → vector, for the ids the store holds."""
+        out: dict[str, np.ndarray] = {}
         with _unavailable(self.location):
-            try:
-                self._client.delete_collection(self.settings.chroma_collection)
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    raise
-            self._collection = self._open_collection()
+            for i in range(0, len(ids), WRITE_BATCH):
+                got = self._collection.get(
+                    ids=list(ids[i : i + WRITE_BATCH]), include=["embeddings"]
+                )
+                for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
+                    out[cid] = np.asarray(vector, dtype=np.float32)
+        return out
 
 
-def _location(settings: Settings) -> str:
+def collection_name(settings: Settings, owner: str, number: int) -> str:
+    """The collection of generation `number` (0: an index from before generations)."""
+    if number == 0 or not settings.chroma_host:
+        return settings.chroma_collection
+    return f"{generation_prefix(settings, owner)}{number:06d}"
+
+
+def generation_prefix(settings: Settings, owner: str) -> str:
+    return f"{settings.chroma_collection}-{owner[:8]}-"
+
+
+def _delete_owned(client: Any, name: str, owner: str) -> None:
+    """Delete collection `name` if index `owner` owns it."""
+    try:
+        collection = client.get_collection(name)
+    except Exception as exc:
+        if _is_connection_error(exc):
+            raise
+        return  # no such collection
+    if (collection.metadata or {}).get(OWNER_KEY) == owner:
+        client.delete_collection(name)
+
+
+def _location(settings: Settings, path: Path) -> str:
     if settings.chroma_host:
         return f"chroma server {settings.chroma_host}:{settings.chroma_port}"
-    return str(settings.index_dir / CHROMA_DIR)
+    return str(path)
 
 
 @contextmanager
@@ -167,7 +208,7 @@ def _unavailable(location: str) -> Iterator[None]:
         raise
 
 
-def _client(settings: Settings) -> Any:
+def _client(settings: Settings, path: Path) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -176,7 +217,6 @@ def _client(settings: Settings) -> Any:
         return chromadb.HttpClient(
             host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
         )
-    path = Path(settings.index_dir) / CHROMA_DIR
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from index.catalog import Catalog
 from index.embeddings import register_embedder
+from index.layout import Generation, IndexLayout
+from index.lexical import LexicalIndex
 from index.settings import Settings, env_names
+from index.store import VectorStore
 from tests.fakes import FakeEmbedder
 
 DATA = Path(__file__).parent / "data"
@@ -109,3 +113,48 @@ def env(
     monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
     return index_dir
+
+
+# --- the generation in service, read as a reader does --------------------------------------
+
+
+def live(settings: Settings) -> Generation:
+    generation = IndexLayout(settings.index_dir).current()
+    assert generation is not None, f"no index in {settings.index_dir}"
+    return generation
+
+
+def live_catalog(settings: Settings) -> Catalog:
+    return Catalog(live(settings).catalog, writable=False)
+
+
+def live_store(settings: Settings) -> VectorStore:
+    catalog = live_catalog(settings)
+    try:
+        return VectorStore(
+            settings,
+            owner=catalog.get_meta("index_id"),
+            path=live(settings).chroma,
+            name=catalog.get_meta("collection"),
+        )
+    finally:
+        catalog.close()
+
+
+def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
+    """Chunk ids in the vector store, in BM25, and in the catalog (checked to be unique)."""
+    catalog = live_catalog(settings)
+    try:
+        in_catalog = catalog.chunk_ids()
+    finally:
+        catalog.close()
+    store = live_store(settings)
+    try:
+        vectors = store.ids()
+        assert store.count() == len(vectors), "duplicate ids in the vector store"
+    finally:
+        store.close()
+    lexical = LexicalIndex.load(live(settings).bm25).chunk_ids
+    assert len(set(in_catalog)) == len(in_catalog), "duplicate chunks in the catalog"
+    assert len(set(lexical)) == len(lexical), "duplicate chunks in BM25"
+    return vectors, set(lexical), set(in_catalog)

@@ -56,3 +56,21 @@ class FakeEmbedder:
 
     def warm_up(self) -> None:
         pass
+
+
+class Killed(Exception):
+    """Stands for the process dying mid-reindex."""
+
+
+class DiesAfter(FakeEmbedder):
+    """Embeds `calls` batches, then "dies"."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.left = calls
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.left == 0:
+            raise Killed
+        self.left -= 1
+        return super().embed(texts)

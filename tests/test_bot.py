@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import re
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import REBUILDING, UNAVAILABLE, NewsbotBot, open_index, serve
+from bot.app import REBUILDING, UNAVAILABLE, NewsbotBot, serve
 from bot.ask import HOW_TO_ASK
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
@@ -33,10 +32,9 @@ from bot.render import (
 )
 from bot.views import FORGOTTEN
 from index.answer import NOT_COVERED
-from index.errors import IndexBusyError, StoreUnavailableError
+from index.errors import IndexMismatchError, StoreUnavailableError
 from index.feedback import FeedbackLog
-from index.indexer import reindex, writer_lock
-from index.layout import IndexLayout
+from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article
@@ -670,7 +668,7 @@ def test_unexpected_error_is_an_ephemeral_ref_and_a_logged_traceback(
     ("error", "note_text"),
     [
         (StoreUnavailableError("index unavailable: no Chroma server at 127.0.0.1:9"), UNAVAILABLE),
-        (IndexBusyError("`newsbot index` is rewriting the index: try again"), REBUILDING),
+        (IndexMismatchError("the index in idx was built with model 'x'"), REBUILDING),
     ],
 )
 def test_store_down_or_rebuilding_is_a_short_note_only_to_the_asker(
@@ -686,31 +684,6 @@ def test_store_down_or_rebuilding_is_a_short_note_only_to_the_asker(
         assert note.body["content"] == note_text
 
     scenario(settings, fake_embedder, steps)
-
-
-def test_the_bot_starting_during_a_reindex_waits_for_it(
-    settings: Settings, fake_embedder: FakeEmbedder, capsys: pytest.CaptureFixture[str]
-) -> None:
-    reindex(settings, fake_embedder)
-    writing = threading.Event()
-    release = threading.Event()
-
-    def writer() -> None:
-        with writer_lock(IndexLayout(settings.index_dir)):
-            writing.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    writing.wait(10)
-    threading.Timer(1.0, release.set).start()
-    newsbot = open_index(settings, fake_embedder)
-    thread.join()
-
-    assert release.is_set(), "it opened only after the writer finished"
-    assert "waiting" in capsys.readouterr().err
-    assert newsbot.ask(AID_QUESTION).found
-    newsbot.close()
 
 
 def test_the_token_never_reaches_the_log(

@@ -13,12 +13,12 @@ import pytest
 
 from index.chunks import chunk_id
 from index.embeddings import load_embedder
-from index.errors import IndexMismatchError, StoreUnavailableError
+from index.errors import StoreUnavailableError
 from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
-from index.store import CHROMA_DIR
 from tests.chroma_server import ChromaServer, ChromaServerError
+from tests.conftest import live_catalog, write_article
 from tests.fakes import FakeEmbedder
 
 pytestmark = pytest.mark.integration
@@ -55,15 +55,31 @@ def server_settings(
     )
 
 
-def raw_collection(server: ChromaServer, name: str) -> Any:
-    """The collection as the server holds it, read without going through newsbot."""
+def raw_client(server: ChromaServer) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    client = chromadb.HttpClient(
+    return chromadb.HttpClient(
         host=server.host, port=server.port, settings=ChromaSettings(anonymized_telemetry=False)
     )
-    return client.get_collection(name)
+
+
+def raw_collection(server: ChromaServer, settings: Settings) -> Any:
+    """The collection of the generation in service, read without going through newsbot."""
+    catalog = live_catalog(settings)
+    try:
+        name = catalog.get_meta("collection")
+    finally:
+        catalog.close()
+    return raw_client(server).get_collection(name)
+
+
+def collections_of(server: ChromaServer, settings: Settings) -> list[str]:
+    """The names of the collections the server holds for `settings`' collection name."""
+    prefix = settings.chroma_collection + "-"
+    return sorted(
+        c.name for c in raw_client(server).list_collections() if c.name.startswith(prefix)
+    )
 
 
 def test_index_and_ask_through_the_server(
@@ -92,13 +108,13 @@ def test_index_and_ask_through_the_server(
     assert status.store == f"chroma server 127.0.0.1:{chroma_server.port}"
     assert status.vectors == status.chunks == report.chunks_total > 0
 
-    stored = raw_collection(chroma_server, "fake-ask").get(include=["embeddings", "metadatas"])
+    stored = raw_collection(chroma_server, settings).get(include=["embeddings", "metadatas"])
     assert len(stored["ids"]) == report.chunks_total
     assert stored["embeddings"].shape == (report.chunks_total, fake_embedder.dimension)
     assert set(stored["ids"]) == {
         chunk_id(meta["article_id"], meta["ord"]) for meta in stored["metadatas"]
     }
-    assert not (settings.index_dir / CHROMA_DIR).exists(), "the embedded store was used"
+    assert not list(settings.index_dir.glob("**/chroma")), "the embedded store was used"
 
 
 def test_reindex_through_the_server_is_incremental(
@@ -121,7 +137,7 @@ def test_reindex_through_the_server_is_incremental(
     assert again.chunks_embedded == 0
     assert not (again.added or again.updated or again.removed or again.repaired)
 
-    collection = raw_collection(chroma_server, "fake-incremental")
+    collection = raw_collection(chroma_server, settings)
     marathon = collection.get(where={"article_id": "sport/marathon.md"}, include=[])["ids"]
     assert marathon
     (corpus / "sport" / "marathon.md").unlink()
@@ -130,8 +146,13 @@ def test_reindex_through_the_server_is_incremental(
 
     assert after.removed == ["sport/marathon.md"]
     assert fake_embedder.calls == calls
+    collection = raw_collection(chroma_server, settings)
     assert collection.get(ids=marathon, include=[])["ids"] == []
     assert collection.count() == after.chunks_total == first.chunks_total - len(marathon)
+    write_article(corpus, "extra.md", "A note on the tides.", title="Tides")
+    reindex(settings, fake_embedder)
+    # Only the generation in service and the one before it keep a collection.
+    assert len(collections_of(chroma_server, settings)) == 2
 
 
 def test_real_model_answers_from_the_seed_corpus_through_the_server(
@@ -151,10 +172,10 @@ def test_real_model_answers_from_the_seed_corpus_through_the_server(
     assert answer.found, answer
     assert "$56.2 billion" in answer.answer
     assert SEED_ARTICLE in [c.article_id for c in answer.citations]
-    assert raw_collection(chroma_server, "seed-minilm").count() == report.chunks_total
+    assert raw_collection(chroma_server, settings).count() == report.chunks_total
 
 
-def test_two_indexes_cannot_share_one_collection(
+def test_two_indexes_on_one_collection_name_keep_apart(
     chroma_server: ChromaServer, corpus: Path, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:
     first = server_settings(
@@ -166,15 +187,15 @@ def test_two_indexes_cannot_share_one_collection(
     )
     second = first.overridden(index_dir=tmp_path / "b" / "index")
     reindex(first, fake_embedder)
-    held = raw_collection(chroma_server, "fake-shared").count()
+    held = raw_collection(chroma_server, first).count()
 
-    with pytest.raises(IndexMismatchError, match="belongs to another newsbot index"):
-        reindex(second, fake_embedder)
+    for _ in range(3):  # each run builds a generation and deletes its own old ones
+        reindex(second, fake_embedder, rebuild=True)
 
-    assert raw_collection(chroma_server, "fake-shared").count() == held
-    own = second.overridden(chroma_collection="fake-shared-b")
-    assert reindex(own, fake_embedder).added
+    assert raw_collection(chroma_server, first).count() == held
+    assert len(collections_of(chroma_server, first)) == 3  # one of the first, two of the second
     assert Newsbot(first, fake_embedder).ask(AID_QUESTION).found
+    assert Newsbot(second, fake_embedder).ask(AID_QUESTION).found
 
 
 def test_server_down_is_a_clear_error(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from index.answer import Answer, Citation
 from index.cli import app
 from index.feedback import FeedbackLog
+from index.layout import IndexLayout
 from tests.conftest import write_article
 from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
@@ -137,7 +138,7 @@ def test_dotenv_is_read(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     result = runner.invoke(app, ["index"])
 
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "from-dotenv" / "catalog.sqlite").exists()
+    assert IndexLayout(tmp_path / "from-dotenv").exists()
 
 
 def test_bad_corpus_file_is_named_and_the_rest_indexed(env: Path, corpus: Path) -> None:

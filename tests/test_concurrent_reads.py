@@ -8,7 +8,6 @@ from pathlib import Path
 
 from index.answer import Answer
 from index.indexer import reindex
-from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article
@@ -16,7 +15,7 @@ from tests.fakes import FakeEmbedder
 
 THREADS = 8
 ASKS = 240
-REOPENS = 25
+REOPENS = 10
 QUESTIONS = {
     "How much military aid has the United States sent to Ukraine?": ("aid.md", "$56.2 billion"),
     "Who won the Chicago Marathon in a world record time?": ("sport/marathon.md", "Chepngetich"),
@@ -38,7 +37,6 @@ def test_many_threads_ask_while_the_index_is_reopened(
 ) -> None:
     reindex(settings, fake_embedder)
     bot = Newsbot(settings, fake_embedder)
-    layout = IndexLayout(settings.index_dir)
     questions = list(QUESTIONS)
     asking = threading.Event()
     asking.set()
@@ -54,10 +52,11 @@ def test_many_threads_ask_while_the_index_is_reopened(
     with ThreadPoolExecutor(THREADS) as pool:
         watcher = pool.submit(status)
         asked = [pool.submit(ask, i) for i in range(ASKS)]
-        # Each bump is a completed reindex to the bot: the next question reopens everything
-        # (catalog, store client, BM25) while the other threads are mid-question.
-        for _ in range(REOPENS):
-            layout.bump_generation()
+        # Each reindex is a new generation: the next question switches everything (catalog,
+        # store client, BM25) while the other threads are mid-question.
+        for n in range(REOPENS):
+            write_article(corpus, f"notes/{n}.md", f"Harbour note {n}.", title=f"Note {n}")
+            reindex(settings, fake_embedder)
             bot.status()
         write_article(
             corpus,

@@ -20,9 +20,9 @@ from index.embeddings import (
 )
 from index.errors import IndexMismatchError
 from index.indexer import reindex
-from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import BUNDLED_MODEL, Settings
+from tests.conftest import live
 from tests.fakes import FakeEmbedder
 
 SENTENCES = [
@@ -181,7 +181,7 @@ def test_an_index_from_before_the_setting_counts_as_torch(
 ) -> None:
     torch_settings = settings.overridden(embed_backend="torch")
     reindex(torch_settings, fake_embedder)
-    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    catalog = Catalog(live(settings).catalog)  # written in place, as an old index was
     manifest = catalog.get_meta("manifest")
     del manifest["precision"]
     catalog.set_meta("manifest", manifest)

@@ -12,6 +12,7 @@ from index.answer import Answer, Citation
 from index.cli import app
 from index.errors import NewsbotError
 from index.evaluation import EvalQuestion, EvalReport, answer_pattern, read_questions, score
+from index.layout import IndexLayout
 from tests.fakes import FakeEmbedder
 
 runner = CliRunner()
@@ -148,7 +149,7 @@ def test_eval_indexes_the_articles_asks_and_scores(cli_env: Path, corpus: Path) 
 
     assert result.exit_code == 0, result.output
     assert "strict hit@1" in result.stdout and "Worst misses" in result.stdout
-    assert (cli_env / ".newsbot-eval" / "catalog.sqlite").exists()  # not the main index
+    assert IndexLayout(cli_env / ".newsbot-eval").exists()  # not the main index
     data = json.loads(out.read_text())
     ranks = {r["id"]: (r["strict_rank"], r["answer_correct"]) for r in data["results"]}
     assert ranks == {"1": (1, True), "2": (1, True), "3": (None, False)}

@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from index.catalog import Catalog
 from index.errors import CorpusError, CorpusProblemsError, IndexBusyError, IndexMismatchError
 from index.indexer import reindex
 from index.layout import IndexLayout
-from index.lexical import LexicalIndex
+from index.newsbot import Newsbot
 from index.settings import Settings
-from index.store import VectorStore
-from tests.conftest import write_article
-from tests.fakes import FakeEmbedder
-
-
-def open_store(settings: Settings) -> VectorStore:
-    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
-    try:
-        return VectorStore(settings, owner=catalog.index_id())
-    finally:
-        catalog.close()
-
-
-def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
-    """Chunk ids in the vector store, in BM25, and in the catalog."""
-    layout = IndexLayout(settings.index_dir)
-    catalog = Catalog(layout.catalog)
-    try:
-        in_catalog = set(catalog.chunk_ids())
-    finally:
-        catalog.close()
-    return (
-        open_store(settings).ids(),
-        set(LexicalIndex.load(layout.bm25).chunk_ids),
-        in_catalog,
-    )
+from tests.conftest import live, live_catalog, parts, write_article
+from tests.fakes import DiesAfter, FakeEmbedder, Killed
 
 
 def test_first_run_indexes_everything_consistently(
@@ -112,7 +89,7 @@ def test_deleting_an_article_removes_it_everywhere(
     settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
 ) -> None:
     reindex(settings, fake_embedder)
-    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    catalog = live_catalog(settings)
     marathon_chunks = set(catalog.chunk_ids(["sport/marathon.md"]))
     catalog.close()
     assert marathon_chunks
@@ -136,7 +113,7 @@ def test_a_file_that_fails_to_read_keeps_its_indexed_articles(
 
     assert report.removed == []
     assert [p.where for p in report.problems] == ["aid.md"]
-    assert "aid.md" in Catalog(IndexLayout(settings.index_dir).catalog).hashes()
+    assert "aid.md" in live_catalog(settings).hashes()
 
 
 def test_an_empty_corpus_does_not_wipe_the_index(
@@ -174,7 +151,7 @@ def test_other_model_or_chunking_is_refused_until_rebuild(
     report = reindex(settings, other_model, rebuild=True)
 
     assert len(report.added) == 3
-    assert Catalog(IndexLayout(settings.index_dir).catalog).get_meta("manifest")["dimension"] == 32
+    assert live_catalog(settings).get_meta("manifest")["dimension"] == 32
 
 
 def test_a_second_writer_is_turned_away(settings: Settings, fake_embedder: FakeEmbedder) -> None:
@@ -188,22 +165,82 @@ def test_a_second_writer_is_turned_away(settings: Settings, fake_embedder: FakeE
             reindex(settings, fake_embedder)
 
 
-def test_vectors_missing_after_a_crash_are_repaired(
-    settings: Settings, fake_embedder: FakeEmbedder
+def test_a_reindex_that_dies_leaves_the_index_in_service_and_the_next_one_resumes(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reindex(settings, fake_embedder)
-    store = open_store(settings)
-    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
-    lost = catalog.chunk_ids(["aid.md"])
-    store.delete(lost)
-    store.upsert(["orphan-0000"], fake_embedder.embed(["orphan"]), [{"article_id": "gone"}])
+    before = snapshot(settings)
+    for i in range(6):
+        write_article(
+            corpus, f"new/{i}.md", f"Report number {i} on the harbour works.", title=f"N{i}"
+        )
+    monkeypatch.setattr("index.indexer.GROUP_CHUNKS", 1)  # one article per transaction
+
+    with pytest.raises(Killed):
+        reindex(settings, DiesAfter(calls=2))
+
+    assert snapshot(settings) == before  # the generation in service is untouched
+    answer = Newsbot(settings, fake_embedder).ask("Who won the Chicago Marathon?")
+    assert answer.citations[0].article_id == "sport/marathon.md"
+    embedded = fake_embedder.texts_embedded
+    report = reindex(settings, fake_embedder)
+
+    assert sorted(report.added) == [f"new/{i}.md" for i in range(6)]  # against the old index
+    assert fake_embedder.texts_embedded - embedded == 4  # the 2 done before the kill are kept
+    vectors, bm25, catalog_ids = parts(settings)
+    assert vectors == bm25 == catalog_ids
+    assert len(indexed(settings)) == 9
+    assert IndexLayout(settings.index_dir).generation() == before[2] + 1
+
+
+def test_a_killed_build_is_dropped_when_the_corpus_went_back(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reindex(settings, fake_embedder)
+    before = snapshot(settings)
+    extra = write_article(corpus, "extra.md", "A short note on the tides.", title="Tides")
+    with pytest.raises(Killed):
+        reindex(settings, DiesAfter(calls=0))
+    extra.unlink()
 
     report = reindex(settings, fake_embedder)
 
-    assert report.repaired == ["aid.md"]
+    assert not report.changed
+    assert snapshot(settings) == before
+    assert not IndexLayout(settings.index_dir).building.exists()
+
+
+def test_an_index_from_before_generations_is_carried_over_without_embedding(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    articles = indexed(settings)
+    # Lay the index out as newsbot 0.x did: everything in the index folder, no vectors in the
+    # catalog, no CURRENT.
+    layout = IndexLayout(settings.index_dir)
+    generation = live(settings)
+    for name in ("catalog.sqlite", "bm25", "chroma"):
+        os.replace(generation.root / name, layout.root / name)
+    layout.current_file.unlink()
+    shutil.rmtree(generation.root)
+    db = sqlite3.connect(layout.root / "catalog.sqlite")
+    db.execute("UPDATE chunks SET vector = NULL")
+    db.commit()
+    db.close()
+    assert Newsbot(settings, fake_embedder).ask("Which comet was visible?").found
+    embedded = fake_embedder.texts_embedded
+
+    report = reindex(settings, fake_embedder)
+
+    assert fake_embedder.texts_embedded == embedded
+    assert not report.changed and not report.repaired
+    assert indexed(settings) == articles
     vectors, bm25, catalog_ids = parts(settings)
     assert vectors == bm25 == catalog_ids
-    assert "orphan-0000" not in vectors
+    assert layout.generation() == 1
+    reindex(settings, fake_embedder, rebuild=True)  # the next build drops the old layout
+    assert not (layout.root / "catalog.sqlite").exists()
+    assert not (layout.root / "chroma").exists()
 
 
 def test_progress_is_reported_while_embedding(
@@ -213,8 +250,10 @@ def test_progress_is_reported_while_embedding(
 
     report = reindex(settings, fake_embedder, progress=lambda *a: seen.append(a))
 
-    assert seen[0] == ("embed", 0, report.chunks_embedded)
-    assert seen[-1] == ("embed", report.chunks_embedded, report.chunks_embedded)
+    embed = [p for p in seen if p[0] == "embed"]
+    assert embed[0] == ("embed", 0, report.chunks_embedded)
+    assert embed[-1] == ("embed", report.chunks_embedded, report.chunks_embedded)
+    assert seen[-1] == ("store", report.chunks_total, report.chunks_total)
 
 
 def test_chunks_fit_the_model_window_and_quote_exactly(
@@ -225,7 +264,7 @@ def test_chunks_fit_the_model_window_and_quote_exactly(
 
     reindex(settings, fake_embedder)
 
-    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    catalog = live_catalog(settings)
     passages = catalog.passages(catalog.chunk_ids(["big.md"]))
     assert len(passages) > 5
     for p in passages.values():
@@ -258,32 +297,7 @@ def test_a_broken_jsonl_line_does_not_drop_the_article_it_held(
 
     assert report.removed == []
     assert [p.where for p in report.problems] == ["feed.jsonl:2"]
-    assert "w2" in Catalog(IndexLayout(settings.index_dir).catalog).hashes()
-
-
-def test_a_collection_owned_by_another_index_is_left_alone(
-    settings: Settings, fake_embedder: FakeEmbedder
-) -> None:
-    reindex(settings, fake_embedder)
-    vectors = open_store(settings).ids()
-    # A new catalog is another index pointed at the same collection.
-    IndexLayout(settings.index_dir).catalog.unlink()
-
-    with pytest.raises(IndexMismatchError, match="belongs to another newsbot index"):
-        reindex(settings, fake_embedder)
-
-    assert open_store_ids_unowned(settings) == vectors
-    report = reindex(settings, fake_embedder, rebuild=True)
-    assert len(report.added) == 3
-    assert parts(settings)[0] == parts(settings)[2]
-
-
-def open_store_ids_unowned(settings: Settings) -> set[str]:
-    """The collection's ids, read without claiming it."""
-    import chromadb
-
-    client = chromadb.PersistentClient(path=str(settings.index_dir / "chroma"))
-    return set(client.get_collection(settings.chroma_collection).get(include=[])["ids"])
+    assert "w2" in live_catalog(settings).hashes()
 
 
 # --- bad files -----------------------------------------------------------------------------
@@ -295,7 +309,7 @@ needs_non_root = pytest.mark.skipif(
 
 def indexed(settings: Settings) -> dict[str, tuple[str, str]]:
     """Article id → (content hash, path) in the catalog."""
-    catalog = Catalog(IndexLayout(settings.index_dir).catalog)
+    catalog = live_catalog(settings)
     try:
         return catalog.hashes()
     finally:
@@ -305,7 +319,7 @@ def indexed(settings: Settings) -> dict[str, tuple[str, str]]:
 def snapshot(settings: Settings) -> tuple[object, ...]:
     """Everything a reindex may change: articles, chunks in each part, generation, meta."""
     layout = IndexLayout(settings.index_dir)
-    catalog = Catalog(layout.catalog)
+    catalog = live_catalog(settings)
     try:
         meta = (catalog.get_meta("last_indexed"), catalog.get_meta("manifest"))
     finally:
