@@ -11,6 +11,8 @@ import gc
 import logging
 import re
 import secrets
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +24,7 @@ from discord.ext import commands
 from bot.ask import AskCog
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
-from index.embeddings import load_embedder
+from index.embeddings import Embedder, load_embedder
 from index.errors import (
     ConfigError,
     IndexMismatchError,
@@ -41,6 +43,7 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{17,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{
 PORTAL = "https://discord.com/developers/applications"
 UNAVAILABLE = "The news index is unavailable right now; please try again in a minute."
 NO_INDEX = "There is no news index yet: an admin needs to run `newsbot index`."
+STORE_RETRY_SECONDS = 2.0
 REBUILDING = "The news index is being rebuilt right now; please try again in a few minutes."
 
 
@@ -183,7 +186,7 @@ def run(settings: Settings) -> None:
     """Run the bot until interrupted; setup problems raise a NewsbotError with one clear line."""
     token = check_token(settings)
     embedder = load_embedder(settings, purpose="query")
-    newsbot = Newsbot(settings, embedder)  # the generation in service, even mid-reindex
+    newsbot = open_index(settings, embedder)
     feedback = FeedbackLog(settings.index_dir)
     if not logging.getLogger().handlers:
         # Quiet until connected, so a refused start-up ends with just the one-line error.
@@ -196,6 +199,20 @@ def run(settings: Settings) -> None:
     finally:
         newsbot.close()
         feedback.close()
+
+
+def open_index(settings: Settings, embedder: Embedder) -> Newsbot:
+    """The index in service (a reindex running meanwhile does not matter), once its store
+    answers: a bot started while the Chroma server is down waits for it."""
+    waiting = False
+    while True:
+        try:
+            return Newsbot(settings, embedder)
+        except StoreUnavailableError as exc:
+            if not waiting:
+                print(f"newsbot: {exc}; waiting for it…", file=sys.stderr, flush=True)
+                waiting = True
+            time.sleep(STORE_RETRY_SECONDS)
 
 
 async def serve(bot: NewsbotBot, token: str, *, warm_up: Any = None) -> None:

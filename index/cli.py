@@ -74,7 +74,11 @@ def index_command(
         typer.Option("--corpus", help="Corpus folder (default: NEWSBOT_CORPUS_DIR or corpus)."),
     ] = None,
     rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Drop the index and build it anew.")
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Build the index anew; the old one answers until the new one is done.",
+        ),
     ] = False,
     strict: Annotated[
         bool,
@@ -151,6 +155,8 @@ def _print_report(report: IndexReport, settings: Settings) -> None:
     if report.kept:
         table.add_row("kept as indexed before (file unreadable)", str(len(report.kept)))
     out.print(table)
+    if report.vectors_restored:
+        out.print("The vector store had lost this index's vectors: restored from the catalog.")
     rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
     out.print(
         f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index, "

@@ -63,6 +63,11 @@ class StoreUnavailableError(NewsbotError):
     """The vector store (a Chroma server) cannot be reached."""
 
 
+class VectorsMissingError(StoreUnavailableError):
+    """The vector store is up but lacks the index's collection (a server that lost its data,
+    a deleted folder); `newsbot index` restores it from the catalog."""
+
+
 class ModelLoadError(NewsbotError):
     """The embedding model cannot be loaded."""
 

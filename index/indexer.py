@@ -28,6 +28,7 @@ from index.errors import (
     IndexMismatchError,
     NewsbotError,
     StoreUnavailableError,
+    VectorsMissingError,
 )
 from index.layout import Generation, IndexLayout, sync_folder
 from index.lexical import LexicalIndex
@@ -54,6 +55,9 @@ class IndexReport:
     # Articles whose file could not be read this time: their last indexed version stays.
     kept: list[str] = field(default_factory=list)
     problems: list[ArticleError] = field(default_factory=list)
+    # The store had lost the vectors of the index in service: they were put back from the
+    # catalog (no model call).
+    vectors_restored: bool = False
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -188,6 +192,14 @@ def reindex(
             check_manifest(base.manifest, wanted, settings.index_dir)
         report = _plan(settings, scan, {} if rebuild else base.hashes)
         if live is not None and live.number and not rebuild and not report.changed:
+            report.vectors_restored = not _store_whole(settings, live, base)
+        if (
+            live is not None
+            and live.number
+            and not rebuild
+            and not report.changed
+            and not report.vectors_restored
+        ):
             shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
             layout.remove_stale(_kept_generations(layout, live.number))
             report.chunks_total = base.chunks
@@ -220,6 +232,29 @@ def _read_live(live: Generation | None) -> _Live:
         )
     finally:
         catalog.close()
+
+
+def _store_whole(settings: Settings, live: Generation, base: _Live) -> bool:
+    """Whether the store holds every vector of the generation in service.
+
+    A Chroma server that lost its data, or a deleted `chroma/` folder, is mended by building
+    a new generation: its vectors come from the catalog.
+    """
+    catalog = Catalog(live.catalog, writable=False)
+    try:
+        name = catalog.get_meta("collection")
+    finally:
+        catalog.close()
+    if name is None or base.index_id is None:
+        return False
+    try:
+        store = VectorStore(settings, owner=base.index_id, path=live.chroma, name=name)
+    except VectorsMissingError:
+        return False
+    try:
+        return store.count() == base.chunks
+    finally:
+        store.close()
 
 
 def _plan(settings: Settings, scan: CorpusScan, old: dict[str, tuple[str, str]]) -> IndexReport:
@@ -266,6 +301,8 @@ def _build(
     progress: Progress | None,
 ) -> None:
     """Build the next generation in `building/` (resuming a killed build) and switch to it."""
+    if live is not None:  # a generation built but never switched to is of no use
+        layout.remove_stale(_kept_generations(layout, live.number))
     copy_from = None if rebuild else live
     catalog, number = _open_building(settings, layout, copy_from, base, wanted)
     building = Generation(layout.building, number)
@@ -308,7 +345,7 @@ def _build(
     finally:
         catalog.close()
     target = layout.generation_dir(number)
-    shutil.rmtree(target, ignore_errors=True)  # a generation built but never switched to
+    shutil.rmtree(target, ignore_errors=True)  # left by a run killed before its switch
     os.replace(layout.building, target)
     sync_folder(layout.root)
     layout.switch_to(Generation(target, number))

@@ -170,17 +170,16 @@ class Newsbot:
         """`call()`, tried once more on the index reopened if the store failed under it.
 
         The generation a reader had open may have been deleted under it (two reindexes
-        completed since its last question), or a Chroma server restarted.
+        completed since its last question). A Chroma server that is down raises
+        `StoreUnavailableError` as it is; its client reconnects by itself once the server is
+        back.
         """
         try:
             return call()
         except Exception as exc:
             if not is_store_error(exc):
                 raise
-            generation = self.layout.current()
-            if generation is None:
-                raise
-            self._open(generation)
+        self._open(self.layout.current() or self.generation)
         return call()
 
     def status(self) -> Status:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from index.errors import IndexMismatchError, StoreUnavailableError
+from index.errors import IndexMismatchError, StoreUnavailableError, VectorsMissingError
 from index.settings import Settings
 
 # Collection metadata key naming the index (catalog) that owns the collection's vectors.
@@ -32,7 +32,8 @@ class VectorStore:
     ) -> None:
         """Open the collection `name` (at `path` when embedded).
 
-        `fresh`: start it empty, deleting what a killed build of the same generation left.
+        `fresh`: create it empty, deleting what a killed build of the same generation left;
+        else it must exist (`StoreUnavailableError` if it does not).
         """
         self.settings = settings
         self.owner = owner
@@ -42,33 +43,31 @@ class VectorStore:
             self._client = _client(settings, path)
             if fresh:
                 _delete_owned(self._client, name, owner)
-            self._collection = self._open_collection()
+                self._collection = self._client.create_collection(
+                    name,
+                    embedding_function=None,  # vectors come from our model; never a download
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={OWNER_KEY: owner},
+                )
+                return
+            try:
+                self._collection = self._client.get_collection(name, embedding_function=None)
+            except Exception as exc:
+                if type(exc).__name__ != "NotFoundError":
+                    raise
+                raise VectorsMissingError(
+                    f"index unavailable: the collection {name!r} is missing from "
+                    f"{self.location}: run `newsbot index` to restore it"
+                ) from exc
             self._check_owner()
-
-    def _open_collection(self) -> Any:
-        return self._client.get_or_create_collection(
-            self.name,
-            embedding_function=None,  # vectors always come from our model; never a download
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={OWNER_KEY: self.owner},
-        )
 
     def _check_owner(self) -> None:
         owner = (self._collection.metadata or {}).get(OWNER_KEY)
-        if owner == self.owner:
-            return
-        if owner is not None:
+        if owner != self.owner:
             raise IndexMismatchError(
                 f"the Chroma collection {self.name!r} at {self.location} belongs to another "
-                f"newsbot index: give {self.settings.index_dir} a collection of its own "
-                "(CHROMA_COLLECTION)"
+                f"newsbot index, not to {self.settings.index_dir}"
             )
-        if self._collection.count():
-            raise IndexMismatchError(
-                f"the Chroma collection {self.name!r} at {self.location} holds vectors no "
-                "newsbot index owns: set CHROMA_COLLECTION to another name"
-            )
-        self._collection.modify(metadata={OWNER_KEY: self.owner})
 
     @staticmethod
     def remove_other_generations(settings: Settings, owner: str, keep: set[str]) -> None:

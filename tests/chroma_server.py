@@ -89,6 +89,25 @@ class ChromaServer:
                 break
         raise ChromaServerError(failure)
 
+    def restart(self, *, lose_data: bool = False, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Stop the server and start it again on the same port (clients keep their address).
+
+        `lose_data`: it comes back empty, as a server whose volume was lost.
+        """
+        self.stop()
+        if lose_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._spawn()
+            failure = self._wait_until_up(max(1.0, deadline - time.monotonic()))
+            if not failure:
+                return
+            self.stop()
+            if "address already in use" not in failure.lower() or time.monotonic() > deadline:
+                raise ChromaServerError(failure)
+            time.sleep(POLL_INTERVAL_S)  # the old socket is still being released
+
     def _spawn(self) -> None:
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "NO_COLOR": "1"}
         with open(self.log_path, "wb") as log:

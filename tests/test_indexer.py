@@ -193,6 +193,30 @@ def test_a_reindex_that_dies_leaves_the_index_in_service_and_the_next_one_resume
     assert IndexLayout(settings.index_dir).generation() == before[2] + 1
 
 
+def test_a_run_killed_just_before_the_switch_is_finished_by_the_next(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reindex(settings, fake_embedder)
+    before = snapshot(settings)
+    write_article(corpus, "extra.md", "A short note on the tides.", title="Tides")
+
+    def killed(self: IndexLayout, generation: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(IndexLayout, "switch_to", killed)
+        with pytest.raises(Killed):  # the new generation is complete, but not in service
+            reindex(settings, fake_embedder)
+    assert snapshot(settings) == before
+    report = reindex(settings, fake_embedder)
+
+    assert report.added == ["extra.md"]
+    vectors, bm25, catalog_ids = parts(settings)
+    assert vectors == bm25 == catalog_ids
+    layout = IndexLayout(settings.index_dir)
+    assert layout.numbers() == [before[2], layout.generation()]  # the orphan is gone
+
+
 def test_a_killed_build_is_dropped_when_the_corpus_went_back(
     settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
