@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +28,22 @@ PORT_ATTEMPTS = 3
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A proxy from the environment must never stand between a test and 127.0.0.1.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@contextlib.contextmanager
+def running_server(workdir: Path) -> Iterator[ChromaServer]:
+    """A started server for a test (which fails, quoting the server, if it cannot start)."""
+    import pytest
+
+    server = ChromaServer(workdir)
+    try:
+        server.start()
+    except ChromaServerError as exc:
+        pytest.fail(f"could not start the Chroma server: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class ChromaServerError(RuntimeError):

@@ -17,7 +17,7 @@ from index.errors import StoreUnavailableError
 from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
-from tests.chroma_server import ChromaServer, ChromaServerError
+from tests.chroma_server import ChromaServer, running_server
 from tests.conftest import live_catalog, write_article
 from tests.fakes import FakeEmbedder
 
@@ -31,15 +31,8 @@ AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """A Chroma server on a free loopback port, with its data in a temporary folder."""
-    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
-    try:
-        server.start()
-    except ChromaServerError as exc:
-        pytest.fail(f"could not start the Chroma server: {exc}", pytrace=False)
-    try:
+    with running_server(tmp_path_factory.mktemp("chroma-server")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def server_settings(

@@ -19,7 +19,7 @@ from index.errors import StoreUnavailableError, VectorsMissingError
 from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
-from tests.chroma_server import ChromaServer, ChromaServerError
+from tests.chroma_server import ChromaServer, running_server
 from tests.fake_discord import EPHEMERAL
 from tests.fakes import FakeEmbedder
 from tests.test_bot import AID_QUESTION, Session, running
@@ -30,22 +30,15 @@ runner = CliRunner()
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path / "chroma-server")
-    try:
-        server.start()
-    except ChromaServerError as exc:
-        pytest.fail(f"could not start the Chroma server: {exc}", pytrace=False)
-    try:
+    """A server of the test's own, which it may stop and restart."""
+    with running_server(tmp_path / "chroma-server") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def on_server(settings: Settings, server: ChromaServer) -> Settings:
-    """The tiny corpus indexed into the server."""
-    settings = settings.overridden(chroma_host=server.host, chroma_port=server.port)
-    return settings
+    """The tiny corpus's settings, with the vectors on the server."""
+    return settings.overridden(chroma_host=server.host, chroma_port=server.port)
 
 
 def test_ask_says_unavailable_while_the_server_is_down_then_recovers_by_itself(
