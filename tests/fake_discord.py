@@ -114,10 +114,11 @@ class Request:
 
 @dataclass
 class FakeDiscord:
-    """Discord's REST API and gateway for one bot in one guild with two text channels."""
+    """Discord's REST API and gateway for one bot in one guild with two text channels (or more)."""
 
     token: str = TOKEN
     refuse_message_content: bool = False
+    extra_channels: list[int] = field(default_factory=list)  # more text channels in the guild
     requests: list[Request] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -437,6 +438,7 @@ class FakeDiscord:
             "channels": [
                 text_channel(CHANNEL_ID, "news"),
                 text_channel(OTHER_CHANNEL_ID, "random"),
+                *(text_channel(c, f"news-{i}") for i, c in enumerate(self.extra_channels)),
             ],
             "threads": [],
             "members": [],
