@@ -78,7 +78,15 @@ def intents_for(settings: Settings) -> discord.Intents:
 class NewsbotBot(commands.Bot):
     """The Discord client: answers through `newsbot`, records answers and votes in `feedback`."""
 
-    def __init__(self, settings: Settings, newsbot: Newsbot, feedback: FeedbackLog) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        newsbot: Newsbot,
+        feedback: FeedbackLog,
+        *,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        """`guild_ready_timeout`: how long to wait for one more server before being ready."""
         # newsbot never joins voice: no start-up warnings about missing voice libraries.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
@@ -86,6 +94,7 @@ class NewsbotBot(commands.Bot):
             help_command=None,
             intents=intents_for(settings),
             allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.newsbot = newsbot

@@ -56,6 +56,7 @@ from tests.fake_discord import (
 from tests.fakes import FakeEmbedder
 
 AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
+GUILD_READY_SECONDS = 0.5
 
 
 @asynccontextmanager
@@ -65,7 +66,8 @@ async def running(settings: Settings, embedder: FakeEmbedder) -> AsyncIterator[S
     await fake.start()
     newsbot = Newsbot(settings, embedder)
     feedback = FeedbackLog(settings.index_dir)
-    bot = NewsbotBot(settings, newsbot, feedback)
+    # The fake Discord has one server and sends it at once: no need to wait 2 s for more.
+    bot = NewsbotBot(settings, newsbot, feedback, guild_ready_timeout=GUILD_READY_SECONDS)
     with patched(fake):
         task = asyncio.create_task(serve(bot, TOKEN))
         try:
