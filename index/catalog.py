@@ -249,22 +249,29 @@ class Catalog:
         return {r[0] for r in rows}
 
     def iter_vectors(
-        self, batch: int
+        self, batch: int, article_ids: Iterable[str] | None = None
     ) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
-        """(chunk ids, vectors, store metadata) for every chunk with a vector, `batch` at a time."""
-        rows = self._db.execute(
+        """(chunk ids, vectors, store metadata) of every chunk with a vector (of the given
+        articles only, if any are given), `batch` at a time."""
+        query = (
             "SELECT c.id, c.vector, c.article_id, c.ord, a.source, a.published "
-            "FROM chunks c JOIN articles a ON a.id = c.article_id "
-            "WHERE c.vector IS NOT NULL ORDER BY c.id"
+            "FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.vector IS NOT NULL"
         )
-        while True:
-            got = rows.fetchmany(batch)
-            if not got:
-                return
-            ids = [r[0] for r in got]
-            vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in got])
-            metas = [_store_meta(r[2], r[3], r[4], r[5]) for r in got]
-            yield ids, vectors, metas
+        if article_ids is None:
+            chosen: Iterator[list[str]] = iter([[]])
+        else:
+            chosen = _batches(sorted(article_ids), 500)
+        for some in chosen:
+            if article_ids is None:
+                rows = self._db.execute(query + " ORDER BY c.id")
+            else:
+                marks = ",".join("?" * len(some))
+                rows = self._db.execute(f"{query} AND c.article_id IN ({marks})", some)
+            while got := rows.fetchmany(batch):
+                ids = [r[0] for r in got]
+                vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in got])
+                metas = [_store_meta(r[2], r[3], r[4], r[5]) for r in got]
+                yield ids, vectors, metas
 
     def articles(self) -> list[ArticleRecord]:
         rows = self._db.execute("SELECT * FROM articles ORDER BY id")

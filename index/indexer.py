@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +37,10 @@ from index.lexical import LexicalIndex
 from index.settings import Settings
 from index.store import WRITE_BATCH, VectorStore, collection_name
 
+log = logging.getLogger("newsbot.index")
+
 INDEX_FORMAT = 1
+CHROMA_SQLITE = "chroma.sqlite3"  # the embedded store's own database file
 # Chunks embedded and committed together: a killed run loses at most one group's work.
 GROUP_CHUNKS = 1024
 
@@ -336,7 +341,16 @@ def _build(
         catalog.set_meta("last_indexed", _now())
         name = collection_name(settings, index_id, number)
         catalog.set_meta("collection", name)
-        stored = _write_store(settings, catalog, building, index_id, name, progress)
+        reuse = None
+        embedded = not settings.chroma_host and not report.vectors_restored
+        if copy_from is not None and copy_from.number and embedded:
+            renewed = {
+                aid
+                for aid, (content_hash, _) in catalog.hashes().items()
+                if base.hashes.get(aid, ("", ""))[0] != content_hash
+            }
+            reuse = (copy_from, renewed | set(report.repaired))
+        stored = _write_store(settings, catalog, building, index_id, name, reuse, progress)
         lexical = _write_lexical(catalog, building.bm25)
         _check_consistent(catalog, stored, lexical)
         report.chunks_total = len(stored)
@@ -416,23 +430,78 @@ def _write_store(
     building: Generation,
     index_id: str,
     name: str,
+    reuse: tuple[Generation, set[str]] | None,
     progress: Progress | None,
 ) -> set[str]:
-    """Put every vector of the catalog in a fresh collection; the ids it then holds."""
+    """Give the new generation its vector collection; the ids it then holds.
+
+    With `reuse` (the embedded store, and a generation this one was copied from together with
+    the articles that differ from it), the old generation's Chroma folder is copied and only
+    those articles' vectors are written: a small change to a large index costs seconds, not
+    a rebuild of every vector. Otherwise, or if that fails, every vector of the catalog goes
+    into a fresh collection.
+    """
+    if reuse is not None:
+        source, renewed = reuse
+        try:
+            _copy_chroma(source.chroma, building.chroma)
+            store = VectorStore(settings, owner=index_id, path=building.chroma, name=name)
+        except Exception:
+            log.warning("could not copy the vectors of %s; writing them all anew", source.name)
+        else:
+            try:
+                wanted = set(catalog.chunk_ids())
+                store.delete(sorted(store.ids() - wanted))
+                _fill(store, catalog, renewed, progress)
+                return store.ids()
+            finally:
+                store.close()
     store = VectorStore(settings, owner=index_id, path=building.chroma, name=name, fresh=True)
     try:
-        total = catalog.counts()[1]
-        done = 0
-        if progress:
-            progress("store", 0, total)
-        for ids, vectors, metas in catalog.iter_vectors(WRITE_BATCH):
-            store.upsert(ids, vectors, metas)
-            done += len(ids)
-            if progress:
-                progress("store", done, total)
+        _fill(store, catalog, None, progress)
         return store.ids()
     finally:
         store.close()
+
+
+def _fill(
+    store: VectorStore, catalog: Catalog, articles: set[str] | None, progress: Progress | None
+) -> None:
+    """Write the vectors of `articles` (all when None) from the catalog into `store`."""
+    total = catalog.counts()[1] if articles is None else len(catalog.chunk_ids(articles))
+    done = 0
+    if progress:
+        progress("store", 0, total)
+    for ids, vectors, metas in catalog.iter_vectors(WRITE_BATCH, articles):
+        store.upsert(ids, vectors, metas)
+        done += len(ids)
+        if progress:
+            progress("store", done, total)
+
+
+def _copy_chroma(source: Path, target: Path) -> None:
+    """Copy an embedded Chroma folder of a complete generation.
+
+    Nobody writes a complete generation's vector files; its SQLite file may be touched by
+    readers opening it, so that is copied with SQLite's online backup, which is consistent.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for item in source.iterdir():
+        if item.name == CHROMA_SQLITE:
+            source_db = sqlite3.connect(f"{item.resolve().as_uri()}?mode=ro", uri=True)
+            target_db = sqlite3.connect(target / item.name)
+            try:
+                source_db.backup(target_db)
+            finally:
+                target_db.close()
+                source_db.close()
+        elif item.name.startswith(CHROMA_SQLITE):
+            continue  # its journal: the backup has what it holds
+        elif item.is_dir():
+            shutil.copytree(item, target / item.name)
+        else:
+            shutil.copy2(item, target / item.name)
 
 
 def _write_lexical(catalog: Catalog, path: Path) -> list[str]:

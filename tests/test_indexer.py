@@ -6,8 +6,10 @@ import fcntl
 import os
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.errors import CorpusError, CorpusProblemsError, IndexBusyError, IndexMismatchError
@@ -15,7 +17,8 @@ from index.indexer import reindex
 from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import Settings
-from tests.conftest import live, live_catalog, parts, write_article
+from index.store import VectorStore
+from tests.conftest import live, live_catalog, live_store, parts, write_article
 from tests.fakes import DiesAfter, FakeEmbedder, Killed
 
 
@@ -215,6 +218,64 @@ def test_a_run_killed_just_before_the_switch_is_finished_by_the_next(
     assert vectors == bm25 == catalog_ids
     layout = IndexLayout(settings.index_dir)
     assert layout.numbers() == [before[2], layout.generation()]  # the orphan is gone
+
+
+def store_matches_catalog(settings: Settings) -> None:
+    """Every vector in the store is the one the catalog holds for that chunk."""
+    catalog = live_catalog(settings)
+    store = live_store(settings)
+    try:
+        kept = {
+            cid: v
+            for ids, vs, _ in catalog.iter_vectors(100)
+            for cid, v in zip(ids, vs, strict=True)
+        }
+        stored = store.vectors(sorted(kept))
+    finally:
+        store.close()
+        catalog.close()
+    assert stored.keys() == kept.keys()
+    for cid, vector in kept.items():
+        np.testing.assert_allclose(stored[cid], vector, atol=1e-6)
+
+
+def test_a_small_change_copies_the_vectors_and_writes_only_the_changed_ones(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reindex(settings, fake_embedder)
+    write_article(corpus, "aid.md", "Aid to Ukraine reached $61 billion.", title="US aid")
+    (corpus / "science" / "comet.txt").unlink()
+    written: list[str] = []
+    upsert = VectorStore.upsert
+
+    def spy(self: VectorStore, ids: Sequence[str], *args: object) -> None:
+        written.extend(ids)
+        upsert(self, ids, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(VectorStore, "upsert", spy)
+    reindex(settings, fake_embedder)
+
+    assert written == live_catalog(settings).chunk_ids(["aid.md"])
+    vectors, bm25, catalog_ids = parts(settings)
+    assert vectors == bm25 == catalog_ids
+    store_matches_catalog(settings)
+
+
+def test_when_the_vectors_cannot_be_copied_they_are_all_written(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reindex(settings, fake_embedder)
+    write_article(corpus, "aid.md", "Aid to Ukraine reached $61 billion.", title="US aid")
+
+    def broken(source: Path, target: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("index.indexer._copy_chroma", broken)
+    reindex(settings, fake_embedder)
+
+    vectors, bm25, catalog_ids = parts(settings)
+    assert vectors == bm25 == catalog_ids
+    store_matches_catalog(settings)
 
 
 def test_a_killed_build_is_dropped_when_the_corpus_went_back(
