@@ -11,9 +11,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.render import FOLLOW_UP_HINT, MESSAGE_LIMIT, answer_embed, plain, shorten
+from bot.render import FOLLOW_UP_HINT, MESSAGE_LIMIT, answer_embed, shorten
 from bot.views import answer_view
 from index.feedback import StoredAnswer
+from index.text import plain
 
 if TYPE_CHECKING:
     from bot.app import NewsbotBot

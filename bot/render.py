@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import discord
 
 from index.answer import Answer, Citation
+from index.text import plain
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 MESSAGE_LIMIT = 2000
@@ -27,11 +28,6 @@ FOLLOW_UP_HINT = "Start a thread on this answer to ask a follow-up."
 # A masked link is only made for URLs that cannot break out of the markdown around them.
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]]+", re.I)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Terminal escapes (colour, cursor moves), and characters that are invisible or reorder the
-# text around them: bidi marks, embeddings, overrides and isolates; zero-width and BOM.
-_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-_INVISIBLE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _SENTENCE_START = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 QUOTE_FRAME = "\n> “”"
 TITLE_LIMIT = 160
@@ -40,12 +36,6 @@ MIN_QUOTE = 24
 MIN_FIELD = 48
 SOURCE_NAME_LIMIT = 100
 ANSWER_LIMIT = 1500  # an answer is a sentence or two; the rest of the embed is for sources
-
-
-def plain(text: str) -> str:
-    """`text` on one line, without control characters, terminal escapes or invisible ones."""
-    text = _INVISIBLE.sub("", _TERMINAL_ESCAPE.sub("", text))
-    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 def clean(text: str) -> str:

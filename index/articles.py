@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from index.errors import ArticleError, CorpusError
+from index.text import plain, showable
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
 HTML_SUFFIXES = (".html", ".htm")
@@ -646,7 +647,7 @@ def make_article(
 def _str(value: Any) -> str | None:
     if value is None:
         return None
-    text = " ".join(str(value).split())
+    text = plain(str(value))
     return text or None
 
 
@@ -667,9 +668,11 @@ def _title_from_text(text: str, markdown: bool) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Normalise newlines and whitespace, and drop promotion and navigation lines."""
+    """Normalise newlines and whitespace, drop control and invisible characters (a terminal
+    escape in a feed must not reach anyone's screen), and promotion and navigation lines."""
     lines = []
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    text = showable(text.replace("\r\n", "\n").replace("\r", "\n"))
+    for line in text.split("\n"):
         if not is_promo_line(line):
             lines.append(line.rstrip())
     cleaned = "\n".join(lines)

@@ -23,6 +23,7 @@ from index.errors import ArticleError, CorpusProblemsError, NewsbotError
 from index.indexer import IndexReport, reindex
 from index.retrieval import Filters
 from index.settings import Settings
+from index.text import inert
 
 app = typer.Typer(
     help="newsbot: answers questions about your news articles, citing the passages.",
@@ -334,20 +335,20 @@ def _iso_date(value: str | None, flag: str) -> str | None:
 
 def render_answer(answer: Answer) -> None:
     """The answer, then its numbered sources with the supporting sentence highlighted."""
-    out.print(Text(answer.answer, style="bold"))
+    out.print(Text(inert(answer.answer), style="bold"))
     if not answer.citations:
         return
     out.print()
     for c in answer.citations:
         head = Text(f"[{c.n}] ", style="bold cyan")
-        head.append(c.title, style="bold")
+        head.append(inert(c.title), style="bold")
         details = " · ".join(x for x in (c.source, c.published) if x)
         if details:
-            head.append(f" — {details}")
+            head.append(f" — {inert(details)}")
         out.print(head)
         if c.url:
-            out.print(Text(f"    {c.url}", style="blue underline"))
-        quote = Text(c.passage, style="dim")
+            out.print(Text(f"    {inert(c.url)}", style="blue underline"))
+        quote = Text(inert(c.passage), style="dim")
         if c.highlight:
             quote.stylize("not dim bold yellow", *c.highlight)
         out.print(Text("    “") + quote + Text("”"))
@@ -419,9 +420,9 @@ def feedback_command(
             e.voted_at[:19].replace("T", " "),
             "👍" if e.vote == "up" else "👎",
             str(e.user_id),
-            escape(e.question),
-            escape(e.answer),
-            escape(sources),
+            escape(inert(e.question)),
+            escape(inert(e.answer)),
+            escape(inert(sources)),
         )
     out.print(table)
 

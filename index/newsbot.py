@@ -20,6 +20,7 @@ from index.lexical import LexicalIndex
 from index.retrieval import Filters, Retriever
 from index.settings import Settings
 from index.store import VectorStore, collection_name, is_store_error
+from index.text import plain
 
 MAX_QUESTION_CHARS = 2000
 
@@ -143,7 +144,7 @@ class Newsbot:
             StoreUnavailableError: the store is down.
         """
         started = time.perf_counter()
-        question = " ".join(question.split())
+        question = plain(question)
         if not question:
             raise NewsbotError("the question is empty")
         question = question[:MAX_QUESTION_CHARS]

@@ -19,7 +19,6 @@ CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 HOSTILE = {
     "control-characters": f"\x1b[31m{AID_QUESTION}\x1b[0m\x00\x07\u202e",
-    "nothing-visible": "\x00\x07\x1b[2J\u200b\u202e",
     "markdown-and-code-fences": f"```py\nprint('hi')\n```\n# **{AID_QUESTION}** ||x|| > q",
     "mentions-and-links": f"@everyone <@&666666666666666666> [x](https://e.example) {AID_QUESTION}",
     "10-kB": TEN_KB,
@@ -33,7 +32,11 @@ def indexed(env: Path) -> Path:
     return env
 
 
-@pytest.mark.parametrize("question", ["", " \n\t\u3000 "], ids=["empty", "whitespace"])
+@pytest.mark.parametrize(
+    "question",
+    ["", " \n\t\u3000 ", "\x00\x07\x1b[2J\u200b\u202e"],
+    ids=["empty", "whitespace", "nothing-visible"],
+)
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_a_blank_question_is_one_line_and_status_1(
     indexed: Path, question: str, as_json: bool
@@ -66,11 +69,6 @@ def test_a_hostile_question_gets_one_json_object(indexed: Path, question: str) -
     assert 0 < len(data["question"]) <= len(question)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Newsbot.ask (index/newsbot.py) keeps a question's bidi controls, and --json "
-    "echoes them unescaped; the bot removes them before asking (bot.render.plain)",
-)
 def test_json_echoes_no_bidi_override(indexed: Path) -> None:
     result = runner.invoke(app, ["ask", "--json", "--", f"\u202e{AID_QUESTION}"])
 
@@ -83,3 +81,23 @@ def test_a_question_that_looks_like_an_option_is_asked_after_two_dashes(indexed:
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["found"] is True
+
+
+def test_escape_codes_in_an_article_never_reach_the_terminal(env: Path, corpus: Path) -> None:
+    # Text files with control characters are skipped as binary; JSON strings can carry them.
+    record = {
+        "id": "hostile",
+        "title": "\x1b[31mRotterdam\x1b[0m harbour",
+        "source": "\x1b[5mEvil Wire",
+        "url": "https://example.com/\x1b[2J",
+        "text": "The \x1b]0;pwned\x07harbour of \x1b[2JRotterdam\u202e handled 400 million tonnes.",
+    }
+    (corpus / "feed.jsonl").write_text(json.dumps(record) + "\n")
+    indexed = runner.invoke(app, ["index"])
+    assert indexed.exit_code == 0 and "feed.jsonl" not in indexed.output, indexed.output
+
+    result = runner.invoke(app, ["ask", "Rotterdam"])
+
+    assert result.exit_code == 0, result.output
+    assert "Rotterdam" in result.stdout and "400 million tonnes" in result.stdout
+    assert not CONTROL.search(result.stdout) and not BIDI.search(result.stdout)

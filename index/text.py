@@ -1,0 +1,32 @@
+"""Text from outside (questions, articles) made safe to show: no control, escape or
+invisible characters."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Terminal escapes (colour, cursor moves), and characters that are invisible or reorder the
+# text around them: bidi marks, embeddings, overrides and isolates; zero-width and BOM.
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+_INVISIBLE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_UNSHOWABLE = re.compile(_CONTROL.pattern[:-1] + _INVISIBLE.pattern[1:])
+
+
+def plain(text: str) -> str:
+    """`text` on one line, without control characters, terminal escapes or invisible ones."""
+    text = _INVISIBLE.sub("", _TERMINAL_ESCAPE.sub("", text))
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def showable(text: str) -> str:
+    """`text` without terminal escapes or invisible characters, other control characters
+    made spaces; its line breaks kept (for article text)."""
+    text = _INVISIBLE.sub("", _TERMINAL_ESCAPE.sub("", text))
+    return _CONTROL.sub(lambda m: m.group() if m.group() == "\n" else " ", text)
+
+
+def inert(text: str) -> str:
+    """`text` with each control or invisible character replaced by a space, one for one (so
+    offsets into it still hold, and line breaks stay): safe to print on a terminal."""
+    return _UNSHOWABLE.sub(lambda m: m.group() if m.group() == "\n" else " ", text)
