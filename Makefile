@@ -34,6 +34,7 @@ bench: install
 	$(PY) benchmarks/bench_index.py
 	$(PY) benchmarks/bench_ask.py
 	$(PY) benchmarks/bench_bot.py
+	$(PY) benchmarks/bench_load.py
 
 clean:
 	rm -rf $(VENV) .newsbot
