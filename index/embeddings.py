@@ -120,7 +120,24 @@ def resolve_model(name: str) -> str:
     return name
 
 
-class SentenceTransformerEmbedder:
+class _Encoding:
+    """What both backends share: texts and queries go through one `_encode`."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(list(texts))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([text])[0]
+
+    def warm_up(self) -> None:
+        """Load (and, for ONNX, export if needed) the model now, not on the first question."""
+        self.embed_query("warm up")
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SentenceTransformerEmbedder(_Encoding):
     """A sentence-transformers model, loaded on first use, run on the CPU."""
 
     def __init__(self, name: str, *, threads: int, batch_size: int = 32) -> None:
@@ -188,16 +205,6 @@ class SentenceTransformerEmbedder:
             self._tokenizer.no_padding()
         return self._tokenizer
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(list(texts))
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text])[0]
-
-    def warm_up(self) -> None:
-        """Load the model now rather than on the first question."""
-        self.embed_query("warm up")
-
     def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
@@ -215,7 +222,7 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(_Encoding):
     """A sentence-transformers model run by onnxruntime from an ONNX file exported locally.
 
     The export (seconds, once per model and backend) reads the same weights torch would;
@@ -300,16 +307,6 @@ class OnnxEmbedder:
                     "(delete that folder to export it again)"
                 ) from exc
         return self._session
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(list(texts))
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text])[0]
-
-    def warm_up(self) -> None:
-        """Export (if needed) and load the model now rather than on the first question."""
-        self.embed_query("warm up")
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         session = self._onnx_session()
