@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from index.candidates import AnswerShape, agreement
 from index.chunks import sentence_spans
 from index.retrieval import Hit
 
@@ -30,38 +30,6 @@ QUESTION_WORDS = frozenset(
     "how much mani mean what who whom whose which when where whi did doe do is are was were "
     "has have had will would can could should the a an of to in on for".split()
 )
-
-_QUANTITY_Q = re.compile(
-    r"\bhow (?:much|many|long|far|old|big|large|high|often)\b|"
-    r"\bwhat (?:percentage|percent|share|number|amount|proportion|price|cost|score|age|rate)\b|"
-    r"\b(?:which|what) (?:\w+ )?(?:birthday|anniversary|age|number|score)\b",
-    re.I,
-)
-_MONEY_Q = re.compile(
-    r"\bhow much (?!time|longer|older|bigger|more time)|\bwhat (?:price|cost|amount)\b", re.I
-)
-_TIME_Q = re.compile(r"^\s*when\b|\bwhat (?:year|date|day|month|time)\b", re.I)
-_NAME_Q = re.compile(r"^\s*(?:who|whom|whose|where)\b", re.I)
-_NUMBER = re.compile(
-    r"[$£€]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|trillion))?|"
-    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-    r"forty|fifty|hundred|thousand|million|billion)\b",
-    re.I,
-)
-_MONEY = re.compile(
-    r"[$£€]\s?\d[\d,.]*(?:\s?(?:million|billion|trillion|bn|m)\b)?|"
-    r"\b\d[\d,.]*\s?(?:million|billion|trillion)?\s?(?:dollars|euros|pounds|yuan|yen|rupees)\b",
-    re.I,
-)
-_TIME = re.compile(
-    r"\b(?:1[89]|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d+|"
-    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today)\b",
-    re.I,
-)
-# A run of capitalised words, allowing "of", "de" and "the" inside ("Bank of England").
-_NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
-_WORD = re.compile(r"\w+")
-_FILLER = frozenset({"the", "a", "an", "of", "de"})
 
 
 @dataclass(frozen=True)
@@ -189,43 +157,8 @@ class Composer:
     def _rank(self, question: str, sentences: list[_Sentence], coverage: np.ndarray) -> np.ndarray:
         """Ranking scores; sentences beyond the answer passages score -inf (they only vote)."""
         base = coverage + np.array([RANK_BONUS / (s.hit_index + 1) for s in sentences])
-        kinds = _answer_kinds(question)
-        asked = {w.lower() for w in _WORD.findall(question)}
-        candidates = [_candidates(s.text, kinds, asked) for s in sentences]
-        votes: dict[str, float] = {}
-        for weight, found in zip(base, candidates, strict=True):
-            for candidate in found:
-                votes[candidate] = votes.get(candidate, 0.0) + float(weight)
-        top = max(votes.values(), default=0.0) or 1.0
-        support = np.array(
-            [max((votes[c] for c in found), default=0.0) / top for found in candidates]
-        )
-        scores = base + VOTE_WEIGHT * support
+        shape = AnswerShape(question)
+        support = agreement([shape.candidates(s.text) for s in sentences], base.tolist())
+        scores = base + VOTE_WEIGHT * np.array(support)
         scores[[s.hit_index >= ANSWER_PASSAGES for s in sentences]] = -np.inf
         return scores
-
-
-def _answer_kinds(question: str) -> tuple[re.Pattern[str], ...]:
-    """What an answer to `question` looks like: an amount of money, a number, a date, a name
-    (or, when the question does not say, a name or a number)."""
-    if _MONEY_Q.search(question):
-        return (_MONEY,)
-    if _QUANTITY_Q.search(question):
-        return (_NUMBER,)
-    if _TIME_Q.search(question):
-        return (_TIME,)
-    if _NAME_Q.search(question):
-        return (_NAME,)
-    return (_NAME, _NUMBER)
-
-
-def _candidates(text: str, kinds: tuple[re.Pattern[str], ...], asked: set[str]) -> set[str]:
-    """The candidate answers in `text`: matches of `kinds`, less the question's own words."""
-    found = set()
-    for kind in kinds:
-        for match in kind.finditer(text):
-            words = [w.lower() for w in _WORD.findall(match.group(0))]
-            new = [w for w in words if w not in asked and w not in _FILLER]
-            if new:
-                found.add(" ".join(new))
-    return found
