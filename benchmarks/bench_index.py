@@ -445,7 +445,8 @@ def compare_backends(args: argparse.Namespace) -> int:
     print(header + "  cosine to " + backends[0])
     base = rows[0][1]
     for backend, total, embed_s, hits, agreement in rows:
-        hit_text = "  ".join(f"{hits.get(k, float('nan')):.3f}" for k in HIT_KS)
+        # No question scored (e.g. --questions /dev/null): a dash, not "nan".
+        hit_text = "  ".join(f"{hits[k]:.3f}" if k in hits else "  –  " for k in HIT_KS)
         print(
             f"{backend:<12} {chunks / total:16.1f}  {chunks / embed_s:16.1f}  "
             f"{base / total:7.2f}x  {hit_text}  {agreement}"

@@ -140,7 +140,7 @@ class _Encoding:
 class SentenceTransformerEmbedder(_Encoding):
     """A sentence-transformers model, loaded on first use, run on the CPU."""
 
-    def __init__(self, name: str, *, threads: int, batch_size: int = 32) -> None:
+    def __init__(self, name: str, *, threads: int, batch_size: int = 8) -> None:
         self.name = name
         self._location = resolve_model(name)
         self._threads = threads
@@ -236,7 +236,7 @@ class OnnxEmbedder(_Encoding):
         cache_dir: Path,
         quantized: bool,
         threads: int,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ) -> None:
         self.name = name
         self._location = resolve_model(name)

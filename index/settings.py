@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         "Where the ONNX backends keep the model they export (empty = NEWSBOT_INDEX_DIR/models).",
     )
     embed_batch_size: int = _env(
-        "EMBED_BATCH_SIZE", 32, "Chunks per model call when indexing.", ge=1
+        "EMBED_BATCH_SIZE", 8, "Chunks per model call when indexing.", ge=1
     )
     embed_threads: int = _env(
         "EMBED_THREADS", 0, "Model threads when indexing (0 = one per core).", ge=0
