@@ -7,33 +7,16 @@ from collections.abc import Sequence
 import pytest
 
 from index.answer import NOT_COVERED, Composer
-from index.catalog import ArticleRecord, Passage
-from index.chunks import Chunk
 from index.lexical import LexicalIndex
 from index.retrieval import Hit
+from tests.passages import make_hit
 
 MIN_SUPPORT = 0.35
 
 
 def hits(*passages: str, dense: float = 0.7) -> list[Hit]:
     """One hit per passage text, in rank order, each from its own article."""
-    found = []
-    for n, text in enumerate(passages):
-        article = ArticleRecord(
-            id=f"a{n}.md",
-            path=f"a{n}.md",
-            content_hash="x",
-            title=f"Article {n}",
-            source=None,
-            url=None,
-            published=None,
-            author=None,
-            n_chunks=1,
-            indexed_at="2024-01-01T00:00:00",
-        )
-        chunk = Chunk(f"c{n}", article.id, 0, 0, len(text), text)
-        found.append(Hit(Passage(chunk, article), 1.0 / (n + 1), dense, None))
-    return found
+    return [make_hit(n, text, 1.0 / (n + 1), dense=dense) for n, text in enumerate(passages)]
 
 
 @pytest.fixture(scope="module")

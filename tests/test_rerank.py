@@ -3,27 +3,8 @@
 from __future__ import annotations
 
 from index.candidates import AnswerShape, agreement
-from index.catalog import ArticleRecord, Passage
-from index.chunks import Chunk
 from index.retrieval import LEAD_WEIGHT, Hit, _rerank
-
-
-def hit(n: int, text: str, score: float, *, ord_: int = 0) -> Hit:
-    """A fused hit: chunk `ord_` of article `n`."""
-    article = ArticleRecord(
-        id=f"a{n}.md",
-        path=f"a{n}.md",
-        content_hash="x",
-        title=f"Article {n}",
-        source=None,
-        url=None,
-        published=None,
-        author=None,
-        n_chunks=ord_ + 1,
-        indexed_at="2024-01-01T00:00:00",
-    )
-    chunk = Chunk(f"c{n}", article.id, ord_, 0, len(text), text)
-    return Hit(Passage(chunk, article), score, 0.5, None)
+from tests.passages import make_hit as hit
 
 
 def order(question: str, hits: list[Hit]) -> list[str]:

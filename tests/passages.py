@@ -1,0 +1,25 @@
+"""Retrieved passages made by hand, for the composer's and the re-ranker's tests."""
+
+from __future__ import annotations
+
+from index.catalog import ArticleRecord, Passage
+from index.chunks import Chunk
+from index.retrieval import Hit
+
+
+def make_hit(n: int, text: str, score: float, *, ord_: int = 0, dense: float | None = 0.5) -> Hit:
+    """A hit on chunk `ord_` of article `a{n}.md`, whose whole text is `text`."""
+    article = ArticleRecord(
+        id=f"a{n}.md",
+        path=f"a{n}.md",
+        content_hash="x",
+        title=f"Article {n}",
+        source=None,
+        url=None,
+        published=None,
+        author=None,
+        n_chunks=ord_ + 1,
+        indexed_at="2024-01-01T00:00:00",
+    )
+    chunk = Chunk(f"c{n}", article.id, ord_, 0, len(text), text)
+    return Hit(Passage(chunk, article), score, dense, None)
