@@ -442,13 +442,30 @@ def _looks_binary(text: str) -> bool:
     return len(_CONTROL.findall(sample)) > BINARY_CONTROL_SHARE * len(sample)
 
 
+class _MetadataLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: metadata never needs them, and a few lines of
+    nested aliases ("billion laughs") expand to more text than memory holds once printed."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases are not allowed: found *{event.anchor}", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_MetadataLoader)  # a SafeLoader: builds plain data only
+
+
 def _sidecar(path: Path, rel: str, limits: FileLimits) -> dict[str, Any]:
     meta_path = path.with_name(path.name.rsplit(".", 1)[0] + SIDECAR_SUFFIX)
     if not meta_path.exists():
         return {}
     try:
         data = _read_bytes(meta_path, meta_path.name, limits.article_bytes, "a metadata file")
-        meta = yaml.safe_load(decode_text(data, meta_path.name))
+        meta = _load_yaml(decode_text(data, meta_path.name))
     except ArticleError as exc:
         raise ArticleError(rel, f"unreadable metadata file {exc}") from exc
     except yaml.YAMLError as exc:
@@ -474,7 +491,7 @@ def split_front_matter(text: str, where: str) -> tuple[dict[str, Any], str]:
         raise ArticleError(where, f"front matter opened with '{fence}' but never closed")
     raw = match.group(1) or ""
     try:
-        meta = (yaml.safe_load(raw) if language == "YAML" else tomllib.loads(raw)) or {}
+        meta = (_load_yaml(raw) if language == "YAML" else tomllib.loads(raw)) or {}
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         reason = str(exc).splitlines()[0]
         raise ArticleError(where, f"broken {language} front matter ({reason})") from exc

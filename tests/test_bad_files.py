@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from itertools import pairwise
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -42,6 +43,15 @@ def add_bad_files(corpus: Path) -> dict[str, str]:
     (corpus / "broken.json").write_text('{"id": "x", "text": ')
     (corpus / "yaml.md").write_text("---\ntitle: [unclosed\n---\nBody.\n")
     (corpus / "toml.md").write_text('+++\ntitle = "unclosed\n+++\nBody.\n')
+    # "Billion laughs": nine lines that would print as 10^9 copies of "lol".
+    names = "abcdefghi"
+    laughs = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"] + [
+        f"{b}: &{b} [{', '.join(['*' + a] * 10)}]" for a, b in pairwise(names)
+    ]
+    bomb = "\n".join(laughs) + "\ntitle: *i\n"
+    (corpus / "bomb.md").write_text(f"---\n{bomb}---\nBody.\n")
+    (corpus / "side.md").write_text("Body.\n")
+    (corpus / "side.meta.yaml").write_text(bomb)
     os.mkfifo(corpus / "pipe.txt")
     (corpus / "loop.md").symlink_to("loop.md")
     (corpus / "dangling.md").symlink_to("nowhere.md")
@@ -56,6 +66,8 @@ def add_bad_files(corpus: Path) -> dict[str, str]:
         "broken.json": "invalid JSON (Expecting value at line 1)",
         "yaml.md": "broken YAML front matter (while parsing a flow sequence)",
         "toml.md": "broken TOML front matter (Unterminated string (at end of document))",
+        "bomb.md": "broken YAML front matter (aliases are not allowed: found *a)",
+        "side.md": "unreadable metadata file side.meta.yaml: aliases are not allowed: found *a",
         "pipe.txt": "not a regular file (a named pipe)",
         "loop.md": "symlink loop: following its links never reaches a file",
         "dangling.md": "broken symlink: its target nowhere.md does not exist",
