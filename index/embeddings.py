@@ -121,7 +121,25 @@ def resolve_model(name: str) -> str:
 
 
 class _Encoding:
-    """What both backends share: texts and queries go through one `_encode`."""
+    """What both backends share: the model's location and window, its tokenizer's counts, and
+    texts and queries going through one `_encode`."""
+
+    def __init__(self, name: str, *, threads: int, batch_size: int) -> None:
+        self.name = name
+        self._location = resolve_model(name)
+        self._threads = threads
+        self._batch_size = batch_size
+        self._tokenizer: Tokenizer | None = None
+
+    def _read_max_tokens(self) -> int:
+        """The model's window, from its sentence-transformers config if it has one."""
+        config = Path(self._location) / "sentence_bert_config.json"
+        if config.exists():
+            return int(json.loads(config.read_text())["max_seq_length"])
+        return self._loaded_max_tokens()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._fast_tokenizer().encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(list(texts))
@@ -136,25 +154,22 @@ class _Encoding:
     def _encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def _loaded_max_tokens(self) -> int:
+        raise NotImplementedError
+
+    def _fast_tokenizer(self) -> Tokenizer:
+        raise NotImplementedError
+
 
 class SentenceTransformerEmbedder(_Encoding):
     """A sentence-transformers model, loaded on first use, run on the CPU."""
 
     def __init__(self, name: str, *, threads: int, batch_size: int = 8) -> None:
-        self.name = name
-        self._location = resolve_model(name)
-        self._threads = threads
-        self._batch_size = batch_size
+        super().__init__(name, threads=threads, batch_size=batch_size)
         self._model: Any = None
-        self._tokenizer: Tokenizer | None = None
         self.max_tokens = self._read_max_tokens()
 
-    def _read_max_tokens(self) -> int:
-        config = Path(self._location) / "sentence_bert_config.json"
-        if config.exists():
-            import json
-
-            return int(json.loads(config.read_text())["max_seq_length"])
+    def _loaded_max_tokens(self) -> int:
         return int(self.model.max_seq_length)
 
     @property
@@ -188,9 +203,6 @@ class SentenceTransformerEmbedder(_Encoding):
             model.get_sentence_embedding_dimension
         )
         return int(getter())
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._fast_tokenizer().encode(text, add_special_tokens=False).ids)
 
     def _fast_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
@@ -238,22 +250,15 @@ class OnnxEmbedder(_Encoding):
         threads: int,
         batch_size: int = 8,
     ) -> None:
-        self.name = name
-        self._location = resolve_model(name)
+        super().__init__(name, threads=threads, batch_size=batch_size)
         self._cache_dir = cache_dir
         self._quantized = quantized
-        self._threads = threads
-        self._batch_size = batch_size
         self._folder: Path | None = None
         self._meta: dict[str, Any] = {}
         self._session: Any = None
-        self._tokenizer: Tokenizer | None = None
         self.max_tokens = self._read_max_tokens()
 
-    def _read_max_tokens(self) -> int:
-        config = Path(self._location) / "sentence_bert_config.json"
-        if config.exists():
-            return int(json.loads(config.read_text())["max_seq_length"])
+    def _loaded_max_tokens(self) -> int:
         return int(self._exported_meta()["max_seq_length"])
 
     def exported(self) -> Path:
@@ -272,9 +277,6 @@ class OnnxEmbedder(_Encoding):
     @property
     def dimension(self) -> int:
         return int(self._exported_meta()["dimension"])
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._fast_tokenizer().encode(text, add_special_tokens=False).ids)
 
     def _fast_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
