@@ -221,7 +221,10 @@ def test_a_run_killed_just_before_the_switch_is_finished_by_the_next(
 
 
 def store_matches_catalog(settings: Settings) -> None:
-    """Every vector in the store is the one the catalog holds for that chunk."""
+    """Store, BM25 and catalog hold the same chunks, and every vector in the store is the
+    one the catalog holds for that chunk."""
+    vectors, bm25, catalog_ids = parts(settings)
+    assert vectors == bm25 == catalog_ids
     catalog = live_catalog(settings)
     store = live_store(settings)
     try:
@@ -256,8 +259,6 @@ def test_a_small_change_copies_the_vectors_and_writes_only_the_changed_ones(
     reindex(settings, fake_embedder)
 
     assert written == live_catalog(settings).chunk_ids(["aid.md"])
-    vectors, bm25, catalog_ids = parts(settings)
-    assert vectors == bm25 == catalog_ids
     store_matches_catalog(settings)
 
 
@@ -273,8 +274,6 @@ def test_when_the_vectors_cannot_be_copied_they_are_all_written(
     monkeypatch.setattr("index.indexer._copy_chroma", broken)
     reindex(settings, fake_embedder)
 
-    vectors, bm25, catalog_ids = parts(settings)
-    assert vectors == bm25 == catalog_ids
     store_matches_catalog(settings)
 
 
