@@ -41,13 +41,19 @@ def on_server(settings: Settings, server: ChromaServer) -> Settings:
     return settings.overridden(chroma_host=server.host, chroma_port=server.port)
 
 
-def test_ask_says_unavailable_while_the_server_is_down_then_recovers_by_itself(
-    on_server: Settings, server: ChromaServer, fake_embedder: FakeEmbedder
-) -> None:
+@pytest.fixture
+def answering(on_server: Settings, fake_embedder: FakeEmbedder) -> Newsbot:
+    """A reader of the tiny corpus indexed on the server, shown answering the aid question."""
     reindex(on_server, fake_embedder)
     bot = Newsbot(on_server, fake_embedder)
     assert bot.ask(AID_QUESTION).found
+    return bot
 
+
+def test_ask_says_unavailable_while_the_server_is_down_then_recovers_by_itself(
+    answering: Newsbot, server: ChromaServer
+) -> None:
+    bot = answering
     server.stop()
     for _ in range(2):
         with pytest.raises(StoreUnavailableError) as down:
@@ -64,15 +70,11 @@ def test_ask_says_unavailable_while_the_server_is_down_then_recovers_by_itself(
 
 
 def test_a_restart_between_questions_goes_unnoticed(
-    on_server: Settings, server: ChromaServer, fake_embedder: FakeEmbedder
+    answering: Newsbot, server: ChromaServer
 ) -> None:
-    reindex(on_server, fake_embedder)
-    bot = Newsbot(on_server, fake_embedder)
-    assert bot.ask(AID_QUESTION).found
-
     server.restart()  # the reader's pooled connections are now dead
 
-    assert bot.ask(AID_QUESTION).found
+    assert answering.ask(AID_QUESTION).found
 
 
 def test_the_cli_exits_with_one_line_while_the_server_is_down(
