@@ -214,6 +214,49 @@ class Catalog:
                 out[chunk.id] = Passage(chunk, _article_record(r))
         return out
 
+    def pieced_articles(self, article_ids: Iterable[str]) -> list[Article]:
+        """The given articles as indexed, each text pieced together from its chunks.
+
+        Chunks cover all of an article's text but the whitespace between some of them
+        (the splitter strips it): a one-character gap becomes a space, a longer one line
+        breaks, so every chunk sits at its offsets again. For an article whose file can no
+        longer be read, this is what is left to chunk anew.
+        """
+        out: list[Article] = []
+        for article_id in article_ids:
+            row = self._db.execute("SELECT * FROM articles WHERE id = ?", (article_id,))
+            record = row.fetchone()
+            if record is None:
+                continue
+            text: list[str] = []
+            end = 0
+            for chunk in self._db.execute(
+                'SELECT start, "end", text FROM chunks WHERE article_id = ? ORDER BY ord',
+                (article_id,),
+            ):
+                start, stop, piece = chunk
+                if start > end:
+                    gap = start - end
+                    text.append(" " if gap == 1 else "\n" * gap)
+                if stop > end:
+                    text.append(piece[max(end - start, 0) :])
+                    end = stop
+            if not text:
+                continue
+            out.append(
+                Article(
+                    id=record["id"],
+                    title=record["title"],
+                    text="".join(text),
+                    path=record["path"],
+                    source=record["source"],
+                    url=record["url"],
+                    published=record["published"],
+                    author=record["author"],
+                )
+            )
+        return out
+
     def iter_chunk_texts(self) -> Iterator[tuple[str, str, str]]:
         """(chunk id, article title, chunk text) for every chunk, in chunk-id order."""
         rows = self._db.execute(

@@ -170,7 +170,9 @@ def reindex(
     Args:
         settings: where the corpus and the index are, and how to chunk.
         embedder: the model; it must be the one the index was built with.
-        rebuild: build the index anew from nothing (after a model or chunking change).
+        rebuild: build the index anew from nothing (after a model or chunking change);
+            an article whose file cannot be read now is kept, chunked anew from the
+            text its indexed chunks hold.
         strict: refuse to change the index if any file or record cannot be read.
         progress: told how embedding and storing advance.
 
@@ -195,7 +197,7 @@ def reindex(
         wanted = manifest_for(settings, embedder.name)
         if not rebuild:
             check_manifest(base.manifest, wanted, settings.index_dir)
-        report = _plan(settings, scan, {} if rebuild else base.hashes)
+        report = _plan(settings, scan, base.hashes, rebuild=rebuild)
         if live is not None and live.number and not rebuild and not report.changed:
             report.vectors_restored = not _store_whole(settings, live, base)
         if (
@@ -262,14 +264,23 @@ def _store_whole(settings: Settings, live: Generation, base: _Live) -> bool:
         store.close()
 
 
-def _plan(settings: Settings, scan: CorpusScan, old: dict[str, tuple[str, str]]) -> IndexReport:
-    """What the corpus changed since the index `old` (article id → hash, path)."""
+def _plan(
+    settings: Settings, scan: CorpusScan, old: dict[str, tuple[str, str]], *, rebuild: bool
+) -> IndexReport:
+    """What the corpus changed since the index `old` (article id → hash, path).
+
+    A rebuild starts from nothing, so every article read is added; it still keeps the
+    articles of `old` whose file, line or folder can no longer be read.
+    """
     report = IndexReport()
     current = {a.id for a in scan.articles}
     gone = sorted(aid for aid in old if aid not in current)
     report.kept = [aid for aid in gone if scan.failed(old[aid][1])]
-    report.removed = [aid for aid in gone if not scan.failed(old[aid][1])]
     report.problems = _note_kept(scan.problems, [old[aid][1] for aid in report.kept])
+    if rebuild:
+        report.added = [a.id for a in scan.articles]
+        return report
+    report.removed = [aid for aid in gone if not scan.failed(old[aid][1])]
     if not scan.articles and report.removed:
         raise CorpusError(
             f"no articles found in {settings.corpus_dir}; refusing to empty an index of "
@@ -313,7 +324,9 @@ def _build(
     building = Generation(layout.building, number)
     try:
         index_id = catalog.index_id()
-        current = {a.id: a for a in scan.articles}
+        # A rebuild chunks the kept articles anew from what the generation in service holds.
+        articles = [*scan.articles, *(_pieced(live, report.kept) if rebuild else [])]
+        current = {a.id: a for a in articles}
         done = catalog.hashes()
         missing = catalog.articles_missing_vectors()
         # An article kept from an unreadable file stays as it is, unless it has no vectors
@@ -328,10 +341,10 @@ def _build(
             catalog.replace_articles([], drop, _now())
         changed = [
             a
-            for a in scan.articles
+            for a in articles
             if a.id not in done or done[a.id][0] != a.content_hash or a.id in missing
         ]
-        planned = set(report.added) | set(report.updated)
+        planned = set(report.added) | set(report.updated) | set(report.kept)
         report.repaired = sorted(a.id for a in changed if a.id not in planned)
         if changed:
             check_fits(embedder, Chunker.window_needed(settings.chunk_tokens))
@@ -369,6 +382,17 @@ def _build(
         VectorStore.remove_other_generations(
             settings, index_id, {collection_name(settings, index_id, n) for n in keep}
         )
+
+
+def _pieced(live: Generation | None, article_ids: list[str]) -> list[Article]:
+    """The articles `article_ids` of the generation in service, their texts pieced together."""
+    if live is None or not article_ids:
+        return []
+    catalog = Catalog(live.catalog, writable=False)
+    try:
+        return catalog.pieced_articles(article_ids)
+    finally:
+        catalog.close()
 
 
 def _open_building(

@@ -7,10 +7,13 @@ import os
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from index.articles import MAX_ARTICLE_BYTES
+from index.catalog import Catalog
 from index.cli import app
+from index.layout import IndexLayout
 from tests.conftest import write_article
 
 runner = CliRunner()
@@ -156,3 +159,68 @@ def test_an_article_whose_file_became_unreadable_is_kept_and_counted(
     assert rows["removed"] == "0"
     assert rows["kept as indexed before (file unreadable)"] == "1"
     assert json.loads(runner.invoke(app, ["status", "--json"]).stdout)["articles"] == 3
+
+
+def harbour_story(corpus: Path) -> str:
+    """A story long enough for several chunks; returns its text."""
+    paragraphs = [
+        f"Paragraph {n} of the harbour story says the city council met again on day {n}. "
+        f"Residents of district {n} asked for more ferries and quieter cranes."
+        for n in range(1, 13)
+    ]
+    paragraphs[7] = "The new harbour tunnel cost 4.2 billion euros to build, the council said."
+    text = "\n\n".join(paragraphs)
+    write_article(corpus, "harbour.md", text, title="Harbour tunnel opens")
+    return text
+
+
+def test_a_rebuild_keeps_the_article_of_an_unreadable_file_chunked_anew(
+    env: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = harbour_story(corpus)
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    before = harbour_chunks(env)
+    (corpus / "harbour.md").unlink()
+    os.mkfifo(corpus / "harbour.md")
+    monkeypatch.setenv("NEWSBOT_CHUNK_TOKENS", "48")
+    monkeypatch.setenv("NEWSBOT_CHUNK_OVERLAP", "8")
+
+    result = runner.invoke(app, ["index", "--rebuild"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        "skipped harbour.md: not a regular file (a named pipe); "
+        "kept the article indexed from harbour.md before"
+    ]
+    assert summary(result.stdout)["kept as indexed before (file unreadable)"] == "1"
+    assert json.loads(runner.invoke(app, ["status", "--json"]).stdout)["articles"] == 4
+    after = harbour_chunks(env)
+    assert len(after) > len(before)  # chunked anew, at the new size
+    assert all(len(chunk.split()) <= 48 for chunk in after)
+    sentences = [s for p in text.split("\n\n") for s in p.split(". ")]
+    assert all(any(sentence in chunk for chunk in after) for sentence in sentences)
+    asked = runner.invoke(app, ["ask", "How much did the new harbour tunnel cost?", "--json"])
+    assert asked.exit_code == 0, asked.output
+    data = json.loads(asked.stdout)
+    assert "4.2 billion euros" in data["answer"]
+    assert data["citations"][0]["article_id"] == "harbour.md"
+
+    (corpus / "harbour.md").unlink()
+    harbour_story(corpus)  # readable again, as it was
+    again = runner.invoke(app, ["index"])
+    assert again.exit_code == 0, again.output
+    assert again.stderr.strip() == ""
+    assert harbour_chunks(env) == after
+
+
+def harbour_chunks(index_dir: Path) -> list[str]:
+    generation = IndexLayout(index_dir).current()
+    assert generation is not None
+    catalog = Catalog(generation.catalog, writable=False)
+    try:
+        return [
+            passage.chunk.text
+            for passage in catalog.passages(catalog.chunk_ids(["harbour.md"])).values()
+        ]
+    finally:
+        catalog.close()

@@ -7,11 +7,15 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from index.articles import Article
+from index.catalog import Catalog
+from index.chunks import Chunker
 from index.errors import CorpusError, CorpusProblemsError, IndexBusyError, IndexMismatchError
 from index.indexer import reindex
 from index.layout import IndexLayout
@@ -572,3 +576,21 @@ def test_skipped_files_and_records_are_counted_apart(
 
     assert (report.skipped_files, report.skipped_records) == (2, 2)
     assert sorted(report.added) == ["aid.md", "science/comet.txt", "sport/marathon.md", "w1"]
+
+
+def test_an_article_pieced_together_from_its_chunks_is_the_article(tmp_path: Path) -> None:
+    text = "\n\n".join(" ".join(f"Fact {n} {m} is short." for m in range(6)) for n in range(4))
+    article = Article(
+        id="a", title="Title", text=text, path="a.md", source="Src", published="2024-01-02"
+    )
+    chunks = Chunker(FakeEmbedder().count_tokens, 16, 6).split(article)
+    pairs = list(pairwise(chunks))
+    assert any(b.start > a.end for a, b in pairs)  # a paragraph break between two chunks
+    assert any(b.start < a.end for a, b in pairs)  # and chunks that overlap
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        catalog.replace_articles([(article, chunks, np.zeros((len(chunks), 4)))], [], "now")
+        (pieced,) = catalog.pieced_articles(["a", "gone"])
+    finally:
+        catalog.close()
+    assert pieced == article  # text, metadata and so content hash alike
