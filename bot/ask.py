@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.render import FOLLOW_UP_HINT, MESSAGE_LIMIT, answer_embed, shorten
+from bot.services import AnsweringBot
 from bot.views import answer_view
 from index.feedback import StoredAnswer
 from index.text import plain
-
-if TYPE_CHECKING:
-    from bot.app import NewsbotBot
 
 NOTE_SECONDS = 20  # notes in a channel (not ephemeral) delete themselves after this
 HOW_TO_ASK = "Ask me a question, e.g. `/ask how much aid has the US sent?`"
@@ -26,7 +24,7 @@ HOW_TO_ASK = "Ask me a question, e.g. `/ask how much aid has the US sent?`"
 class AskCog(commands.Cog):
     """Answers questions from the indexed news articles."""
 
-    def __init__(self, bot: NewsbotBot) -> None:
+    def __init__(self, bot: AnsweringBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="ask")

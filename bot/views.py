@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import discord
 
 from bot.render import more_sources_embed
+from bot.services import AnsweringBot
 from index.feedback import Vote
-
-if TYPE_CHECKING:
-    from bot.app import NewsbotBot
 
 MORE_SOURCES = 5
 THANKS = {"up": "Thanks — noted as helpful. 👍", "down": "Thanks — noted as not helpful. 👎"}
@@ -47,7 +45,7 @@ class VoteButton(
         return cls(cast(Vote, match["vote"]), match["answer"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot = cast("NewsbotBot", interaction.client)
+        bot = cast(AnsweringBot, interaction.client)
         try:
             recorded = await asyncio.to_thread(
                 bot.feedback.vote, self.answer_id, user_id=interaction.user.id, vote=self.vote
@@ -83,7 +81,7 @@ class MoreSourcesButton(
         return cls(match["answer"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot = cast("NewsbotBot", interaction.client)
+        bot = cast(AnsweringBot, interaction.client)
         try:
             stored = await asyncio.to_thread(bot.feedback.answer, self.answer_id)
             if stored is None:

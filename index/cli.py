@@ -1,4 +1,8 @@
-"""The `newsbot` command line: a thin adapter that parses flags, calls the core, renders."""
+"""The `newsbot` command line: a thin adapter that parses flags, calls the core, renders.
+
+It names no adapter: `newsbot bot` and any other adapter's commands are added through the
+`newsbot.commands` entry points (`index.plugins`).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,20 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from index.answer import Answer
+from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
-from index.errors import ArticleError, CorpusProblemsError, NewsbotError
+from index.errors import ArticleError, CorpusProblemsError
 from index.indexer import IndexReport, reindex
+from index.plugins import register_commands
 from index.retrieval import Filters
 from index.settings import Settings
 from index.text import inert
@@ -31,41 +35,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
 EVAL_INDEX_DIR = ".newsbot-eval"
-IndexDirOption = Annotated[
-    Path | None,
-    typer.Option("--index-dir", help="Index folder (default: NEWSBOT_INDEX_DIR or .newsbot)."),
-]
-
-
-def fail(message: str) -> NoReturn:
-    """Print one line to stderr and exit non-zero."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn expected failures into one line and exit status 1."""
-    try:
-        yield
-    except NewsbotError as exc:
-        fail(str(exc))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = (".".join(str(p) for p in first["loc"]) or "settings").upper()
-        if first["type"] == "extra_forbidden":
-            fail(f"unknown setting {name} in .env (the known ones are in .env.example)")
-        fail(f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}")
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and `.env`, with the given CLI flags on top."""
-    with user_errors():
-        return Settings().overridden(**overrides)
 
 
 @app.command("index")
@@ -377,16 +347,6 @@ def status_command(
     out.print(table)
 
 
-@app.command("bot")
-def bot_command(index_dir: IndexDirOption = None) -> None:
-    """Run the Discord bot (needs DISCORD_TOKEN in .env); Ctrl+C stops it."""
-    settings = load_settings(index_dir=index_dir)
-    with user_errors():
-        from bot.app import run
-
-        run(settings)
-
-
 @app.command("feedback")
 def feedback_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object a line.")] = False,
@@ -425,6 +385,9 @@ def feedback_command(
             escape(inert(sources)),
         )
     out.print(table)
+
+
+register_commands(app)  # the adapters' own commands (`newsbot bot`, ...), if installed
 
 
 def main() -> None:

@@ -10,29 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from index.terms import Tokenizer
+
 IDS_FILE = "chunk_ids.json"
-LANGUAGE = "english"
-
-
-class _Tokenizer:
-    """Lower-cased, stop-worded, stemmed word tokens: the same for chunks and questions."""
-
-    def __init__(self) -> None:
-        import Stemmer
-
-        self._stemmer = Stemmer.Stemmer(LANGUAGE)
-
-    def __call__(self, texts: Sequence[str]) -> list[list[str]]:
-        import bm25s
-
-        tokens = bm25s.tokenize(
-            list(texts),
-            stopwords="en",
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
-        return [list(t) for t in tokens]
 
 
 class LexicalIndex:
@@ -41,7 +21,7 @@ class LexicalIndex:
     def __init__(self, retriever: object | None, chunk_ids: list[str]) -> None:
         self._retriever = retriever
         self.chunk_ids = chunk_ids
-        self._tokenize = _Tokenizer()
+        self._tokenize = Tokenizer()
         self._vocab: dict[str, int] = (
             getattr(retriever, "vocab_dict", {}) if retriever is not None else {}
         )
@@ -54,7 +34,7 @@ class LexicalIndex:
         if not chunk_ids:
             return cls(None, [])
         retriever = bm25s.BM25()
-        retriever.index(_Tokenizer()(texts), show_progress=False)
+        retriever.index(Tokenizer()(texts), show_progress=False)
         return cls(retriever, list(chunk_ids))
 
     def save(self, directory: Path) -> None:
@@ -102,7 +82,3 @@ class LexicalIndex:
             for d, s in zip(np.asarray(docs)[0], np.asarray(scores)[0], strict=True)
             if s > 0
         ]
-
-    def terms(self, texts: Sequence[str]) -> list[list[str]]:
-        """Each text as the index's terms (stemmed, no stop words)."""
-        return self._tokenize(texts)

@@ -9,14 +9,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from index.answer import Answer, Composer
+from index.answer import Answer, Answerer
 from index.articles import normalise_date
 from index.catalog import Catalog
 from index.embeddings import Embedder
 from index.errors import IndexMissingError, NewsbotError
+from index.extractive import Extraction, ExtractiveAnswerer
 from index.indexer import check_manifest, manifest_for
 from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
+from index.ranking import Ranking
 from index.retrieval import Filters, Retriever
 from index.settings import Settings
 from index.store import VectorStore, collection_name, is_store_error
@@ -58,14 +60,29 @@ class Newsbot:
     Its methods may be called from several threads at once; they take turns.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        *,
+        answerer: Answerer | None = None,
+        ranking: Ranking | None = None,
+    ) -> None:
         """Open the index.
+
+        Args:
+            settings: where the index is, and the settings it must have been built with.
+            embedder: the model that embeds questions (the index's own).
+            answerer: the answer step (default: the extractive one, weighted by `settings`).
+            ranking: the retriever's weights (default: `Ranking.from_settings(settings)`).
 
         Raises:
             IndexMissingError, IndexMismatchError, StoreUnavailableError.
         """
         self.settings = settings
         self.embedder = embedder
+        self.answerer = answerer or ExtractiveAnswerer(Extraction.from_settings(settings))
+        self.ranking = ranking or Ranking.from_settings(settings)
         self.layout = IndexLayout(settings.index_dir)
         # One lock for everything: the catalog connection, the store client and bm25s are
         # shared, and `refresh` replaces them. Questions take turns (they are CPU-bound).
@@ -105,14 +122,7 @@ class Newsbot:
         self.catalog = catalog
         self.store = store
         self.lexical = lexical
-        self.retriever = Retriever(
-            self.store,
-            self.lexical,
-            self.catalog,
-            max_per_article=self.settings.max_per_article,
-            recency_half_life=self.settings.recency_half_life,
-        )
-        self.composer = Composer(self.lexical.terms, min_support=self.settings.min_support)
+        self.retriever = Retriever(self.store, self.lexical, self.catalog, self.ranking)
         for part in old:
             if part is not None:
                 part.close()
@@ -161,7 +171,7 @@ class Newsbot:
                     question, vector, k=k or self.settings.top_k, filters=filters, asked_on=asked_on
                 )
             )
-            answer = self.composer.compose(question, hits)
+            answer = self.answerer.compose(question, hits)
         latency = (time.perf_counter() - started) * 1000
         return Answer(
             answer.question, answer.found, answer.answer, answer.citations, round(latency, 1)

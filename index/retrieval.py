@@ -11,29 +11,8 @@ import numpy as np
 from index.candidates import AnswerShape, agreement
 from index.catalog import ArticleRecord, Catalog, Passage
 from index.lexical import LexicalIndex
+from index.ranking import Ranking
 from index.store import VectorStore
-
-# Candidates taken from each side before fusion; more when filters will drop some.
-CANDIDATES = 50
-FILTERED_CANDIDATES = 400
-# Reciprocal-rank fusion constant (Cormack et al. 2009).
-RRF_K = 60
-# News is about now: an article published on the day the question is asked gains as much
-# as a first place in one ranking, halving every `recency_half_life` days.
-RECENCY_WEIGHT = 1.0
-# The fused ranking's best `RERANK_POOL` passages are re-ranked by their score relative to the
-# best one, plus two signals of news text:
-# - where the passage is in its article: news puts the facts first (the inverted pyramid),
-#   so the article's first passage gains LEAD_WEIGHT, its n-th LEAD_WEIGHT / n;
-# - agreement: the candidate answers it holds (the names, numbers, amounts or dates the
-#   question asks for), voted for by every pooled passage with its score; a passage with
-#   the most repeated one gains AGREEMENT_WEIGHT.
-RERANK_POOL = 30
-LEAD_WEIGHT = 0.1
-AGREEMENT_WEIGHT = 0.1
-# Passages sharing this much of their word 5-grams are one passage said twice.
-DUPLICATE_JACCARD = 0.6
-SHINGLE = 5
 
 
 @dataclass(frozen=True)
@@ -75,15 +54,12 @@ class Retriever:
         store: VectorStore,
         lexical: LexicalIndex,
         catalog: Catalog,
-        *,
-        max_per_article: int,
-        recency_half_life: float = 0.0,
+        ranking: Ranking | None = None,
     ) -> None:
         self.store = store
         self.lexical = lexical
         self.catalog = catalog
-        self.max_per_article = max_per_article
-        self.recency_half_life = recency_half_life
+        self.ranking = ranking or Ranking()
 
     def search(
         self,
@@ -94,7 +70,7 @@ class Retriever:
         filters: Filters | None = None,
         asked_on: str | None = None,
     ) -> list[Hit]:
-        """The `k` best passages for `question`, at most `max_per_article` per article.
+        """The `k` best passages for `question`, at most `ranking.max_per_article` per article.
 
         Args:
             question: the user's words (for BM25).
@@ -106,17 +82,18 @@ class Retriever:
                 be published later cannot be what it is about (undated articles stay), and
                 articles published shortly before it rank higher.
         """
-        n = FILTERED_CANDIDATES if filters else CANDIDATES
+        r = self.ranking
+        n = r.filtered_candidates if filters else r.candidates
         dense = self.store.query(query_vector, n)
         lexical = self.lexical.search(question, n)
         fused: dict[str, float] = {}
         for ranked in (dense, lexical):
             for rank, (chunk_id, _) in enumerate(ranked):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (r.rrf_k + rank + 1)
         dense_by_id = dict(dense)
         lexical_by_id = dict(lexical)
         passages = self.catalog.passages(list(fused))
-        if self.recency_half_life > 0:
+        if r.recency_half_life > 0:
             today = asked_on or date.today().isoformat()
             for chunk_id, found in passages.items():
                 fused[chunk_id] += self._recency(found.article.published, today)
@@ -132,10 +109,10 @@ class Retriever:
             if asked_on and (passage.article.published or "") > asked_on:
                 continue
             article_id = passage.article.id
-            if per_article.get(article_id, 0) >= self.max_per_article:
+            if per_article.get(article_id, 0) >= r.max_per_article:
                 continue
-            shingles = _shingles(passage.chunk.text)
-            if any(_jaccard(shingles, other) >= DUPLICATE_JACCARD for other in kept_shingles):
+            shingles = _shingles(passage.chunk.text, r.shingle)
+            if any(_jaccard(shingles, other) >= r.duplicate_jaccard for other in kept_shingles):
                 continue
             kept_shingles.append(shingles)
             per_article[article_id] = per_article.get(article_id, 0) + 1
@@ -144,21 +121,22 @@ class Retriever:
                     passage, fused[chunk_id], dense_by_id.get(chunk_id), lexical_by_id.get(chunk_id)
                 )
             )
-            if len(hits) >= max(k, RERANK_POOL):
+            if len(hits) >= max(k, r.rerank_pool):
                 break
-        return _rerank(question, hits)[:k]
+        return rerank(question, hits, r)[:k]
 
     def _recency(self, published: str | None, asked_on: str) -> float:
         """The fusion bonus of an article published on `published`, asked about on `asked_on`."""
         age = _days_between(published, asked_on)
         if age is None or age < 0:
             return 0.0
-        return RECENCY_WEIGHT / (RRF_K + 1) * 0.5 ** (age / self.recency_half_life)
+        r = self.ranking
+        return r.recency_weight / (r.rrf_k + 1) * 0.5 ** (age / r.recency_half_life)
 
 
-def _rerank(question: str, hits: list[Hit]) -> list[Hit]:
-    """`hits` (best fused first) in the order of their fused score relative to the best,
-    plus their lead and agreement bonuses (see RERANK_POOL)."""
+def rerank(question: str, hits: list[Hit], ranking: Ranking) -> list[Hit]:
+    """`hits` (best fused first) in the order of their fused score relative to the best, plus
+    their lead and agreement bonuses (see `Ranking.lead_weight`, `.agreement_weight`)."""
     if not hits:
         return hits
     top = hits[0].score or 1.0
@@ -166,7 +144,9 @@ def _rerank(question: str, hits: list[Hit]) -> list[Hit]:
     shape = AnswerShape(question)
     support = agreement([shape.candidates(hit.passage.chunk.text) for hit in hits], relative)
     scores = [
-        score + LEAD_WEIGHT / (hit.passage.chunk.ord + 1) + AGREEMENT_WEIGHT * agreed
+        score
+        + ranking.lead_weight / (hit.passage.chunk.ord + 1)
+        + ranking.agreement_weight * agreed
         for hit, score, agreed in zip(hits, relative, support, strict=True)
     ]
     order = sorted(range(len(hits)), key=lambda i: -scores[i])
@@ -184,11 +164,11 @@ def _days_between(earlier: str | None, later: str) -> int | None:
 _WORD = re.compile(r"\w+")
 
 
-def _shingles(text: str) -> set[str]:
+def _shingles(text: str, size: int) -> set[str]:
     words = _WORD.findall(text.lower())
-    if len(words) <= SHINGLE:
+    if len(words) <= size:
         return {" ".join(words)}
-    return {" ".join(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from index.candidates import AnswerShape, agreement
-from index.retrieval import LEAD_WEIGHT, Hit, _rerank
+from index.ranking import Ranking
+from index.retrieval import Hit, rerank
 from tests.passages import make_hit as hit
 
 
-def order(question: str, hits: list[Hit]) -> list[str]:
-    return [h.passage.article.id for h in _rerank(question, hits)]
+LEAD_WEIGHT = Ranking().lead_weight
+
+
+def order(question: str, hits: list[Hit], ranking: Ranking | None = None) -> list[str]:
+    return [h.passage.article.id for h in rerank(question, hits, ranking or Ranking())]
 
 
 def test_an_articles_lead_passage_outranks_an_equal_later_one() -> None:
@@ -17,6 +21,8 @@ def test_an_articles_lead_passage_outranks_an_equal_later_one() -> None:
         hit(1, "The storm closed schools across the state.", 1.0, ord_=0),
     ]
     assert order("What did the storm close?", hits) == ["a1.md", "a0.md"]
+    # With no lead weight (an ablation, a parameter) the fused order stays.
+    assert order("What did the storm close?", hits, Ranking(lead_weight=0)) == ["a0.md", "a1.md"]
 
 
 def test_the_lead_bonus_does_not_overturn_a_clearly_better_passage() -> None:
@@ -38,14 +44,15 @@ def test_a_passage_holding_the_answer_others_repeat_moves_up() -> None:
     assert order(question, hits) == ["a1.md", "a0.md", "a2.md"]
     # Without the other passages' votes the order stays as fused.
     assert order(question, hits[:2]) == ["a0.md", "a1.md"]
+    assert order(question, hits, Ranking(agreement_weight=0)) == ["a0.md", "a1.md", "a2.md"]
 
 
 def test_rerank_keeps_every_hit_and_reports_the_new_score() -> None:
     hits = [hit(n, f"Passage {n} about the vote.", 1.0 / (n + 1), ord_=n) for n in range(6)]
-    reranked = _rerank("Who won the vote?", hits)
+    reranked = rerank("Who won the vote?", hits, Ranking())
     assert sorted(h.passage.chunk.id for h in reranked) == sorted(h.passage.chunk.id for h in hits)
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
-    assert _rerank("Who won?", []) == []
+    assert rerank("Who won?", [], Ranking()) == []
 
 
 def test_answer_shapes_follow_the_question() -> None:

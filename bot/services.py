@@ -1,0 +1,46 @@
+"""`AnsweringBot`: what the cog and the buttons need of the client that runs them.
+
+`bot.app.NewsbotBot` is one; `bot.ask` and `bot.views` name only this, so the imports inside
+`bot/` run one way (app → ask, views → services).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import discord
+
+from bot.ratelimit import RateLimiter
+from index.feedback import FeedbackLog, StoredAnswer
+from index.settings import Settings
+
+
+class AnsweringBot(Protocol):
+    """The Discord client answering questions, as its cog and buttons see it."""
+
+    settings: Settings
+    feedback: FeedbackLog
+    limiter: RateLimiter
+
+    @property
+    def user(self) -> discord.ClientUser | None:
+        """The bot's own user once logged in."""
+        ...
+
+    def channel_allowed(self, channel: Any) -> bool:
+        """Whether questions may be answered in `channel`."""
+        ...
+
+    async def answer(self, question: str, *, user_id: int, channel: Any) -> StoredAnswer:
+        """Answer `question` off the event loop and record it."""
+        ...
+
+    async def report_interaction_failure(
+        self, interaction: discord.Interaction[Any], error: Exception
+    ) -> None:
+        """Tell the user of an interaction that it failed."""
+        ...
+
+    async def report_message_failure(self, message: discord.Message, error: Exception) -> None:
+        """Tell the author of a message that answering it failed."""
+        ...

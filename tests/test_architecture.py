@@ -1,0 +1,128 @@
+"""The shape of the code: imports run one way, `bot/` → `index/`, and adapters add their own
+commands to `newsbot` (so the core works, and `newsbot --help` too, without them)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTER_MODULES = ("bot", "discord")
+
+
+def imported(path: Path) -> set[str]:
+    """Every module `path` imports anywhere (inside functions and TYPE_CHECKING too)."""
+    package = path.parent.name
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+    """Module → the modules of the same package it imports."""
+    modules = {
+        f"{package}.{p.stem}" if p.stem != "__init__" else package: p
+        for p in (ROOT / package).glob("*.py")
+    }
+    return {name: imported(path) & set(modules) - {name} for name, path in modules.items()}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph`, or None."""
+    state: dict[str, str] = {}
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
+            if nxt not in state and (found := visit(nxt, [*trail, nxt])):
+                return found
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_the_core_never_imports_an_adapter() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in imported(path) if name.split(".")[0] in ADAPTER_MODULES
+        )
+        for path in sorted((ROOT / "index").rglob("*.py"))
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+@pytest.mark.parametrize("package", ["index", "bot"])
+def test_no_import_cycle_inside_a_package(package: str) -> None:
+    assert cycle(import_graph(package)) is None
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set()}) is None
+
+
+# Runs in a fresh interpreter where `bot` and `discord` cannot be imported, as on a machine
+# with the core alone; then imports every module under index/ and runs `newsbot --help`.
+WITHOUT_ADAPTERS = """
+import importlib, pkgutil, sys
+
+class NoAdapters:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("bot", "discord"):
+            raise ImportError(f"{name} is not installed here")
+        return None
+
+sys.meta_path.insert(0, NoAdapters())
+import index
+for module in pkgutil.walk_packages(index.__path__, "index."):
+    if module.name != "index.__main__":  # runs the command line when imported
+        importlib.import_module(module.name)
+from index.cli import main
+sys.argv = ["newsbot", "--help"]
+main()
+"""
+
+
+def newsbot_help(*, adapters: bool) -> subprocess.CompletedProcess[str]:
+    script = (
+        WITHOUT_ADAPTERS
+        if not adapters
+        else "import sys\nfrom index.cli import main\nsys.argv = ['newsbot', '--help']\nmain()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "100", "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_newsbot_works_without_the_discord_adapter_and_lists_bot_only_with_it() -> None:
+    without = newsbot_help(adapters=False)
+    assert without.returncode == 0, without.stderr
+    assert "ask" in without.stdout
+    assert "index" in without.stdout
+    assert " bot " not in without.stdout
+
+    with_adapter = newsbot_help(adapters=True)
+    assert with_adapter.returncode == 0, with_adapter.stderr
+    assert " bot " in with_adapter.stdout
