@@ -23,8 +23,10 @@ from index.answer import Answer
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
 from index.errors import ArticleError, CorpusProblemsError
+from index.extractive import Extraction, ExtractiveAnswerer
 from index.indexer import IndexReport, reindex
 from index.plugins import register_commands
+from index.ranking import Ranking, weight_names, with_overrides
 from index.retrieval import Filters
 from index.settings import Settings
 from index.text import inert
@@ -246,6 +248,15 @@ def eval_command(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N questions.")
     ] = None,
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Change one ranking or answer weight for this run, e.g. --set lead_weight=0 "
+            "(repeatable; the names are the fields of Ranking in index/ranking.py and of "
+            "Extraction in index/extractive.py).",
+        ),
+    ] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Score answers on questions with known answers: hit@k, accuracy, latency."""
@@ -254,6 +265,7 @@ def eval_command(
     if articles is not None and index_dir is None:
         index_dir = Path(EVAL_INDEX_DIR)
     settings = load_settings(index_dir=index_dir, corpus_dir=articles)
+    ranking, extraction = _weighted(settings, weights or [])
     with user_errors():
         wanted = read_questions(questions)[:limit]
         if articles is not None:
@@ -266,7 +278,12 @@ def eval_command(
             )
         from index.newsbot import Newsbot
 
-        bot = Newsbot(settings, load_embedder(settings, purpose="query"))
+        bot = Newsbot(
+            settings,
+            load_embedder(settings, purpose="query"),
+            answerer=ExtractiveAnswerer(extraction),
+            ranking=ranking,
+        )
         bot.embedder.warm_up()
         result = evaluate(wanted, lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date))
     if json_out is not None:
@@ -290,6 +307,25 @@ def eval_command(
             + Text(s.answer.answer[:160], style="dim")
             + Text(f"\n    first source: {cited}")
         )
+
+
+def _weighted(settings: Settings, changes: list[str]) -> tuple[Ranking, Extraction]:
+    """The ranking and answer weights of `settings`, with `--set NAME=VALUE` changes."""
+    ranking, extraction = Ranking.from_settings(settings), Extraction.from_settings(settings)
+    known = {*weight_names(ranking), *weight_names(extraction)}
+    overrides: dict[str, float] = {}
+    for change in changes:
+        name, _, value = change.partition("=")
+        if name.strip() not in known:
+            fail(f"--set {change!r}: no weight {name.strip()!r}; known: {', '.join(sorted(known))}")
+        try:
+            overrides[name.strip()] = float(value)
+        except ValueError:
+            fail(f"--set {change!r} wants a number, e.g. --set {name.strip()}=0")
+    if overrides:
+        shown = ", ".join(f"{k}={v:g}" for k, v in overrides.items())
+        out.print(f"weights changed for this run: {shown}", highlight=False)
+    return with_overrides(ranking, overrides), with_overrides(extraction, overrides)
 
 
 def _iso_date(value: str | None, flag: str) -> str | None:

@@ -7,9 +7,11 @@ is a changed value (`newsbot eval --set lead_weight=0`), never a source edit.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from index.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,16 @@ class Ranking:
         )
 
 
-def with_overrides(value: Any, overrides: dict[str, float]) -> Any:
-    """A copy of the dataclass `value` with those of `overrides` that name its fields."""
-    own = {f.name: f.type for f in fields(value)}
+def weight_names(value: Any) -> list[str]:
+    """The field names of the weights dataclass `value` (`Ranking`, `Extraction`)."""
+    return [f.name for f in fields(value)]
+
+
+def with_overrides(value: T, overrides: dict[str, float]) -> T:
+    """A copy of the weights dataclass `value` with those of `overrides` that name its fields."""
+    own = {f.name: f.type for f in fields(value)}  # type: ignore[arg-type]
     changes = {name: _typed(own[name], v) for name, v in overrides.items() if name in own}
-    return replace(value, **changes)
+    return replace(value, **changes)  # type: ignore[type-var]
 
 
 def _typed(annotation: object, value: float) -> float | int:

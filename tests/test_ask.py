@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from index.answer import NOT_COVERED
+from index.answer import NOT_COVERED, Answer
 from index.errors import IndexMismatchError, IndexMissingError, NewsbotError
 from index.indexer import reindex
 from index.newsbot import Newsbot
-from index.retrieval import Filters
+from index.ranking import Ranking
+from index.retrieval import Filters, Hit
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fakes import FakeEmbedder
@@ -215,3 +217,30 @@ def test_articles_published_after_the_question_are_left_out(
 def test_a_question_date_that_is_not_a_date_is_refused(bot: Newsbot) -> None:
     with pytest.raises(NewsbotError, match="not a date"):
         bot.ask("Who won the Chicago Marathon?", asked_on="last Tuesday-ish")
+
+
+class EchoAnswerer:
+    """A second answer step: names the passages it was given, to show `Newsbot` uses it."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
+        self.seen.append([h.passage.article.id for h in hits])
+        return Answer(question, True, f"{len(hits)} passages", [])
+
+
+def test_newsbot_answers_with_the_answer_step_and_ranking_it_is_given(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    reindex(settings, fake_embedder)
+    echo = EchoAnswerer()
+    question = "comet marathon aid"
+
+    every = Newsbot(settings, fake_embedder, answerer=echo).ask(question, k=5)
+    # One candidate from each side (dense, BM25) instead of 50: at most two passages.
+    narrow = Newsbot(settings, fake_embedder, answerer=echo, ranking=Ranking(candidates=1))
+
+    assert every.answer == "3 passages"
+    assert narrow.ask(question, k=5).answer in ("1 passages", "2 passages")
+    assert len(echo.seen) == 2

@@ -160,6 +160,28 @@ def test_eval_indexes_the_articles_asks_and_scores(cli_env: Path, corpus: Path) 
     # A second run reuses the index: nothing is embedded again.
     again = runner.invoke(app, ["eval", "--questions", str(questions), "--articles", str(articles)])
     assert again.exit_code == 0 and "0 embedded now" in again.stdout
+    # An ablation is a flag: demanding full support leaves every question not covered.
+    strict = runner.invoke(
+        app,
+        ["eval", "--questions", str(questions), "--articles", str(articles), "--json", str(out),
+         "--set", "min_support=1", "--set", "lead_weight=0"],
+    )  # fmt: skip
+    assert strict.exit_code == 0, strict.output
+    assert "weights changed for this run: min_support=1, lead_weight=0" in strict.stdout
+    assert json.loads(out.read_text())["figures"]["not_covered"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [("lead=0", "no weight 'lead'; known: agreement_weight"), ("rrf_k=x", "wants a number")],
+)
+def test_eval_set_refuses_unknown_weights_in_one_line(
+    cli_env: Path, change: str, message: str
+) -> None:
+    questions = write_jsonl(cli_env / "q.jsonl", [{"question": "Who?", "answers": ["x"]}])
+    result = runner.invoke(app, ["eval", "--questions", str(questions), "--set", change])
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_ask_batch_prints_one_json_object_a_line(cli_env: Path) -> None:
