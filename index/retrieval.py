@@ -84,22 +84,16 @@ class Retriever:
         """
         r = self.ranking
         n = r.filtered_candidates if filters else r.candidates
-        dense = self.store.query(query_vector, n)
-        lexical = self.lexical.search(question, n)
-        fused: dict[str, float] = {}
-        for ranked in (dense, lexical):
-            for rank, (chunk_id, _) in enumerate(ranked):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (r.rrf_k + rank + 1)
-        dense_by_id = dict(dense)
-        lexical_by_id = dict(lexical)
+        dense = dict(self.store.query(query_vector, n))
+        lexical = dict(self.lexical.search(question, n))
+        fused = self._fused(list(dense), list(lexical))
         passages = self.catalog.passages(list(fused))
         if r.recency_half_life > 0:
             today = asked_on or date.today().isoformat()
             for chunk_id, found in passages.items():
                 fused[chunk_id] += self._recency(found.article.published, today)
         hits: list[Hit] = []
-        per_article: dict[str, int] = {}
-        kept_shingles: list[set[str]] = []
+        kept = _Variety(r)
         for chunk_id in sorted(fused, key=lambda c: -fused[c]):
             passage = passages.get(chunk_id)
             if passage is None:  # removed by a reindex still being switched in
@@ -108,22 +102,21 @@ class Retriever:
                 continue
             if asked_on and (passage.article.published or "") > asked_on:
                 continue
-            article_id = passage.article.id
-            if per_article.get(article_id, 0) >= r.max_per_article:
-                continue
-            shingles = _shingles(passage.chunk.text, r.shingle)
-            if any(_jaccard(shingles, other) >= r.duplicate_jaccard for other in kept_shingles):
-                continue
-            kept_shingles.append(shingles)
-            per_article[article_id] = per_article.get(article_id, 0) + 1
-            hits.append(
-                Hit(
-                    passage, fused[chunk_id], dense_by_id.get(chunk_id), lexical_by_id.get(chunk_id)
+            if kept.admits(passage):
+                hits.append(
+                    Hit(passage, fused[chunk_id], dense.get(chunk_id), lexical.get(chunk_id))
                 )
-            )
             if len(hits) >= max(k, r.rerank_pool):
                 break
         return rerank(question, hits, r)[:k]
+
+    def _fused(self, *rankings: list[str]) -> dict[str, float]:
+        """Reciprocal-rank fusion of chunk-id rankings (best first)."""
+        fused: dict[str, float] = {}
+        for ranked in rankings:
+            for rank, chunk_id in enumerate(ranked):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (self.ranking.rrf_k + rank + 1)
+        return fused
 
     def _recency(self, published: str | None, asked_on: str) -> float:
         """The fusion bonus of an article published on `published`, asked about on `asked_on`."""
@@ -132,6 +125,29 @@ class Retriever:
             return 0.0
         r = self.ranking
         return r.recency_weight / (r.rrf_k + 1) * 0.5 ** (age / r.recency_half_life)
+
+
+class _Variety:
+    """Which passages may join the answer: at most `max_per_article` from one article, and
+    none that repeats (near enough word for word) one already taken."""
+
+    def __init__(self, ranking: Ranking) -> None:
+        self.ranking = ranking
+        self.per_article: dict[str, int] = {}
+        self.shingles: list[set[str]] = []
+
+    def admits(self, passage: Passage) -> bool:
+        """Whether `passage` may join those taken so far; if so, it is taken."""
+        article_id = passage.article.id
+        if self.per_article.get(article_id, 0) >= self.ranking.max_per_article:
+            return False
+        shingles = _shingles(passage.chunk.text, self.ranking.shingle)
+        limit = self.ranking.duplicate_jaccard
+        if any(_jaccard(shingles, other) >= limit for other in self.shingles):
+            return False
+        self.shingles.append(shingles)
+        self.per_article[article_id] = self.per_article.get(article_id, 0) + 1
+        return True
 
 
 def rerank(question: str, hits: list[Hit], ranking: Ranking) -> list[Hit]:
