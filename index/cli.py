@@ -325,7 +325,7 @@ def eval_command(
 def _iso_date(value: str | None, flag: str) -> str | None:
     if value is None:
         return None
-    from index.articles import normalise_date
+    from index.corpus.metadata import normalise_date
 
     iso = normalise_date(value)
     if iso is None:
