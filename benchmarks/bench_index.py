@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import scan_corpus
 from index.chunks import Chunker
+from index.corpus.scan import scan_corpus
 from index.embeddings import Embedder, load_embedder
 from index.errors import NewsbotError
 from index.indexer import reindex

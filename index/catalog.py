@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import Article
 from index.chunks import Chunk
+from index.corpus.article import Article
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.articles import Article
+from index.corpus.article import Article
 
 # Paragraphs, then lines, then sentence ends, then clause marks, then words.
 SEPARATORS = [

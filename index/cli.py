@@ -331,7 +331,7 @@ def _weighted(settings: Settings, changes: list[str]) -> tuple[Ranking, Extracti
 def _iso_date(value: str | None, flag: str) -> str | None:
     if value is None:
         return None
-    from index.articles import normalise_date
+    from index.corpus.metadata import normalise_date
 
     iso = normalise_date(value)
     if iso is None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from index.answer import Answer
-from index.articles import normalise_date
+from index.corpus.metadata import normalise_date
 from index.errors import NewsbotError
 
 STRICT_KS = (1, 3, 5, 10)

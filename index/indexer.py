@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import Article, CorpusScan, scan_corpus
 from index.catalog import Catalog
 from index.chunks import TITLE_TOKENS, Chunk, Chunker
+from index.corpus.article import Article
+from index.corpus.scan import CorpusScan, scan_corpus
 from index.embeddings import Embedder, check_fits, vector_precision
 from index.errors import (
     ArticleError,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from index.answer import Answer, Answerer
-from index.articles import normalise_date
 from index.catalog import Catalog
+from index.corpus.metadata import normalise_date
 from index.embeddings import Embedder
 from index.errors import IndexMissingError, NewsbotError
 from index.extractive import Extraction, ExtractiveAnswerer

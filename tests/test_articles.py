@@ -10,31 +10,28 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from index.articles import (
-    MAX_ARTICLE_BYTES,
+from index.corpus.article import (
     MAX_TITLE_CHARS,
-    MB,
     PROMO_MAX_CHARS,
     PROMO_PATTERNS,
     Article,
-    CorpusScan,
-    FileLimits,
     clean_text,
-    date_from_url,
-    decode_text,
     is_promo_line,
     make_article,
-    normalise_date,
-    outlet_from_url,
-    scan_corpus,
-    split_front_matter,
 )
+from index.corpus.decoding import decode_text
+from index.corpus.files import MAX_ARTICLE_BYTES, MB, FileLimits
+from index.corpus.frontmatter import split_front_matter
+from index.corpus.metadata import date_from_url, normalise_date, outlet_from_url
+from index.corpus.readers import READERS, Read, Reader
+from index.corpus.scan import CorpusScan, scan_corpus
 from index.errors import ArticleError, CorpusError
 from tests.conftest import DATA, SEED, write_article
 
@@ -805,6 +802,52 @@ def test_a_collection_over_its_limit_is_refused(tmp_path: Path, name: str) -> No
     assert "file too large" in reason and "limit for a JSON/JSONL file" in reason
     if name.endswith(".gz"):
         assert "once gunzipped" in reason
+
+
+# --- the reader registry -------------------------------------------------------------------
+
+
+def test_an_unsupported_file_names_the_supported_suffixes(tmp_path: Path) -> None:
+    write_text(tmp_path, "report.pdf", "Not read.")
+    assert problem_at(scan_corpus(tmp_path), "report.pdf").reason == (
+        "unsupported file type (expected .md, .markdown, .txt, .html, .htm, "
+        ".json, .jsonl, .jsonl.gz, .json.gz)"
+    )
+
+
+def read_lines(path: Path, rel: str, data: bytes, limits: FileLimits) -> Iterator[Read]:
+    """A made-up format of one story a line."""
+    for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        yield f"{rel}:{n}", make_article(f"{rel}:{n}", {}, line, path=rel)
+
+
+@pytest.mark.parametrize("collection", [True, False])
+def test_a_new_format_is_one_more_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, collection: bool
+) -> None:
+    monkeypatch.setitem(READERS, ".feed", Reader(read_lines, "a feed", collection=collection))
+    stories = [f"Story {n} of the feed" for n in range(60)]
+    data = "".join(line + "\n" for line in stories)
+    assert SMALL.article_bytes < len(data) < SMALL.collection_bytes
+    write_text(tmp_path, "News.FEED", data)
+    scan = scan_corpus(tmp_path, limits=SMALL)
+    if collection:
+        assert [a.title for a in scan.articles] == stories
+        assert scan.articles[0].id == "News.FEED:1"
+    else:
+        assert scan.articles == []
+        assert "limit for a feed" in problem_at(scan, "News.FEED").reason
+
+
+def test_the_longest_suffix_picks_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(READERS, ".gz", Reader(read_lines))
+    write_bytes(tmp_path, "feed.jsonl.gz", gzip.compress(jsonl([record(1)]).encode()))
+    write_bytes(tmp_path, "notes.gz", gzip.compress(b"The library reopened.\n"))
+    scan = scan_corpus(tmp_path)
+    assert scan.problems == []
+    assert [a.id for a in scan.articles] == ["rec-1", "notes.gz:1"]
 
 
 # --- files that cannot be read -------------------------------------------------------------

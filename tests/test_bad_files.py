@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.articles import MAX_ARTICLE_BYTES
 from index.catalog import Catalog
 from index.cli import app
+from index.corpus.files import MAX_ARTICLE_BYTES
 from index.layout import IndexLayout
 from tests.conftest import write_article
 

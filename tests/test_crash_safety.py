@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import scan_corpus
+from index.corpus.scan import scan_corpus
 from index.layout import IndexLayout
 from index.settings import Settings
 from tests.conftest import live_catalog, parts

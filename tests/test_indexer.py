@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.articles import Article
 from index.catalog import Catalog
 from index.chunks import Chunker
+from index.corpus.article import Article
 from index.errors import CorpusError, CorpusProblemsError, IndexBusyError, IndexMismatchError
 from index.indexer import reindex
 from index.layout import IndexLayout

@@ -73,7 +73,7 @@ def test_real_chunks_never_exceed_the_model_window(tmp_path: Path) -> None:
     settings = Settings(embed_backend="torch")  # sentence-transformers' own tokenizer
     embedder = load_embedder(settings)
     chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-    from index.articles import make_article
+    from index.corpus.article import make_article
 
     body = " ".join(
         f"In 2024 the Ministry of Infrastructure's spokesperson, Dr. Oluwaseun Adebayo-Okonkwo, "

@@ -7,7 +7,6 @@ from index.ranking import Ranking
 from index.retrieval import Hit, rerank
 from tests.passages import make_hit as hit
 
-
 LEAD_WEIGHT = Ranking().lead_weight
 
 

@@ -1,0 +1,1 @@
+"""The corpus: reading a folder of news files (text, Markdown, HTML, JSON/JSONL) into `Article`s."""

@@ -1,0 +1,164 @@
+"""Scanning a corpus folder: walking it, reading each file, settling duplicate article ids."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.corpus.article import Article
+from index.corpus.files import FileLimits
+from index.corpus.frontmatter import SIDECAR_SUFFIX
+from index.corpus.readers import read_file
+from index.errors import ArticleError, CorpusError
+
+
+@dataclass
+class CorpusScan:
+    """What a corpus folder yielded: articles, and problems that did not stop the scan."""
+
+    articles: list[Article] = field(default_factory=list)
+    problems: list[ArticleError] = field(default_factory=list)
+    # Files that failed as a whole or in part: their previously indexed articles are kept.
+    failed_paths: set[str] = field(default_factory=set)
+    # Folders that could not be listed: the same for every file under them.
+    failed_dirs: set[str] = field(default_factory=set)
+
+    def failed(self, path: str) -> bool:
+        """Whether the corpus file `path` could not be read fully this time."""
+        return path in self.failed_paths or any(
+            path.startswith(folder + "/") for folder in self.failed_dirs
+        )
+
+
+def scan_corpus(
+    root: Path,
+    *,
+    indexed_paths: Mapping[str, str] | None = None,
+    limits: FileLimits | None = None,
+) -> CorpusScan:
+    """Read every article under `root` (any depth).
+
+    Args:
+        root: the corpus folder, or a single file of articles.
+        indexed_paths: article id → the file it was indexed from; when two files give the
+            same id, the one the index already holds keeps it.
+        limits: the largest article and JSON/JSONL file read (default: the MAX_* constants).
+
+    Returns:
+        The articles in a stable order, and the files, folders or records that could not be
+        read, each named by its path under `root` (and line, for JSONL).
+
+    Raises:
+        CorpusError: `root` is not a readable folder.
+    """
+    limits = limits or FileLimits()
+    scan = CorpusScan()
+    files: Iterator[Path]
+    if root.is_file():  # one file of articles (a .jsonl.gz, say) is a corpus too
+        files, base = iter([root]), root.parent
+    elif root.is_dir():
+        files, base = _corpus_files(root, scan), root
+    else:
+        raise CorpusError(f"corpus folder not found: {root}")
+    indexed = indexed_paths or {}
+    seen: dict[str, tuple[str, int]] = {}  # article id → where it was read, its position
+    for path in files:
+        rel = path.relative_to(base).as_posix()
+        try:
+            items = list(read_file(path, rel, limits))
+        except ArticleError as exc:
+            scan.problems.append(exc)
+            scan.failed_paths.add(rel)
+            continue
+        for where, item in items:
+            if isinstance(item, ArticleError):
+                # A bad record may be an indexed article whose line broke: never drop it for that.
+                scan.problems.append(item)
+                scan.failed_paths.add(rel)
+            elif item.id not in seen:
+                seen[item.id] = (where, len(scan.articles))
+                scan.articles.append(item)
+            else:
+                first, position = seen[item.id]
+                loser, loser_path, note = where, rel, f"first in {first}"
+                if indexed.get(item.id) == rel != scan.articles[position].path:
+                    # A new file repeating an indexed id must not take the article over.
+                    loser, loser_path = first, scan.articles[position].path
+                    note = f"the index has it from {where}"
+                    scan.articles[position] = item
+                    seen[item.id] = (where, position)
+                scan.problems.append(
+                    ArticleError(
+                        loser, f"duplicate article id {item.id!r} ({note})", path=loser_path
+                    )
+                )
+    return scan
+
+
+def _corpus_files(root: Path, scan: CorpusScan) -> Iterator[Path]:
+    """Files under `root`, in a stable order; folders that can't be read go to `scan`."""
+    yield from _folder_files(root, "", (_inode(root.stat()),), scan)
+
+
+def _inode(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _folder_files(
+    folder: Path, rel: str, ancestors: tuple[tuple[int, int], ...], scan: CorpusScan
+) -> Iterator[Path]:
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        if not rel:
+            raise CorpusError(
+                f"cannot read the corpus folder {folder}: {exc.strerror or exc}"
+            ) from exc
+        scan.problems.append(ArticleError(rel, f"cannot list folder: {exc.strerror or exc}"))
+        scan.failed_dirs.add(rel)
+        return
+    folders: list[tuple[os.DirEntry[str], str]] = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+        try:
+            is_dir = entry.is_dir()  # follows symlinks; a broken or looping one is read as a file
+        except OSError:
+            is_dir = False
+        if not _utf8_name(entry_rel):
+            # The path is the article id, and ids are UTF-8 in the catalog and in citations.
+            what = "folder" if is_dir else "file"
+            printable = os.fsencode(entry_rel).decode("utf-8", "replace")
+            scan.problems.append(ArticleError(printable, f"{what} name is not UTF-8: rename it"))
+        elif is_dir:
+            folders.append((entry, entry_rel))
+        elif not entry.name.endswith(SIDECAR_SUFFIX):
+            yield Path(entry.path)
+    for entry, entry_rel in folders:
+        try:
+            inode = _inode(entry.stat())
+        except OSError as exc:
+            scan.problems.append(ArticleError(entry_rel, f"cannot open folder: {exc.strerror}"))
+            scan.failed_dirs.add(entry_rel)
+            continue
+        if inode in ancestors:
+            target = os.readlink(entry.path) if entry.is_symlink() else entry_rel
+            scan.problems.append(
+                ArticleError(
+                    entry_rel, f"symlink loop: it points back to a folder above it ({target})"
+                )
+            )
+            continue
+        yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), scan)
+
+
+def _utf8_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
