@@ -14,9 +14,9 @@ from index.articles import normalise_date
 from index.catalog import Catalog
 from index.embeddings import Embedder
 from index.errors import IndexMissingError, NewsbotError
-from index.indexer import check_manifest, manifest_for
 from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
+from index.manifest import check_manifest, manifest_for
 from index.retrieval import Filters, Retriever
 from index.settings import Settings
 from index.store import VectorStore, collection_name, is_store_error
