@@ -15,9 +15,9 @@ from index.corpus.metadata import normalise_date
 from index.embeddings import Embedder
 from index.errors import IndexMissingError, NewsbotError
 from index.extractive import Extraction, ExtractiveAnswerer
-from index.indexer import check_manifest, manifest_for
 from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
+from index.manifest import check_manifest, manifest_for
 from index.ranking import Ranking
 from index.retrieval import Filters, Retriever
 from index.settings import Settings

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index import indexer
+from index import generation_build
 from index.cli import main
 from index.embeddings import register_embedder
 from tests.fakes import FakeEmbedder
@@ -38,5 +38,7 @@ if __name__ == "__main__":
     embedder = SlowEmbedder(float(os.environ.get("FAKE_EMBED_SECONDS", "0")))
     register_embedder("fake", lambda arg, settings: embedder)
     os.environ["EMBED_MODEL"] = embedder.name
-    indexer.GROUP_CHUNKS = int(os.environ.get("NEWSBOT_GROUP_CHUNKS", indexer.GROUP_CHUNKS))
+    generation_build.GROUP_CHUNKS = int(
+        os.environ.get("NEWSBOT_GROUP_CHUNKS", generation_build.GROUP_CHUNKS)
+    )
     main()

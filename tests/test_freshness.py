@@ -12,10 +12,11 @@ import pytest
 
 from index.answer import Answer
 from index.chunks import chunk_id
-from index.indexer import reindex, writer_lock
+from index.indexer import reindex
 from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import Settings
+from index.writer_lock import writer_lock
 from tests.conftest import live_catalog, write_article
 from tests.fakes import DiesAfter, FakeEmbedder, Killed
 

@@ -181,7 +181,7 @@ def test_a_reindex_that_dies_leaves_the_index_in_service_and_the_next_one_resume
         write_article(
             corpus, f"new/{i}.md", f"Report number {i} on the harbour works.", title=f"N{i}"
         )
-    monkeypatch.setattr("index.indexer.GROUP_CHUNKS", 1)  # one article per transaction
+    monkeypatch.setattr("index.generation_build.GROUP_CHUNKS", 1)  # one article per transaction
 
     with pytest.raises(Killed):
         reindex(settings, DiesAfter(calls=2))
@@ -275,7 +275,7 @@ def test_when_the_vectors_cannot_be_copied_they_are_all_written(
     def broken(source: Path, target: Path) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("index.indexer._copy_chroma", broken)
+    monkeypatch.setattr("index.vector_copy._copy_chroma", broken)
     reindex(settings, fake_embedder)
 
     store_matches_catalog(settings)
