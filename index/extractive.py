@@ -25,29 +25,29 @@ QUESTION_WORDS = frozenset(
 
 @dataclass(frozen=True)
 class Extraction:
-    """The weights the extractive answer step chooses and judges by.
+    """The weights the extractive answer step chooses a sentence and judges support by.
 
-    Attributes:
-        answer_passages: passages whose sentences may be the answer (the rest are further
-            reading).
-        voting_passages: passages that vote for the candidate answers (names, numbers) in
-            their sentences.
-        dense_weight: support (does anything answer?) is this share of the model's
-            similarity of the question to the closest answer passage...
-        lexical_weight: ...plus this share of the question's terms in the chosen sentence.
-        vote_weight: a sentence's ranking gains this times the support of the best-supported
-            candidate answer it holds (over its share of the question's terms).
-        rank_bonus: a sentence of the n-th passage gains rank_bonus / n.
-        min_support: below this support the answer is "not covered".
+    All came with the model-free answer step (commit 0f9592f, tuned on rtqa-dev; the
+    figures are in docs/tuning.md).
     """
 
     answer_passages: int = 3
+    """Sentences of the best this many passages may be the answer (other counts of answer or
+    voting passages scored 28-35 answers of 93, against 35)."""
     voting_passages: int = 5
-    dense_weight: float = 0.55
-    lexical_weight: float = 0.45
+    """Sentences of the best this many passages vote for the candidate answers they hold."""
     vote_weight: float = 0.4
+    """A sentence ranks by its share of the question's terms plus this times the support of
+    the best-voted candidate answer (name, number, date) it holds..."""
     rank_bonus: float = 0.04
+    """...plus this / n for a sentence of the n-th passage (0-0.15: 32-36 answers of 93)."""
+    dense_weight: float = 0.55
+    """Support (does anything answer?) is this times the model's similarity of the question
+    to the closest answer passage..."""
+    lexical_weight: float = 0.45
+    """...plus this times the share of the question's terms in the chosen sentence."""
     min_support: float = 0.35
+    """Below this support the answer is "not covered" (NEWSBOT_MIN_SUPPORT)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Extraction:

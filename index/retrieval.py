@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -46,20 +46,14 @@ class Hit:
     lexical: float | None
 
 
+@dataclass
 class Retriever:
     """Finds the passages most likely to answer a question."""
 
-    def __init__(
-        self,
-        store: VectorStore,
-        lexical: LexicalIndex,
-        catalog: Catalog,
-        ranking: Ranking | None = None,
-    ) -> None:
-        self.store = store
-        self.lexical = lexical
-        self.catalog = catalog
-        self.ranking = ranking or Ranking()
+    store: VectorStore
+    lexical: LexicalIndex
+    catalog: Catalog
+    ranking: Ranking = field(default_factory=Ranking)
 
     def search(
         self,
