@@ -139,46 +139,61 @@ def _jsonl_lines(
     data: bytes, rel: str, limits: FileLimits
 ) -> Iterator[tuple[int, str | ArticleError]]:
     """Each non-blank line's number and text; a line that is not text is its own problem."""
-    encoding = unicode_encoding(data)
-    if encoding not in (None, "utf-8-sig"):
-        # UTF-16/32: a newline byte can be half a character, so decode the whole file first.
-        lines = [line.encode("utf-8") for line in decode_text(data, rel).split("\n")]
-    else:
-        kind = binary_signature(data)
-        if kind:
-            raise ArticleError(rel, f"binary file ({kind}), not text")
-        lines = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+    lines = _split_lines(data, rel)
     read: dict[int, str | ArticleError] = {}
     legacy: list[int] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = f"{rel}:{n}"
-        if len(line) > limits.article_bytes:
-            reason = too_large("line", len(line), limits.article_bytes, ONE_ARTICLE)
-            read[n] = ArticleError(where, reason, path=rel)
-        elif b"\x00" in line:
-            read[n] = ArticleError(where, "binary data (NUL bytes), not a JSON line", path=rel)
+        text = _line_text(line, f"{rel}:{n}", rel, limits)
+        if text is None:  # not UTF-8: decoded below with the others like it
+            legacy.append(n)
         else:
-            try:
-                read[n] = line.decode("utf-8")
-            except UnicodeDecodeError:
-                legacy.append(n)
+            read[n] = text
     if legacy:
-        # Lines that are not UTF-8 share one legacy encoding, detected from all of them.
-        detected = detect_encoding(b"\n".join(lines[n - 1] for n in legacy))
-        for n in legacy:
-            try:
-                if detected is None:
-                    raise UnicodeError
-                read[n] = lines[n - 1].decode(detected)
-            except UnicodeError:
-                read[n] = ArticleError(
-                    f"{rel}:{n}", "not text: no encoding fits the line", path=rel
-                )
+        read.update(_legacy_lines({n: lines[n - 1] for n in legacy}, rel))
     if read and all(isinstance(item, ArticleError) for item in read.values()) and b"\x00" in data:
         raise ArticleError(rel, "binary file (NUL bytes), not text")
     yield from sorted(read.items())
+
+
+def _split_lines(data: bytes, rel: str) -> list[bytes]:
+    """The file's lines as bytes, each UTF-8 or in one legacy encoding."""
+    encoding = unicode_encoding(data)
+    if encoding not in (None, "utf-8-sig"):
+        # UTF-16/32: a newline byte can be half a character, so decode the whole file first.
+        return [line.encode("utf-8") for line in decode_text(data, rel).split("\n")]
+    kind = binary_signature(data)
+    if kind:
+        raise ArticleError(rel, f"binary file ({kind}), not text")
+    return data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+
+
+def _line_text(line: bytes, where: str, rel: str, limits: FileLimits) -> str | ArticleError | None:
+    """A line's text, why it is not one, or None if it is not UTF-8."""
+    if len(line) > limits.article_bytes:
+        reason = too_large("line", len(line), limits.article_bytes, ONE_ARTICLE)
+        return ArticleError(where, reason, path=rel)
+    if b"\x00" in line:
+        return ArticleError(where, "binary data (NUL bytes), not a JSON line", path=rel)
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _legacy_lines(lines: dict[int, bytes], rel: str) -> dict[int, str | ArticleError]:
+    """Lines that are not UTF-8, decoded in the one legacy encoding detected from them all."""
+    detected = detect_encoding(b"\n".join(lines.values()))
+    read: dict[int, str | ArticleError] = {}
+    for n, line in lines.items():
+        try:
+            if detected is None:
+                raise UnicodeError
+            read[n] = line.decode(detected)
+        except UnicodeError:
+            read[n] = ArticleError(f"{rel}:{n}", "not text: no encoding fits the line", path=rel)
+    return read
 
 
 def _json_line(line: str | ArticleError, where: str, rel: str) -> Any:

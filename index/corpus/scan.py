@@ -125,10 +125,7 @@ def _folder_files(
         if entry.name.startswith("."):
             continue
         entry_rel = f"{rel}/{entry.name}" if rel else entry.name
-        try:
-            is_dir = entry.is_dir()  # follows symlinks; a broken or looping one is read as a file
-        except OSError:
-            is_dir = False
+        is_dir = _is_dir(entry)
         if not _utf8_name(entry_rel):
             # The path is the article id, and ids are UTF-8 in the catalog and in citations.
             what = "folder" if is_dir else "file"
@@ -139,21 +136,36 @@ def _folder_files(
         elif not entry.name.endswith(SIDECAR_SUFFIX):
             yield Path(entry.path)
     for entry, entry_rel in folders:
-        try:
-            inode = _inode(entry.stat())
-        except OSError as exc:
-            scan.problems.append(ArticleError(entry_rel, f"cannot open folder: {exc.strerror}"))
-            scan.failed_dirs.add(entry_rel)
-            continue
-        if inode in ancestors:
-            target = os.readlink(entry.path) if entry.is_symlink() else entry_rel
-            scan.problems.append(
-                ArticleError(
-                    entry_rel, f"symlink loop: it points back to a folder above it ({target})"
-                )
-            )
-            continue
-        yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), scan)
+        inode = _subfolder_inode(entry, entry_rel, ancestors, scan)
+        if inode is not None:
+            yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), scan)
+
+
+def _subfolder_inode(
+    entry: os.DirEntry[str], rel: str, ancestors: tuple[tuple[int, int], ...], scan: CorpusScan
+) -> tuple[int, int] | None:
+    """The folder's inode, or None if it can't be opened or is one of its own ancestors."""
+    try:
+        inode = _inode(entry.stat())
+    except OSError as exc:
+        scan.problems.append(ArticleError(rel, f"cannot open folder: {exc.strerror}"))
+        scan.failed_dirs.add(rel)
+        return None
+    if inode in ancestors:
+        target = os.readlink(entry.path) if entry.is_symlink() else rel
+        scan.problems.append(
+            ArticleError(rel, f"symlink loop: it points back to a folder above it ({target})")
+        )
+        return None
+    return inode
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether `entry` is a folder, following symlinks; a broken or looping one is a file."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _utf8_name(rel: str) -> bool:
