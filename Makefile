@@ -2,24 +2,50 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 QUESTION ?= How much aid has the US sent?
+# Optional: a package index to take torch from before installing newsbot, e.g. the CPU-only
+# builds at https://download.pytorch.org/whl/cpu. Empty (the default): pip resolves torch like
+# every other dependency, from its configured index and wheel folders.
+TORCH_INDEX ?=
+# The torch version pyproject.toml pins, so that the two never disagree.
+TORCH_VERSION := $(shell sed -n 's/^ *"torch==\([^"]*\)".*/\1/p' pyproject.toml)
+PIP := $(PY) -m pip install --disable-pip-version-check
 
-.PHONY: demo install test lint fmt bench clean
+.PHONY: demo install test unit lint fmt bench env-example clean
 
 # Installs newsbot, indexes the bundled corpus and answers the example question.
 demo: install
+	@echo "==> Indexing corpus/ into .newsbot/ (the first run loads the model: up to a minute)"
 	$(VENV)/bin/newsbot index
+	@echo "==> Asking: $(QUESTION)"
 	$(VENV)/bin/newsbot ask "$(QUESTION)"
+	@echo
+	@echo "newsbot is installed in $(VENV)/bin. Ask your own question with"
+	@echo "    $(VENV)/bin/newsbot ask \"Who is sending long-range missiles?\""
+	@echo "or put it on your PATH for this shell with"
+	@echo "    source $(VENV)/bin/activate"
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "==> Creating $(VENV) and installing newsbot with its development tools."
+	@echo "    This takes a few minutes the first time (torch, onnxruntime, chromadb, ...)."
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+ifneq ($(TORCH_INDEX),)
+	@echo "==> Installing torch==$(TORCH_VERSION) from $(TORCH_INDEX)"
+	$(PIP) "torch==$(TORCH_VERSION)" --index-url "$(TORCH_INDEX)"
+endif
+	@echo "==> Installing newsbot and its dependencies"
+	$(PIP) -e '.[dev]'
 	touch $@
+	@echo "==> Installed: $(VENV)/bin/newsbot"
 
 # Installs newsbot and runs the linters and the whole test suite (integration tests included).
 test: install lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# The fast tests only: no real model, no Chroma server, no lint.
+unit: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not integration"
 
 lint: install
 	$(VENV)/bin/ruff check index bot tests benchmarks
@@ -35,6 +61,10 @@ bench: install
 	$(PY) benchmarks/bench_ask.py
 	$(PY) benchmarks/bench_bot.py
 	$(PY) benchmarks/bench_load.py
+
+# Writes .env.example from the settings' descriptions in index/settings.py.
+env-example: install
+	$(PY) -m index.settings > .env.example
 
 clean:
 	rm -rf $(VENV) .newsbot

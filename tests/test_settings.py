@@ -1,10 +1,10 @@
-"""Settings: `.env.example` documents every variable, with the real defaults."""
+"""Settings: `.env.example` is generated from the settings and shows the real defaults."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from index.settings import Settings, env_names
+from index.settings import Settings, env_example, env_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,8 +15,18 @@ def example_values() -> dict[str, str]:
     return {k: v for k, v in pairs}
 
 
+def test_env_example_is_the_generated_text() -> None:
+    committed = (ROOT / ".env.example").read_text()
+
+    assert committed == env_example(), "run `make env-example` and commit .env.example"
+
+
 def test_env_example_documents_every_setting_and_nothing_else() -> None:
     assert set(example_values()) == set(env_names())
+
+
+def test_every_setting_is_described() -> None:
+    assert all(description.strip() for description in env_names().values())
 
 
 def test_env_example_values_are_the_defaults(monkeypatch, tmp_path: Path) -> None:
