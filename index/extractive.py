@@ -27,8 +27,9 @@ QUESTION_WORDS = frozenset(
 class Extraction:
     """The weights the extractive answer step chooses a sentence and judges support by.
 
-    All came with the model-free answer step (commit 0f9592f, tuned on rtqa-dev; the
-    figures are in docs/tuning.md).
+    Where each default came from, and what other values scored, is in docs/tuning.md:
+    `voting_passages` and `vote_weight` came with the model-free answer step (0f9592f), the
+    others are the first version's, their origin not recorded.
     """
 
     answer_passages: int = 3
