@@ -264,7 +264,7 @@ class FakeDiscord:
     def _message_json(
         self, channel_id: str, content: str, *, author: dict[str, Any], **extra: Any
     ) -> dict[str, Any]:
-        message = {
+        message: dict[str, Any] = {
             "id": snowflake(),
             "channel_id": channel_id,
             "author": author,

@@ -74,11 +74,14 @@ def test_ask_flags_override_settings(env: Path, corpus: Path) -> None:
         published="2010-05-01",
     )
     runner.invoke(app, ["index"])
+    unfiltered = json.loads(runner.invoke(app, ["ask", "Who won the marathon?", "--json"]).stdout)
+    assert "old.md" in {c["article_id"] for c in unfiltered["citations"]}
 
     result = runner.invoke(app, ["ask", "Who won the marathon?", "--json", "--since", "2024-01-01"])
 
     data = json.loads(result.stdout)
-    assert "old.md" not in {c["article_id"] for c in data["citations"]}
+    assert data["found"] and data["citations"]
+    assert all((c["published"] or "") >= "2024-01-01" for c in data["citations"])
 
 
 def test_status_json(env: Path) -> None:
@@ -185,15 +188,22 @@ def test_bot_without_a_usable_token_is_one_line(
     assert "hunter2" not in result.stderr
 
 
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "message", "identified"),
     [
-        ({"token": TOKEN.replace("abc", "xyz")}, "Discord rejected DISCORD_TOKEN"),
-        ({"refuse_message_content": True}, "Message Content intent"),
+        ({"token": TOKEN.replace("abc", "xyz")}, "Discord rejected DISCORD_TOKEN", False),
+        ({"refuse_message_content": True}, "Message Content intent", True),
     ],
 )
 def test_bot_refused_by_discord_is_one_line(
-    env: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], message: str
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    message: str,
+    identified: bool,
 ) -> None:
     assert runner.invoke(app, ["index"]).exit_code == 0
     monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
@@ -201,7 +211,15 @@ def test_bot_refused_by_discord_is_one_line(
     with serving_in_thread(**options) as fake:
         result = runner.invoke(app, ["bot"])
 
-    assert fake.requests[0].path == "/users/@me" or fake.requests == []
+    # Discord refused it: the bot logged in first, and (refused an intent) asked for it on
+    # the gateway; a bad token never gets that far.
+    assert fake.requests, "the bot never asked Discord"
+    assert fake.requests[0].path == "/users/@me"
+    if identified:
+        assert fake.identified is not None
+        assert fake.identified["intents"] & MESSAGE_CONTENT_INTENT
+    else:
+        assert fake.identified is None
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr

@@ -88,6 +88,7 @@ def test_onnx_vectors_match_torch(backend: str) -> None:
 @pytest.mark.integration
 def test_onnx_export_is_offline_cached_and_tokenizes_as_sentence_transformers() -> None:
     torch_embedder = load_embedder(real("torch"))
+    assert isinstance(torch_embedder, SentenceTransformerEmbedder)
     embedder = load_embedder(real("onnx-int8"))
     assert isinstance(embedder, OnnxEmbedder)
     long_text = " ".join(SENTENCES * 40)  # well past the 256-piece window

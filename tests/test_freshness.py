@@ -163,6 +163,7 @@ def test_reader_sees_vectors_written_by_another_process(
     assert chunk_id("volcano.md", 0) in dense_ids
 
 
+@pytest.mark.integration  # hundreds of articles, reindexed in another process for seconds
 def test_a_reader_keeps_answering_while_another_process_reindexes(
     settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -404,7 +405,13 @@ def indexed(settings: Settings) -> dict[str, tuple[str, str]]:
         catalog.close()
 
 
-def snapshot(settings: Settings) -> tuple[object, ...]:
+# Articles, chunk ids in each part, generation number, (last indexed, manifest).
+Snapshot = tuple[
+    dict[str, tuple[str, str]], tuple[set[str], set[str], set[str]], int, tuple[Any, Any]
+]
+
+
+def snapshot(settings: Settings) -> Snapshot:
     """Everything a reindex may change: articles, chunks in each part, generation, meta."""
     layout = IndexLayout(settings.index_dir)
     catalog = live_catalog(settings)

@@ -68,6 +68,7 @@ def test_a_huge_answer_fits_every_limit_and_keeps_links_whole() -> None:
     # With room to spare (5 sources) every source keeps its link.
     roomy = answer_embed(answer, shown=5)
     assert_within_limits(roomy)
+    assert len(roomy.fields) == 5
     assert all(f"]({LONG_URL})" in (f.value or "") for f in roomy.fields)
 
 
