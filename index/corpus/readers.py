@@ -84,9 +84,8 @@ def _read_html(path: Path, rel: str, data: bytes, limits: FileLimits) -> Iterato
     import trafilatura
 
     html = decode_text(data, rel)
-    doc = trafilatura.bare_extraction(
-        html, with_metadata=True, include_comments=False, as_dict=True
-    )
+    found = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
+    doc = found.as_dict() if found is not None and not isinstance(found, dict) else found
     text = doc.get("text") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or not text:
         raise ArticleError(rel, "no article text found in the HTML")
