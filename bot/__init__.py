@@ -1,1 +1,1 @@
-"""The Discord adapter over `index` (see issue: the Discord bot)."""
+"""The Discord adapter over `index`: it imports the core, adds `newsbot bot` (`bot.cli`)."""

@@ -1,1 +1,1 @@
-"""newsbot's core: articles in, cited answers out. Never imports discord."""
+"""newsbot's core: articles in, cited answers out. Never imports `bot` or discord."""
