@@ -126,3 +126,19 @@ def test_newsbot_works_without_the_discord_adapter_and_lists_bot_only_with_it() 
     with_adapter = newsbot_help(adapters=True)
     assert with_adapter.returncode == 0, with_adapter.stderr
     assert " bot " in with_adapter.stdout
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject.toml lists the packages by name: a new subpackage must be listed too, or a
+    non-editable install leaves it out."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("index", "bot")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found == listed
