@@ -23,6 +23,7 @@ from index.answer import Answer
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
 from index.errors import ArticleError, CorpusProblemsError
+from index.evaluation import CITED_FOR_EVAL, EvalReport, evaluate, read_questions
 from index.extractive import Extraction, ExtractiveAnswerer
 from index.indexer import IndexReport, reindex
 from index.plugins import register_commands
@@ -242,6 +243,14 @@ def eval_command(
             f"current is reused. Default index folder then: {EVAL_INDEX_DIR}.",
         ),
     ] = None,
+    uncovered: Annotated[
+        Path | None,
+        typer.Option(
+            "--uncovered",
+            help="Also ask these questions, which no indexed article answers (same format): "
+            "'not covered' is right for them. benchmarks/eval_uncovered.py makes such a set.",
+        ),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write every figure and answer here.")
     ] = None,
@@ -259,8 +268,8 @@ def eval_command(
     ] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
-    """Score answers on questions with known answers: hit@k, accuracy, latency."""
-    from index.evaluation import CITED_FOR_EVAL, evaluate, read_questions
+    """Score answers on questions with known answers: hit@k, accuracy, not covered, wrong
+    answers, sources holding the answer, latency."""
 
     if articles is not None and index_dir is None:
         index_dir = Path(EVAL_INDEX_DIR)
@@ -268,6 +277,7 @@ def eval_command(
     ranking, extraction = _weighted(settings, weights or [])
     with user_errors():
         wanted = read_questions(questions)[:limit]
+        unanswerable = read_questions(uncovered)[:limit] if uncovered is not None else []
         if articles is not None:
             with _progress_bar() as progress:
                 report = reindex(settings, load_embedder(settings), progress=progress)
@@ -285,10 +295,23 @@ def eval_command(
             ranking=ranking,
         )
         bot.embedder.warm_up()
-        result = evaluate(wanted, lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date))
+        result = evaluate(
+            wanted,
+            lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date),
+            uncovered=unanswerable,
+            shown=settings.top_k,
+        )
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) + "\n")
-    table = Table(title=f"{result.count} questions from {questions.name}")
+    title = f"{result.count} questions from {questions.name}"
+    if uncovered is not None:
+        title += f", {len(result.uncovered)} uncovered from {uncovered.name}"
+    _print_eval(result, title)
+
+
+def _print_eval(result: EvalReport, title: str) -> None:
+    """The figures, then the worst misses."""
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in result.figures().items():

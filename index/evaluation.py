@@ -6,6 +6,15 @@ The metrics are those of `../shared/eval/README.md`, computed exactly so:
 - loose hit@k: one of the first k cited passages contains an answer string;
 - answer accuracy: the answer text shown to the user contains an answer string;
 - latency of the whole answer, p50 and p95, warm.
+
+And what a user trusts an answer by:
+- not covered: the share of questions answered "not covered" — on questions the articles
+  answer (covered: it should be near 0) and on questions they don't (uncovered, asked of
+  an index without the articles that answer them: it should be near 1);
+- wrong answers: over covered and uncovered questions together, the share answered (not
+  "not covered") with an answer text holding no answer string;
+- sources holding the answer: of the sources a user is shown (the first `shown`
+  citations, NEWSBOT_TOP_K), the share whose passage contains an answer string.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from index.errors import NewsbotError
 STRICT_KS = (1, 3, 5, 10)
 LOOSE_KS = (5,)
 CITED_FOR_EVAL = max(STRICT_KS)  # passages asked for, so hit@10 can be computed
+SHOWN_SOURCES = 5  # sources a user is shown by default (NEWSBOT_TOP_K)
 WORST_MISSES = 10
 
 
@@ -49,6 +59,13 @@ class Scored:
     strict_rank: int | None  # 1-based rank of the first strict hit among the citations
     loose_rank: int | None
     answer_correct: bool
+    shown_sources: int = 0  # citations a user is shown (at most NEWSBOT_TOP_K)
+    sources_holding: int = 0  # of those, the ones whose passage holds an answer string
+
+    @property
+    def wrong(self) -> bool:
+        """Answered, with an answer text that holds no answer string."""
+        return self.answer.found and not self.answer_correct
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +76,8 @@ class Scored:
             "strict_rank": self.strict_rank,
             "loose_rank": self.loose_rank,
             "answer_correct": self.answer_correct,
+            "shown_sources": self.shown_sources,
+            "sources_holding": self.sources_holding,
             "found": self.answer.found,
             "answer": self.answer.answer,
             "cited": [c.article_id for c in self.answer.citations],
@@ -68,9 +87,10 @@ class Scored:
 
 @dataclass
 class EvalReport:
-    """The figures over a question set."""
+    """The figures over a question set, and over questions the index cannot answer."""
 
     scored: list[Scored] = field(default_factory=list)
+    uncovered: list[Scored] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -90,8 +110,28 @@ class EvalReport:
     def not_covered(self) -> float:
         return self._share(lambda s: not s.answer.found)
 
+    @property
+    def sources_holding_answer(self) -> float:
+        """Of the sources shown under the covered questions' answers, the share holding an
+        answer string."""
+        shown = sum(s.shown_sources for s in self.scored)
+        return sum(s.sources_holding for s in self.scored) / shown if shown else 0.0
+
+    @property
+    def wrong_answers(self) -> float:
+        """Covered and uncovered questions answered without an answer string."""
+        every = [*self.scored, *self.uncovered]
+        return sum(1 for s in every if s.wrong) / len(every) if every else 0.0
+
+    @property
+    def uncovered_not_covered(self) -> float:
+        """The share of uncovered questions answered "not covered"."""
+        if not self.uncovered:
+            return 0.0
+        return sum(1 for s in self.uncovered if not s.answer.found) / len(self.uncovered)
+
     def latency(self, q: float) -> float:
-        values = [s.answer.latency_ms for s in self.scored]
+        values = [s.answer.latency_ms for s in [*self.scored, *self.uncovered]]
         return float(np.percentile(values, q)) if values else float("nan")
 
     def worst_misses(self, n: int = WORST_MISSES) -> list[Scored]:
@@ -108,6 +148,10 @@ class EvalReport:
         out.update({f"loose_hit@{k}": self.loose_hit(k) for k in LOOSE_KS})
         out["answer_accuracy"] = self.answer_accuracy
         out["not_covered"] = self.not_covered
+        out["sources_holding_answer"] = self.sources_holding_answer
+        if self.uncovered:
+            out["uncovered_not_covered"] = self.uncovered_not_covered
+        out["wrong_answers"] = self.wrong_answers
         out["latency_p50_ms"] = self.latency(50)
         out["latency_p95_ms"] = self.latency(95)
         return out
@@ -115,9 +159,11 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "questions": self.count,
+            "uncovered_questions": len(self.uncovered),
             "figures": self.figures(),
             "worst_misses": [s.to_dict() for s in self.worst_misses()],
             "results": [s.to_dict() for s in self.scored],
+            "uncovered_results": [s.to_dict() for s in self.uncovered],
         }
 
     def _share(self, test: Callable[[Scored], bool]) -> float:
@@ -132,19 +178,22 @@ def answer_pattern(answers: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.I)
 
 
-def score(question: EvalQuestion, answer: Answer) -> Scored:
-    """Score `answer` against what answers `question`."""
+def score(question: EvalQuestion, answer: Answer, *, shown: int = SHOWN_SOURCES) -> Scored:
+    """Score `answer` against what answers `question`; a user is shown `shown` sources."""
     pattern = answer_pattern(question.answers)
     strict = loose = None
     correct = False
+    holding = 0
     if pattern is not None:
         for rank, citation in enumerate(answer.citations, start=1):
             if pattern.search(citation.passage):
                 loose = loose or rank
+                holding += rank <= shown
                 if strict is None and citation.article_id in question.gold_article_ids:
                     strict = rank
         correct = answer.found and pattern.search(answer.answer) is not None
-    return Scored(question, answer, strict, loose, correct)
+    listed = min(shown, len(answer.citations))
+    return Scored(question, answer, strict, loose, correct, listed, holding)
 
 
 def read_questions(path: Path) -> list[EvalQuestion]:
@@ -192,12 +241,20 @@ def read_questions(path: Path) -> list[EvalQuestion]:
 def evaluate(
     questions: Sequence[EvalQuestion],
     ask: Callable[[EvalQuestion], Answer],
-    progress: Callable[[int, int], None] | None = None,
+    *,
+    uncovered: Sequence[EvalQuestion] = (),
+    shown: int = SHOWN_SOURCES,
 ) -> EvalReport:
-    """Ask every question (through `ask`) and score the answers."""
-    report = EvalReport()
-    for done, question in enumerate(questions, start=1):
-        report.scored.append(score(question, ask(question)))
-        if progress:
-            progress(done, len(questions))
-    return report
+    """Ask every question (through `ask`) and score the answers.
+
+    Args:
+        questions: questions the indexed articles answer.
+        ask: answers one question.
+        uncovered: questions no indexed article answers (their answer articles were left
+            out of the index): answering "not covered" is right for them.
+        shown: the sources a user is shown (NEWSBOT_TOP_K).
+    """
+    return EvalReport(
+        [score(q, ask(q), shown=shown) for q in questions],
+        [score(q, ask(q), shown=shown) for q in uncovered],
+    )

@@ -80,12 +80,48 @@ def test_hand_checked_metrics_over_four_questions() -> None:
     assert figures["loose_hit@5"] == 0.75  # questions 1, 2, 4
     assert figures["answer_accuracy"] == 0.25  # question 1
     assert figures["not_covered"] == 0.25  # question 3
+    # Shown sources: 2 + 1 + 0 + 1; those holding an answer string: aid (1), copy (2), run (4).
+    assert [(s.shown_sources, s.sources_holding) for s in scored] == [
+        (2, 1),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+    ]
+    assert figures["sources_holding_answer"] == 0.75
+    assert figures["wrong_answers"] == 0.5  # questions 2 and 4: answered, without the answer
+    assert "uncovered_not_covered" not in figures
     # Misses first (2 and 3), then the late hit (1); the rank-1 hit is no miss.
     assert [s.question.answers for s in report.worst_misses()] == [
         ("$56.2 billion",),
         ("Lakers",),
         ("$56.2 billion",),
     ]
+
+
+def test_uncovered_questions_count_not_covered_as_right_and_any_answer_as_wrong() -> None:
+    covered = score(
+        question(("$56.2 billion",), {"aid"}),
+        Answer("?", True, "It sent $56.2 billion. [1]", [cite(1, "aid", "It sent $56.2 billion.")]),
+    )
+    guessed = score(
+        question(("Lakers",), {"nba"}),
+        Answer("?", True, "The Bulls won. [1]", [cite(1, "b", "The Bulls won.")]),
+    )
+    admitted = score(question(("Celtics",), {"nba"}), Answer("?", False, "not covered"))
+    report = EvalReport([covered], [guessed, admitted])
+    figures = report.figures()
+    assert figures["uncovered_not_covered"] == 0.5  # admitted
+    assert figures["not_covered"] == 0.0  # the covered question was answered
+    assert figures["wrong_answers"] == pytest.approx(1 / 3)  # guessed, of three questions
+    assert figures["answer_accuracy"] == 1.0  # over the covered questions only
+    assert report.to_dict()["uncovered_questions"] == 2
+
+
+def test_only_the_sources_a_user_is_shown_count() -> None:
+    passages = [cite(n, f"a{n}", "Nothing here.") for n in range(1, 6)]
+    passages.append(cite(6, "a6", "It sent $56.2 billion."))
+    scored = score(question(("$56.2 billion",), {"a6"}), Answer("?", True, "x", passages), shown=5)
+    assert (scored.shown_sources, scored.sources_holding, scored.loose_rank) == (5, 0, 6)
 
 
 def test_read_questions_rejects_bad_lines_with_their_place(tmp_path: Path) -> None:
@@ -169,6 +205,37 @@ def test_eval_indexes_the_articles_asks_and_scores(cli_env: Path, corpus: Path) 
     assert strict.exit_code == 0, strict.output
     assert "weights changed for this run: min_support=1, lead_weight=0" in strict.stdout
     assert json.loads(out.read_text())["figures"]["not_covered"] == 1.0
+
+
+def test_eval_asks_uncovered_questions_too(cli_env: Path) -> None:
+    """Questions no indexed article answers: the ones answered anyway are wrong answers."""
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    questions = write_jsonl(
+        cli_env / "questions.jsonl",
+        [{"question": "Who won the Chicago Marathon?", "answers": ["Ruth Chepngetich"],
+          "gold_article_ids": ["sport/marathon.md"]}],
+    )  # fmt: skip
+    uncovered = write_jsonl(
+        cli_env / "uncovered.jsonl",
+        [{"question": "Which team won the basketball championship final?", "answers": ["Lakers"]},
+         {"question": "Who won the Boston Marathon?", "answers": ["Hellen Obiri"]}],
+    )  # fmt: skip
+    out = cli_env / "eval.json"
+
+    result = runner.invoke(
+        app,
+        ["eval", "--questions", str(questions), "--uncovered", str(uncovered), "--json", str(out)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "2 uncovered from uncovered.jsonl" in result.stdout
+    data = json.loads(out.read_text())
+    found = [r["found"] for r in data["uncovered_results"]]
+    assert len(found) == 2
+    figures = data["figures"]
+    assert figures["uncovered_not_covered"] == found.count(False) / 2
+    assert figures["wrong_answers"] == pytest.approx(found.count(True) / 3)
+    assert figures["answer_accuracy"] == 1.0
 
 
 @pytest.mark.parametrize(
