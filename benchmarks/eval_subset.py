@@ -16,10 +16,27 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SET = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "rtqa-2024"
+
+
+def copy_articles(source_set: Path, out: Path, keep: Callable[[dict[str, Any]], bool]) -> set[str]:
+    """Copy the articles of `source_set` that `keep` accepts into `out`; their ids."""
+    kept: set[str] = set()
+    with (
+        gzip.open(source_set / "articles.jsonl.gz", "rt", encoding="utf-8") as source,
+        gzip.open(out / "articles.jsonl.gz", "wt", encoding="utf-8") as target,
+    ):
+        for line in source:
+            article = json.loads(line)
+            if keep(article):
+                kept.add(article["id"])
+                target.write(line)
+    return kept
 
 
 def main() -> None:
@@ -32,16 +49,7 @@ def main() -> None:
 
     first, last = args.start.strftime("%Y%m%d"), args.end.strftime("%Y%m%d")
     args.out.mkdir(parents=True, exist_ok=True)
-    kept: set[str] = set()
-    with (
-        gzip.open(args.set / "articles.jsonl.gz", "rt", encoding="utf-8") as source,
-        gzip.open(args.out / "articles.jsonl.gz", "wt", encoding="utf-8") as target,
-    ):
-        for line in source:
-            article = json.loads(line)
-            if first <= article["retrieved_week"] <= last:
-                kept.add(article["id"])
-                target.write(line)
+    kept = copy_articles(args.set, args.out, lambda a: first <= a["retrieved_week"] <= last)
     asked_from = args.start - timedelta(days=7)
     questions = 0
     with (

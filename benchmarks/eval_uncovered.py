@@ -20,10 +20,11 @@ written by eval_subset.py). An index of the whole set can be reused: `newsbot in
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 from pathlib import Path
+
+from eval_subset import copy_articles  # benchmarks/, beside this script
 
 
 def main() -> None:
@@ -53,16 +54,7 @@ def main() -> None:
     removed = {aid for i in chosen for aid in questions[i]["answer_article_ids"]}
 
     args.out.mkdir(parents=True, exist_ok=True)
-    kept: set[str] = set()
-    with (
-        gzip.open(args.set / "articles.jsonl.gz", "rt", encoding="utf-8") as source,
-        gzip.open(args.out / "articles.jsonl.gz", "wt", encoding="utf-8") as target,
-    ):
-        for line in source:
-            article_id = json.loads(line)["id"]
-            if article_id not in removed:
-                kept.add(article_id)
-                target.write(line)
+    kept = copy_articles(args.set, args.out, lambda a: a["id"] not in removed)
     covered = [
         q
         for i, q in enumerate(questions)
