@@ -1,7 +1,7 @@
 # The commands the README shows; CI runs `make test` (.ci/run).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-QUESTION ?= How much aid has the US sent?
+QUESTION ?= What has Biden allowed Ukraine to do?
 # Optional: a package index to take torch from before installing newsbot, e.g. the CPU-only
 # builds at https://download.pytorch.org/whl/cpu. Empty (the default): pip resolves torch like
 # every other dependency, from its configured index and wheel folders.

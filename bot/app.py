@@ -14,6 +14,7 @@ import secrets
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from discord.ext import commands
 from bot.ask import AskCog
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
+from index.answer import Answer
 from index.embeddings import Embedder, load_embedder
 from index.errors import (
     ConfigError,
@@ -73,6 +75,22 @@ def intents_for(settings: Settings) -> discord.Intents:
     intents.dm_messages = True  # questions in DMs
     intents.message_content = settings.discord_message_content
     return intents
+
+
+def with_more_sources(answer: Answer, shown: int) -> tuple[Answer, int]:
+    """`answer` citing, after the (at most `shown`) sources it shows, the other passages
+    retrieved for the question (role "retrieved"), for the More sources button; and how
+    many it shows."""
+    cited = answer.citations[:shown]
+    if not cited:
+        return answer, 0
+    taken = {(c.article_id, c.passage) for c in cited}
+    more = [c for c in answer.ranked if (c.article_id, c.passage) not in taken][:MORE_SOURCES]
+    extra = [
+        replace(c, n=n, role="retrieved", highlight=None)
+        for n, c in enumerate(more, start=len(cited) + 1)
+    ]
+    return replace(answer, citations=[*cited, *extra]), len(cited)
 
 
 class NewsbotBot(commands.Bot):
@@ -138,9 +156,11 @@ class NewsbotBot(commands.Bot):
         shown = self.settings.top_k
 
         def work() -> StoredAnswer:
-            answer = self.newsbot.ask(question, k=shown + MORE_SOURCES)
+            answer, listed = with_more_sources(
+                self.newsbot.ask(question, k=shown + MORE_SOURCES), shown
+            )
             return self.feedback.record_answer(
-                answer, user_id=user_id, channel_id=getattr(channel, "id", None), shown=shown
+                answer, user_id=user_id, channel_id=getattr(channel, "id", None), shown=listed
             )
 
         return await asyncio.get_running_loop().run_in_executor(self._answering, work)

@@ -92,17 +92,33 @@ def shorten_left(text: str, limit: int) -> str:
 
 
 def answer_embed(answer: Answer, *, shown: int, footer: str | None = None) -> discord.Embed:
-    """The reply to a question: the answer with its [n] markers, then numbered sources."""
-    if not answer.found:
+    """The reply to a question: the answer with its [n] markers and the answer itself in bold,
+    then numbered sources. A hedged answer ("the closest they come is") is grey."""
+    if not answer.found and not answer.hedged:
         return not_covered_embed(answer)
     embed = discord.Embed(
         title=fit(answer.question, EMBED_TITLE_LIMIT),
-        description=fit(answer.answer, ANSWER_LIMIT),
-        colour=ANSWER_COLOUR,
+        description=_answer_text(answer),
+        colour=ANSWER_COLOUR if answer.found else NOT_COVERED_COLOUR,
     )
     embed.set_footer(text=shorten(footer or FOLLOW_UP_HINT, FOOTER_LIMIT))
     _add_sources(embed, answer.citations[:shown])
     return embed
+
+
+def _answer_text(answer: Answer) -> str:
+    """The answer, cleaned, with `answer_span` in bold when it all fits."""
+    if answer.answer_span:
+        start, end = answer.answer_span
+        parts = (answer.answer[:start], answer.answer[start:end], answer.answer[end:])
+        before, middle, after = (clean(part) for part in parts)
+        # `clean` drops the spaces at the parts' edges: put them back.
+        before += " " if parts[0][-1:].isspace() else ""
+        after = (" " if parts[2][:1].isspace() else "") + after
+        text = f"{before}**{middle}**{after}"
+        if middle and len(text) <= ANSWER_LIMIT:
+            return text
+    return fit(answer.answer, ANSWER_LIMIT)
 
 
 def more_sources_embed(citations: Sequence[Citation]) -> discord.Embed:
@@ -138,7 +154,8 @@ def _add_sources(embed: discord.Embed, citations: Sequence[Citation]) -> None:
 def _source_name(citation: Citation) -> str:
     """`[n] Outlet · date`: the field name (where Discord shows no links)."""
     details = " · ".join(x for x in (citation.source, citation.published) if x)
-    return f"[{citation.n}] " + fit(details or "Source", SOURCE_NAME_LIMIT)
+    role = f" · {citation.role}" if citation.role in ("further reading", "closest") else ""
+    return f"[{citation.n}] " + fit(details or "Source", SOURCE_NAME_LIMIT - len(role)) + role
 
 
 def _source_value(citation: Citation, limit: int) -> str:

@@ -9,11 +9,15 @@ from typing import Any, Protocol
 from index.retrieval import Hit
 
 NOT_COVERED = "The indexed articles don't cover this question."
+HEDGE = "The articles don't say for sure. The closest they come is: "
 
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered source: the article and the quoted passage; `highlight` marks the support."""
+    """A numbered source: the article and the quoted passage; `highlight` marks the sentence
+    that bears on the answer. `role`: "support" (the answer is quoted from it), "further
+    reading" (it says the same, or bears on the question) or "closest" (a hedged answer's
+    passage, which may not hold the answer)."""
 
     n: int
     article_id: str
@@ -23,21 +27,41 @@ class Citation:
     published: str | None
     passage: str
     highlight: tuple[int, int] | None = None
+    role: str = "support"
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What newsbot says to a question."""
+    """What newsbot says to a question.
+
+    `found`: the answer text is an answer, quoted from source [1]; `answer_span` marks the
+    answer itself (a name, number or date) in it. Not found: the text says "not covered"
+    (no citations) or, `hedged`, that the articles don't say for sure and what the closest
+    passage says. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
+    answer step's order, the cited ones first: what the eval's hit@k counts.
+    """
 
     question: str
     found: bool
     answer: str
     citations: list[Citation] = field(default_factory=list)
     latency_ms: float = 0.0
+    answer_span: tuple[int, int] | None = None
+    confidence: float | None = None
+    ranked: list[Citation] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def hedged(self) -> bool:
+        return not self.found and bool(self.citations)
 
     def to_dict(self) -> dict[str, Any]:
         """The `ask --json` object."""
         data = asdict(self)
+        del data["ranked"]
+        data["hedged"] = self.hedged
+        data["answer_span"] = list(self.answer_span) if self.answer_span else None
+        if self.confidence is not None:
+            data["confidence"] = round(self.confidence, 3)
         for citation in data["citations"]:
             highlight = citation.pop("highlight")
             citation["highlight"] = list(highlight) if highlight else None
@@ -50,12 +74,15 @@ class Answer:
             Citation(**{**c, "highlight": tuple(c["highlight"]) if c.get("highlight") else None})
             for c in data.get("citations", [])
         ]
+        span = data.get("answer_span")
         return cls(
             data["question"],
             data["found"],
             data["answer"],
             citations,
             data.get("latency_ms", 0.0),
+            answer_span=(span[0], span[1]) if span else None,
+            confidence=data.get("confidence"),
         )
 
 
@@ -65,6 +92,7 @@ class Answerer(Protocol):
     `Newsbot` is given one; the extractive one (`index.extractive`) quotes a sentence.
     """
 
-    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
-        """An answer to `question` from `hits` (best first), or the not-covered answer."""
+    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
+        """An answer to `question` from `hits` (best first) citing at most `limit` of them,
+        or the not-covered answer."""
         ...

@@ -18,7 +18,13 @@ _MONEY_Q = re.compile(
     r"\bhow much (?!time|longer|older|bigger|more time)|\bwhat (?:price|cost|amount)\b", re.I
 )
 _TIME_Q = re.compile(r"^\s*when\b|\bwhat (?:year|date|day|month|time)\b", re.I)
-_NAME_Q = re.compile(r"^\s*(?:who|whom|whose|where)\b", re.I)
+# "Who...", "...whose...", "Which country...", "...named which company...": a name.
+_NAME_Q = re.compile(
+    r"\b(?:who|whom|whose|where)\b|"
+    r"\b(?:which|what)\s+(?!(?:is|was|are|were|did|does|do|has|have|had|will|would|can|"
+    r"could|should|kind|type|sort|of)\b)[a-z]",
+    re.I,
+)
 _NUMBER = re.compile(
     r"[$£€]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|trillion))?|"
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -45,33 +51,41 @@ class AnswerShape:
     """The kinds of answer `question` asks for, and where text holds one it does not say."""
 
     def __init__(self, question: str) -> None:
-        self.kinds = _answer_kinds(question)
+        self.kind, self.kinds = _answer_kinds(question)
         self.asked = {w.lower() for w in _WORD.findall(question)}
 
     def candidates(self, text: str) -> set[str]:
         """The candidate answers in `text`: matches of the kinds, less the question's words."""
-        found = set()
+        return {key for _, _, key in self.spans(text)}
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """Where `text` holds a candidate answer: (start, end, the candidate), in text order."""
+        found = []
         for kind in self.kinds:
             for match in kind.finditer(text):
                 words = [w.lower() for w in _WORD.findall(match.group(0))]
                 new = [w for w in words if w not in self.asked and w not in _FILLER]
                 if new:
-                    found.add(" ".join(new))
-        return found
+                    found.append((match.start(), match.end(), " ".join(new)))
+        return sorted(found)
 
 
-def _answer_kinds(question: str) -> tuple[re.Pattern[str], ...]:
+KINDS = ("money", "number", "time", "name", "any")
+"""What a question asks for, as `AnswerShape.kind` says it."""
+
+
+def _answer_kinds(question: str) -> tuple[str, tuple[re.Pattern[str], ...]]:
     """What an answer to `question` looks like: an amount of money, a number, a date, a name
     (or, when the question does not say, a name or a number)."""
     if _MONEY_Q.search(question):
-        return (_MONEY,)
+        return "money", (_MONEY,)
     if _QUANTITY_Q.search(question):
-        return (_NUMBER,)
+        return "number", (_NUMBER,)
     if _TIME_Q.search(question):
-        return (_TIME,)
+        return "time", (_TIME,)
     if _NAME_Q.search(question):
-        return (_NAME,)
-    return (_NAME, _NUMBER)
+        return "name", (_NAME,)
+    return "any", (_NAME, _NUMBER)
 
 
 def agreement(candidates: list[set[str]], weights: list[float]) -> list[float]:

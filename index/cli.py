@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from index.answer import Answer
+from index.answer_model import AnswerModel
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
 from index.errors import ArticleError, CorpusProblemsError
@@ -291,7 +292,7 @@ def eval_command(
         bot = Newsbot(
             settings,
             load_embedder(settings, purpose="query"),
-            answerer=ExtractiveAnswerer(extraction),
+            answerer=ExtractiveAnswerer(extraction, AnswerModel.load(settings.answer_model)),
             ranking=ranking,
         )
         bot.embedder.warm_up()
@@ -363,8 +364,12 @@ def _iso_date(value: str | None, flag: str) -> str | None:
 
 
 def render_answer(answer: Answer) -> None:
-    """The answer, then its numbered sources with the supporting sentence highlighted."""
-    out.print(Text(inert(answer.answer), style="bold"))
+    """The answer with the answer itself (name, number, date) underlined, then its numbered
+    sources, each with the sentence bearing on the answer highlighted."""
+    text = Text(inert(answer.answer), style="bold")
+    if answer.answer_span:
+        text.stylize("underline yellow", *answer.answer_span)
+    out.print(text)
     if not answer.citations:
         return
     out.print()
@@ -374,6 +379,8 @@ def render_answer(answer: Answer) -> None:
         details = " · ".join(x for x in (c.source, c.published) if x)
         if details:
             head.append(f" — {inert(details)}")
+        if c.role != "support":
+            head.append(f" ({c.role})", style="italic")
         out.print(head)
         if c.url:
             out.print(Text(f"    {inert(c.url)}", style="blue underline"))

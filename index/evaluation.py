@@ -1,20 +1,25 @@
 """Evaluation: ask a set of news questions with known answers and score the answers.
 
 The metrics are those of `../shared/eval/README.md`, computed exactly so:
-- strict hit@k: one of the first k cited passages contains an answer string (case-insensitive,
+- strict hit@k: one of the first k passages, in the answer step's order (its cited ones
+  first), contains an answer string (case-insensitive,
   on word boundaries) and comes from a gold article;
-- loose hit@k: one of the first k cited passages contains an answer string;
-- answer accuracy: the answer text shown to the user contains an answer string;
+- loose hit@k: one of those first k passages contains an answer string;
+- answer accuracy: the answer text shown to the user contains an answer string (an answer,
+  or a hedge's quote: both are shown);
 - latency of the whole answer, p50 and p95, warm.
 
 And what a user trusts an answer by:
 - not covered: the share of questions answered "not covered" — on questions the articles
-  answer (covered: it should be near 0) and on questions they don't (uncovered, asked of
-  an index without the articles that answer them: it should be near 1);
-- wrong answers: over covered and uncovered questions together, the share answered (not
-  "not covered") with an answer text holding no answer string;
-- sources holding the answer: of the sources a user is shown (the first `shown`
-  citations, NEWSBOT_TOP_K), the share whose passage contains an answer string.
+  answer (covered: it should be near 0) and on questions they don't (uncovered, asked of an
+  index without the articles that answer them: it should be near 1);
+- hedged: the share of questions answered with a hedge ("the articles don't say for sure;
+  the closest they come is ..."): neither an answer nor "not covered";
+- wrong answers: over covered and uncovered questions together, the share given an answer
+  (not a hedge, not "not covered") whose text holds no answer string;
+- sources holding the answer: of the sources a user is shown under the covered questions'
+  answers (at most `shown`, NEWSBOT_TOP_K), the share whose passage contains an answer
+  string.
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ class Scored:
     sources_holding: int = 0  # of those, the ones whose passage holds an answer string
 
     @property
+    def not_covered(self) -> bool:
+        """Answered "not covered": neither an answer nor a hedge."""
+        return not self.answer.found and not self.answer.hedged
+
+    @property
     def wrong(self) -> bool:
         """Answered, with an answer text that holds no answer string."""
         return self.answer.found and not self.answer_correct
@@ -79,6 +89,8 @@ class Scored:
             "shown_sources": self.shown_sources,
             "sources_holding": self.sources_holding,
             "found": self.answer.found,
+            "hedged": self.answer.hedged,
+            "confidence": self.answer.confidence,
             "answer": self.answer.answer,
             "cited": [c.article_id for c in self.answer.citations],
             "latency_ms": self.answer.latency_ms,
@@ -108,7 +120,17 @@ class EvalReport:
 
     @property
     def not_covered(self) -> float:
-        return self._share(lambda s: not s.answer.found)
+        return self._share(lambda s: s.not_covered)
+
+    @property
+    def hedged(self) -> float:
+        return self._share(lambda s: s.answer.hedged)
+
+    @property
+    def uncovered_hedged(self) -> float:
+        if not self.uncovered:
+            return 0.0
+        return sum(1 for s in self.uncovered if s.answer.hedged) / len(self.uncovered)
 
     @property
     def sources_holding_answer(self) -> float:
@@ -128,7 +150,7 @@ class EvalReport:
         """The share of uncovered questions answered "not covered"."""
         if not self.uncovered:
             return 0.0
-        return sum(1 for s in self.uncovered if not s.answer.found) / len(self.uncovered)
+        return sum(1 for s in self.uncovered if s.not_covered) / len(self.uncovered)
 
     def latency(self, q: float) -> float:
         values = [s.answer.latency_ms for s in [*self.scored, *self.uncovered]]
@@ -148,9 +170,11 @@ class EvalReport:
         out.update({f"loose_hit@{k}": self.loose_hit(k) for k in LOOSE_KS})
         out["answer_accuracy"] = self.answer_accuracy
         out["not_covered"] = self.not_covered
+        out["hedged"] = self.hedged
         out["sources_holding_answer"] = self.sources_holding_answer
         if self.uncovered:
             out["uncovered_not_covered"] = self.uncovered_not_covered
+            out["uncovered_hedged"] = self.uncovered_hedged
         out["wrong_answers"] = self.wrong_answers
         out["latency_p50_ms"] = self.latency(50)
         out["latency_p95_ms"] = self.latency(95)
@@ -184,16 +208,16 @@ def score(question: EvalQuestion, answer: Answer, *, shown: int = SHOWN_SOURCES)
     strict = loose = None
     correct = False
     holding = 0
+    shown_citations = answer.citations[:shown]
     if pattern is not None:
-        for rank, citation in enumerate(answer.citations, start=1):
+        for rank, citation in enumerate(answer.ranked or answer.citations, start=1):
             if pattern.search(citation.passage):
                 loose = loose or rank
-                holding += rank <= shown
                 if strict is None and citation.article_id in question.gold_article_ids:
                     strict = rank
-        correct = answer.found and pattern.search(answer.answer) is not None
-    listed = min(shown, len(answer.citations))
-    return Scored(question, answer, strict, loose, correct, listed, holding)
+        holding = sum(1 for c in shown_citations if pattern.search(c.passage))
+        correct = bool(answer.citations) and pattern.search(answer.answer) is not None
+    return Scored(question, answer, strict, loose, correct, len(shown_citations), holding)
 
 
 def read_questions(path: Path) -> list[EvalQuestion]:

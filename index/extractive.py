@@ -1,140 +1,191 @@
-"""The extractive answer step: the sentence of the retrieved passages that best answers."""
+"""The extractive answer step: the sentence of the retrieved passages that holds the answer.
+
+A learned model (`index.answer_model`) scores every sentence of the best passages by the
+probability that it holds the answer, from what `index.features` describes: the question's
+terms it holds, whether it holds a name, number or date of the kind asked, how many other
+passages repeat that candidate, its passage's search scores and place... The best sentence
+is the answer if the model is confident enough; a little less, and newsbot says it is unsure
+and shows the closest passage; less, and the answer is "not covered".
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from index.answer import NOT_COVERED, Answer, Citation
-from index.candidates import AnswerShape, agreement
-from index.chunks import sentence_spans
+from index.answer import HEDGE, NOT_COVERED, Answer, Citation
+from index.answer_model import AnswerModel, answer_rows
+from index.features import QUESTION_WORDS, Described, Describer, Sentence
 from index.retrieval import Hit
 from index.settings import Settings
-from index.terms import Tokenizer
 
-# Words that shape a question but are never its subject (English stop words, such as "is",
-# "the" or "of", are dropped from every text anyway). Plain words: they are dropped before
-# stemming.
-QUESTION_WORDS = frozenset(
-    "how much many mean means meaning what who whom whose which when where why "
-    "do does did doing has have had were would can could should".split()
-)
+__all__ = ["QUESTION_WORDS", "Extraction", "ExtractiveAnswerer"]
 
 
 @dataclass(frozen=True)
 class Extraction:
-    """The weights the extractive answer step chooses a sentence and judges support by.
+    """What the answer step takes besides its model; `None` means the model's own value."""
 
-    Where each default came from, and what other values scored, is in docs/tuning.md:
-    `voting_passages` and `vote_weight` came with the model-free answer step (0f9592f), the
-    others are the first version's, their origin not recorded.
-    """
-
-    answer_passages: int = 3
-    """Sentences of the best this many passages may be the answer (other counts of answer or
-    voting passages scored 28-35 answers of 93, against 35)."""
-    voting_passages: int = 5
-    """Sentences of the best this many passages vote for the candidate answers they hold."""
-    vote_weight: float = 0.4
-    """A sentence ranks by its share of the question's terms plus this times the support of
-    the best-voted candidate answer (name, number, date) it holds..."""
-    rank_bonus: float = 0.04
-    """...plus this / n for a sentence of the n-th passage (0-0.15: 32-36 answers of 93)."""
-    dense_weight: float = 0.55
-    """Support (does anything answer?) is this times the model's similarity of the question
-    to the closest answer passage..."""
-    lexical_weight: float = 0.45
-    """...plus this times the share of the question's terms in the chosen sentence."""
-    min_support: float = 0.35
-    """Below this support the answer is "not covered" (NEWSBOT_MIN_SUPPORT)."""
+    further_reading: int = 2
+    """At most this many other passages are listed as further reading: those that hold the
+    answer's name, number or date too, when the question asks for one."""
+    answer_above: float | None = None
+    """A sentence this likely to hold the answer is the answer."""
+    hedge_above: float | None = None
+    """Between this and `answer_above`: "The closest the articles come is ..."."""
+    passages: int | None = None
+    """The sentences of the best this many passages may be the answer."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Extraction:
-        """The defaults, with the weights that are settings taken from `settings`."""
-        return cls(min_support=settings.min_support)
+        return cls()
 
 
 @dataclass(frozen=True)
-class _Sentence:
-    hit_index: int
-    start: int
-    end: int
-    text: str
+class Choice:
+    """The answer step's evidence for one question: the sentences and their scores, the best
+    one, the answer model's row for it and its verdict."""
+
+    described: Described
+    logits: np.ndarray
+    sentence: Sentence
+    row: np.ndarray
+    confidence: float
 
 
 class ExtractiveAnswerer:
-    """Chooses the answer sentence and decides whether the passages support an answer at all.
+    """Quotes the sentence most likely to hold the answer, with the sources bearing on it."""
 
-    It runs no model (the question's embedding was the only one needed): the sentence is
-    chosen by the question's terms it contains, by the candidate answers (names, numbers,
-    amounts, dates, as the question asks) it shares with the other top passages, and by its
-    passage's rank. Whether the passages answer at all is judged from their similarity to
-    the question and the chosen sentence's share of its terms.
-    """
-
-    def __init__(self, weights: Extraction | None = None) -> None:
+    def __init__(self, weights: Extraction | None = None, model: AnswerModel | None = None) -> None:
         self.weights = weights or Extraction()
-        self._question_terms = Tokenizer(extra_stopwords=QUESTION_WORDS)
-        self._sentence_terms = Tokenizer()
+        self.model = model or AnswerModel.load()
+        w, m = self.weights, self.model
+        self.answer_above = m.answer_above if w.answer_above is None else w.answer_above
+        self.hedge_above = m.hedge_above if w.hedge_above is None else w.hedge_above
+        self.describer = Describer(passages=w.passages or m.passages)
 
-    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
-        """An `Answer` citing `hits` in order, or the not-covered answer with no citation."""
-        sentences = [
-            _Sentence(i, s, e, hit.passage.chunk.text[s:e])
-            for i, hit in enumerate(hits[: self.weights.voting_passages])
-            for s, e in sentence_spans(hit.passage.chunk.text)
-        ]
-        if not sentences:
-            return Answer(question, False, NOT_COVERED)
-        coverage = self._coverage(question, sentences)
-        scores = self._rank(question, sentences, coverage)
-        ranked = [int(i) for i in np.argsort(-scores, kind="stable")]
-        chosen = sentences[ranked[0]]
-        if self._support(hits, coverage[ranked[0]]) < self.weights.min_support:
-            return Answer(question, False, NOT_COVERED)
-        highlights: dict[int, tuple[int, int]] = {}
-        for i in ranked:
-            sentence = sentences[i]
-            highlights.setdefault(sentence.hit_index, (sentence.start, sentence.end))
+    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
+        """An `Answer` to `question` from `hits` (best first), citing at most `limit` of them.
+
+        The supporting passage is source [1]; a hedged answer cites only the closest passage,
+        "not covered" none. `Answer.ranked` lists the passages in the model's order (for
+        the eval's hit@k), the cited ones first.
+        """
+        limit = limit or len(hits)
+        choice = self.choose(question, hits)
+        if choice is None:
+            return Answer(question, False, NOT_COVERED, ranked=_citations(hits, [], limit))
+        described, chosen, confidence = choice.described, choice.sentence, choice.confidence
+        order = _passage_order(described, choice.logits, len(hits))
+        if confidence < self.hedge_above:
+            ranked = _citations(hits, order, limit)
+            return Answer(question, False, NOT_COVERED, ranked=ranked, confidence=confidence)
+        hedged = confidence < self.answer_above
+        further = [] if hedged else self._further(described, chosen, order, limit)
+        cited = [chosen.hit_index, *further]
+        before = _leaned_on(described.sentences, chosen)
+        start = before.start if before else chosen.start
+        roles = ["closest" if hedged else "support"] + ["further reading"] * len(further)
         citations = [
-            Citation(
-                n=i + 1,
-                article_id=hit.passage.article.id,
-                title=hit.passage.article.title,
-                source=hit.passage.article.source,
-                url=hit.passage.article.url,
-                published=hit.passage.article.published,
-                passage=hit.passage.chunk.text,
-                highlight=highlights.get(i),
+            replace(c, role=role, highlight=highlight)
+            for c, role, highlight in zip(
+                _citations(hits, cited, len(cited)),
+                roles,
+                [(start, chosen.end), *(self._said(described, i, chosen) for i in further)],
+                strict=True,
             )
-            for i, hit in enumerate(hits)
         ]
-        text = f"{chosen.text} [{chosen.hit_index + 1}]"
-        return Answer(question, True, text, citations)
+        lead = f"{before.text} " if before else ""
+        quote = lead + chosen.text
+        rest = _citations(hits, [i for i in order if i not in cited], limit)
+        ranked = [replace(c, n=n) for n, c in enumerate([*citations, *rest][:limit], start=1)]
+        if hedged:
+            text = f"{HEDGE}“{quote}” [1]"
+            return Answer(question, False, text, citations, ranked=ranked, confidence=confidence)
+        span = None
+        if chosen.answer is not None:
+            offset = len(lead) - chosen.start
+            span = (chosen.answer[0] + offset, chosen.answer[1] + offset)
+        return Answer(
+            question,
+            True,
+            f"{quote} [1]",
+            citations[:limit],
+            answer_span=span,
+            ranked=ranked,
+            confidence=confidence,
+        )
 
-    def _support(self, hits: Sequence[Hit], coverage: float) -> float:
-        """How well the passages answer at all: the model's similarity of the question to the
-        closest answer passage, and the share of its terms in the chosen sentence."""
-        answer_hits = hits[: self.weights.answer_passages]
-        similarity = max((h.dense or 0.0 for h in answer_hits), default=0.0)
-        return self.weights.dense_weight * similarity + self.weights.lexical_weight * coverage
+    def choose(self, question: str, hits: Sequence[Hit]) -> Choice | None:
+        """The sentence likeliest to hold the answer, and how likely it is to be right."""
+        described = self.describer.describe(question, hits)
+        if not described.sentences:
+            return None
+        logits = self.model.sentence.logits(described.features)
+        dense_top = max((h.dense or 0.0 for h in hits[: self.describer.passages]), default=0.0)
+        row = answer_rows(logits, dense_top)
+        confidence = float(self.model.answer.probabilities(row)[0])
+        best = described.sentences[int(np.argmax(logits))]
+        return Choice(described, logits, best, row[0], confidence)
 
-    def _coverage(self, question: str, sentences: list[_Sentence]) -> np.ndarray:
-        """The share of the question's terms each sentence contains."""
-        wanted = set(self._question_terms([question])[0])
-        if not wanted:
-            return np.zeros(len(sentences))
-        sentence_terms = self._sentence_terms([s.text for s in sentences])
-        return np.array([len(wanted & set(terms)) / len(wanted) for terms in sentence_terms])
+    def _further(
+        self, described: Described, chosen: Sentence, order: list[int], limit: int
+    ) -> list[int]:
+        """Other passages, best first, that hold the answer's name, number or date too (when
+        the question asks for one: any name or number is no answer to "what happened?")."""
+        if chosen.candidate is None or described.kind == "any":
+            return []
+        saying = {
+            s.hit_index
+            for s in described.sentences
+            if chosen.candidate in s.candidates and s.hit_index != chosen.hit_index
+        }
+        room = max(min(self.weights.further_reading, limit - 1), 0)
+        return [i for i in order if i in saying][:room]
 
-    def _rank(self, question: str, sentences: list[_Sentence], coverage: np.ndarray) -> np.ndarray:
-        """Ranking scores; sentences beyond the answer passages score -inf (they only vote)."""
-        w = self.weights
-        base = coverage + np.array([w.rank_bonus / (s.hit_index + 1) for s in sentences])
-        shape = AnswerShape(question)
-        support = agreement([shape.candidates(s.text) for s in sentences], base.tolist())
-        scores = base + w.vote_weight * np.array(support)
-        scores[[s.hit_index >= w.answer_passages for s in sentences]] = -np.inf
-        return scores
+    @staticmethod
+    def _said(described: Described, hit_index: int, chosen: Sentence) -> tuple[int, int]:
+        """The span of the first sentence of passage `hit_index` holding the answer."""
+        for s in described.sentences:
+            if s.hit_index == hit_index and chosen.candidate in s.candidates:
+                return s.start, s.end
+        raise ValueError(f"passage {hit_index} does not hold {chosen.candidate!r}")
+
+
+def _leaned_on(sentences: list[Sentence], chosen: Sentence) -> Sentence | None:
+    """The sentence before the chosen one, if the chosen one leans on it ("They have sent...",
+    "However, ...") and it is in the same passage."""
+    if not chosen.leans:
+        return None
+    for sentence in sentences:
+        if sentence.hit_index == chosen.hit_index and sentence.order == chosen.order - 1:
+            return sentence
+    return None
+
+
+def _passage_order(described: Described, chances: np.ndarray, count: int) -> list[int]:
+    """Passage indexes by their best sentence's score, then those not described, in order."""
+    best: dict[int, float] = {}
+    for sentence, chance in zip(described.sentences, chances, strict=True):
+        best[sentence.hit_index] = max(best.get(sentence.hit_index, -np.inf), float(chance))
+    scored = sorted(best, key=lambda i: -best[i])
+    return [*scored, *(i for i in range(count) if i not in best)]
+
+
+def _citations(hits: Sequence[Hit], order: Sequence[int], limit: int) -> list[Citation]:
+    """Citations of `hits` in `order` (default: their own), numbered from 1."""
+    indexes = list(order) or list(range(len(hits)))
+    return [
+        Citation(
+            n=n,
+            article_id=hits[i].passage.article.id,
+            title=hits[i].passage.article.title,
+            source=hits[i].passage.article.source,
+            url=hits[i].passage.article.url,
+            published=hits[i].passage.article.published,
+            passage=hits[i].passage.chunk.text,
+        )
+        for n, i in enumerate(indexes[:limit], start=1)
+    ]

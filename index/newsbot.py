@@ -6,10 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from index.answer import Answer, Answerer
+from index.answer_model import AnswerModel
 from index.catalog import Catalog
 from index.corpus.metadata import normalise_date
 from index.embeddings import Embedder
@@ -19,12 +20,14 @@ from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
 from index.manifest import check_manifest, manifest_for
 from index.ranking import Ranking
-from index.retrieval import Filters, Retriever
+from index.retrieval import Filters, Hit, Retriever
 from index.settings import Settings
 from index.store import VectorStore, collection_name, is_store_error
 from index.text import plain
 
 MAX_QUESTION_CHARS = 2000
+# Passages handed to the answer step, which orders them and cites at most `k`.
+ANSWER_POOL = 10
 
 T = TypeVar("T")
 
@@ -81,7 +84,9 @@ class Newsbot:
         """
         self.settings = settings
         self.embedder = embedder
-        self.answerer = answerer or ExtractiveAnswerer(Extraction.from_settings(settings))
+        self.answerer = answerer or ExtractiveAnswerer(
+            Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
+        )
         self.ranking = ranking or Ranking.from_settings(settings)
         self.layout = IndexLayout(settings.index_dir)
         # One lock for everything: the catalog connection, the store client and bm25s are
@@ -163,19 +168,33 @@ class Newsbot:
             if day is None:
                 raise NewsbotError(f"not a date: {asked_on!r} (use e.g. 2024-01-05)")
             asked_on = day
+        limit = k or self.settings.top_k
+        with self._lock:
+            hits = self.search(
+                question, k=max(limit, ANSWER_POOL), filters=filters, asked_on=asked_on
+            )
+            answer = self.answerer.compose(question, hits, limit=limit)
+        latency = (time.perf_counter() - started) * 1000
+        return replace(answer, latency_ms=round(latency, 1))
+
+    def search(
+        self,
+        question: str,
+        *,
+        k: int,
+        filters: Filters | None = None,
+        asked_on: str | None = None,
+    ) -> list[Hit]:
+        """The `k` best passages for `question` (a plain, non-empty question; `asked_on` an
+        ISO date or None), before the answer step."""
         with self._lock:
             self.refresh()
             vector = self.embedder.embed_query(question)
-            hits = self._retrying(
+            return self._retrying(
                 lambda: self.retriever.search(
-                    question, vector, k=k or self.settings.top_k, filters=filters, asked_on=asked_on
+                    question, vector, k=k, filters=filters, asked_on=asked_on
                 )
             )
-            answer = self.answerer.compose(question, hits)
-        latency = (time.perf_counter() - started) * 1000
-        return Answer(
-            answer.question, answer.found, answer.answer, answer.citations, round(latency, 1)
-        )
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """`call()`, tried once more on the index reopened if the store failed under it.

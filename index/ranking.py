@@ -69,4 +69,4 @@ def with_overrides(value: T, overrides: dict[str, float]) -> T:
 
 
 def _typed(annotation: object, value: float) -> float | int:
-    return int(value) if annotation in (int, "int") else float(value)
+    return int(value) if annotation in (int, "int", "int | None") else float(value)

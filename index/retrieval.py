@@ -22,11 +22,14 @@ class Filters:
     source: str | None = None
     since: str | None = None  # ISO date, inclusive
     until: str | None = None  # ISO date, inclusive
+    article_ids: frozenset[str] | None = None  # only these articles
 
     def __bool__(self) -> bool:
-        return bool(self.source or self.since or self.until)
+        return bool(self.source or self.since or self.until or self.article_ids is not None)
 
     def admits(self, article: ArticleRecord) -> bool:
+        if self.article_ids is not None and article.id not in self.article_ids:
+            return False
         if self.source and (article.source or "").casefold() != self.source.casefold():
             return False
         if (self.since or self.until) and not article.published:

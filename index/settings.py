@@ -165,13 +165,12 @@ class Settings(BaseSettings):
         "this many days (0 turns it off).",
         ge=0.0,
     )
-    min_support: float = _env(
-        "NEWSBOT_MIN_SUPPORT",
-        0.35,
+    answer_model: Path | None = _env(
+        "NEWSBOT_ANSWER_MODEL",
+        None,
         ANSWERS,
-        "Below this support score (0..1) the answer is 'not covered' instead of a guess.",
-        ge=0.0,
-        le=1.0,
+        "The learned model that picks the answer sentence and decides when to say 'not "
+        "covered' (a JSON file made by `python -m index.learn`). Empty: the one shipped.",
     )
 
     discord_token: SecretStr | None = _env(
@@ -227,7 +226,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "chroma_host", "discord_token", "discord_guild_id", "embed_cache_dir", mode="before"
+        "chroma_host",
+        "discord_token",
+        "discord_guild_id",
+        "embed_cache_dir",
+        "answer_model",
+        mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:

@@ -6,10 +6,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from index.answer_model import ANSWER_FEATURES, AnswerModel, Logistic
 from index.catalog import Catalog
 from index.embeddings import register_embedder
+from index.features import FEATURES
 from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
 from index.settings import Settings, env_names
@@ -49,12 +52,43 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path)
     yield
 
 
+def hand_set(features: tuple[str, ...], intercept: float, **weights: float) -> Logistic:
+    """A logistic regression with the given weights on raw (unscaled) features."""
+    unknown = set(weights) - set(features)
+    assert not unknown, unknown
+    n = len(features)
+    coef = np.array([weights.get(name, 0.0) for name in features])
+    return Logistic(features, np.zeros(n), np.ones(n), coef, intercept)
+
+
+# A sentence is chosen by its share of the question's terms, then by its passage's rank.
+SIMPLE_SENTENCE = hand_set(FEATURES, 0.0, coverage=10.0, passage_rank=1.0)
+# It answers when its score reaches 5.5: about half the question's terms.
+SIMPLE_ANSWER = hand_set(ANSWER_FEATURES, -11.0, sentence_logit=2.0)
+
+
+@pytest.fixture(scope="session")
+def simple_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hand-set answer model for the tests of everything around the answer step.
+
+    A fake embedder's similarities mean nothing, so the shipped model (learned on the real
+    model's) would judge its passages at random; and those tests should not change when
+    the model is learned again. The answer step itself is tested with the shipped model
+    (tests/test_trust.py) and with hand-made passages (tests/test_answer.py).
+    """
+    path = tmp_path_factory.mktemp("answer-model") / "simple.json"
+    AnswerModel(SIMPLE_SENTENCE, SIMPLE_ANSWER, 0.5, 0.5, passages=5).save(path)
+    return path
+
+
 @pytest.fixture
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
-    """A fake embedder that `EMBED_MODEL=fake:384` resolves to (for CLI tests too)."""
+def fake_embedder(monkeypatch: pytest.MonkeyPatch, simple_model: Path) -> FakeEmbedder:
+    """A fake embedder that `EMBED_MODEL=fake:384` resolves to (for CLI tests too), with
+    the hand-set answer model (`simple_model`)."""
     embedder = FakeEmbedder()
     register_embedder("fake", lambda arg, settings: embedder)
     monkeypatch.setenv("EMBED_MODEL", embedder.name)
+    monkeypatch.setenv("NEWSBOT_ANSWER_MODEL", str(simple_model))
     return embedder
 
 

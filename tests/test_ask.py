@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.answer import NOT_COVERED, Answer
+from index.answer import Answer
 from index.errors import IndexMismatchError, IndexMissingError, NewsbotError
 from index.indexer import reindex
 from index.newsbot import Newsbot
@@ -45,21 +45,24 @@ def test_answer_quotes_the_supporting_sentence_and_cites_it(bot: Newsbot) -> Non
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
 
 
-def test_unrelated_question_is_not_covered_and_cites_nothing(bot: Newsbot) -> None:
-    answer = bot.ask("Which team won the basketball championship final?")
-
-    assert not answer.found
-    assert answer.answer == NOT_COVERED
-    assert answer.citations == []
-
-
 def test_json_shape(bot: Newsbot) -> None:
     data = bot.ask("Who won the Chicago Marathon?").to_dict()
 
-    assert set(data) == {"question", "found", "answer", "citations", "latency_ms"}
-    assert {"n", "article_id", "title", "source", "url", "published", "passage"} <= set(
+    assert set(data) == {
+        "question",
+        "found",
+        "hedged",
+        "answer",
+        "answer_span",
+        "confidence",
+        "citations",
+        "latency_ms",
+    }
+    assert {"n", "article_id", "title", "source", "url", "published", "passage", "role"} <= set(
         data["citations"][0]
     )
+    start, end = data["answer_span"]
+    assert data["answer"][start:end] == "Ruth Chepngetich"
 
 
 def test_latency_is_the_time_the_answer_took(
@@ -82,16 +85,15 @@ def test_latency_is_the_time_the_answer_took(
     assert answer.to_dict()["latency_ms"] == answer.latency_ms
 
 
-def test_k_limits_the_citations(bot: Newsbot) -> None:
+def test_k_is_the_most_passages_cited_or_ranked(bot: Newsbot) -> None:
     question = "Who won the Chicago Marathon in record time?"
     unlimited = bot.ask(question, k=10)
-    assert len(unlimited.citations) == 3  # every article, without the limit
+    assert len(unlimited.ranked) == 3  # every article, without the limit
 
-    limited = bot.ask(question, k=2)
+    limited = bot.ask(question, k=1)
 
-    assert [c.article_id for c in limited.citations] == [
-        c.article_id for c in unlimited.citations[:2]
-    ]
+    assert [c.article_id for c in limited.ranked] == [unlimited.ranked[0].article_id]
+    assert [c.article_id for c in limited.citations] == ["sport/marathon.md"]
 
 
 def test_filters_by_source_and_date(
@@ -108,17 +110,17 @@ def test_filters_by_source_and_date(
     reindex(settings, fake_embedder)
     bot = Newsbot(settings, fake_embedder)
     question = "Who won the marathon in record time?"
-    unfiltered = bot.ask(question).citations
+    unfiltered = bot.ask(question).ranked
     assert {"Sports Daily", "Example News"} <= {c.source for c in unfiltered}
     assert "sport/marathon.md" in {c.article_id for c in unfiltered}  # published 2024-10-13
 
     by_source = bot.ask(question, filters=Filters(source="sports daily"))
-    assert {c.source for c in by_source.citations} == {"Sports Daily"}
+    assert {c.source for c in by_source.ranked} == {"Sports Daily"}
 
     since = bot.ask(question, filters=Filters(since="2024-11-01"))
     assert since.found
     assert since.citations[0].article_id == "sport/new-york.md"
-    assert all((c.published or "") >= "2024-11-01" for c in since.citations)
+    assert all((c.published or "") >= "2024-11-01" for c in since.ranked)
 
 
 def test_one_long_article_cannot_crowd_out_the_rest(
@@ -134,7 +136,7 @@ def test_one_long_article_cannot_crowd_out_the_rest(
 
     answer = bot.ask("harbour cranes containers", k=5)
 
-    ids = [c.article_id for c in answer.citations]
+    ids = [c.article_id for c in answer.ranked]
     assert ids.count("harbour.md") == 2
     assert "harbour2.md" in ids
 
@@ -167,7 +169,8 @@ def test_near_duplicate_passages_are_collapsed(
 def test_a_completed_reindex_is_seen_without_reopening(
     bot: Newsbot, settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
 ) -> None:
-    assert not bot.ask("Which volcano erupted in Iceland near Grindavik?").found
+    before = bot.ask("Which volcano erupted in Iceland near Grindavik?")
+    assert "volcano.md" not in {c.article_id for c in before.ranked}
     write_article(
         corpus,
         "volcano.md",
@@ -178,8 +181,7 @@ def test_a_completed_reindex_is_seen_without_reopening(
     reindex(settings, fake_embedder)
 
     answer = bot.ask("Which volcano erupted in Iceland near Grindavik?")
-    assert answer.found
-    assert answer.citations[0].article_id == "volcano.md"
+    assert "volcano.md" in {c.article_id for c in answer.ranked}
 
 
 def test_empty_question_is_refused(bot: Newsbot) -> None:
@@ -273,7 +275,7 @@ class EchoAnswerer:
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
 
-    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
+    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
         self.seen.append([h.passage.article.id for h in hits])
         return Answer(question, True, f"{len(hits)} passages", [])
 

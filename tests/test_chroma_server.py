@@ -157,13 +157,13 @@ def test_real_model_answers_from_the_seed_corpus_through_the_server(
     report = reindex(settings, embedder)
     bot = Newsbot(settings, embedder)
     try:
-        answer = bot.ask("How much aid has the US sent?")
+        answer = bot.ask("What has Biden allowed Ukraine to do?")
     finally:
         bot.close()
 
     assert report.added == [SEED_ARTICLE]
     assert answer.found, answer
-    assert "$56.2 billion" in answer.answer
+    assert "long-range missiles" in answer.answer
     assert SEED_ARTICLE in [c.article_id for c in answer.citations]
     assert raw_collection(chroma_server, settings).count() == report.chunks_total
 

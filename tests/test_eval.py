@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.answer import Answer, Citation
+from index.answer import HEDGE, NOT_COVERED, Answer, Citation
 from index.cli import app
 from index.errors import NewsbotError
 from index.evaluation import EvalQuestion, EvalReport, answer_pattern, read_questions, score
@@ -200,10 +200,13 @@ def test_eval_indexes_the_articles_asks_and_scores(cli_env: Path, corpus: Path) 
     strict = runner.invoke(
         app,
         ["eval", "--questions", str(questions), "--articles", str(articles), "--json", str(out),
-         "--set", "min_support=1", "--set", "lead_weight=0"],
+         "--set", "answer_above=1.01", "--set", "hedge_above=1.01", "--set", "lead_weight=0"],
     )  # fmt: skip
     assert strict.exit_code == 0, strict.output
-    assert "weights changed for this run: min_support=1, lead_weight=0" in strict.stdout
+    assert (
+        "weights changed for this run: answer_above=1.01, hedge_above=1.01, lead_weight=0"
+        in strict.stdout
+    )
     assert json.loads(out.read_text())["figures"]["not_covered"] == 1.0
 
 
@@ -303,3 +306,25 @@ def test_a_single_file_of_articles_is_a_corpus(cli_env: Path) -> None:
     assert result.exit_code == 0, result.output
     answer = json.loads(runner.invoke(app, ["ask", "Where was the comet seen?", "--json"]).stdout)
     assert answer["citations"][0]["article_id"] == "x1"
+
+
+def test_a_hedge_is_neither_an_answer_nor_not_covered() -> None:
+    question = EvalQuestion("1", "Who won?", ("Ruth Chepngetich",), frozenset({"a"}))
+    passage = "Ruth Chepngetich won the Chicago Marathon."
+    closest = Citation(1, "a", "Marathon", None, None, None, passage, (0, 41), "closest")
+    hedge = Answer("Who won?", False, f"{HEDGE}“{passage}” [1]", [closest])
+    wrong_hedge = Answer("Who won?", False, f"{HEDGE}“Fans cheered.” [1]", [closest])
+    nothing = Answer("Who won?", False, NOT_COVERED)
+
+    report = EvalReport(
+        [score(question, a) for a in (hedge, wrong_hedge, nothing)],
+        [score(question, hedge)],
+    )
+
+    figures = report.figures()
+    assert figures["answer_accuracy"] == pytest.approx(1 / 3)  # the hedge quoting it
+    assert figures["hedged"] == pytest.approx(2 / 3)
+    assert figures["not_covered"] == pytest.approx(1 / 3)
+    assert figures["uncovered_not_covered"] == 0.0
+    assert figures["uncovered_hedged"] == 1.0
+    assert figures["wrong_answers"] == 0.0  # a hedge claims no answer

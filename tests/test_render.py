@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import discord
 import pytest
 
 from bot.render import (
+    ANSWER_COLOUR,
     EMBED_DESCRIPTION_LIMIT,
     EMBED_FIELD_LIMIT,
     EMBED_TITLE_LIMIT,
     EMBED_TOTAL_LIMIT,
     FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
+    NOT_COVERED_COLOUR,
     answer_embed,
     clean,
     fit,
@@ -21,7 +24,7 @@ from bot.render import (
     shorten,
     shorten_left,
 )
-from index.answer import Answer, Citation
+from index.answer import HEDGE, Answer, Citation
 
 SENTENCE = (
     "Officials in Kyiv said on Tuesday that another shipment of air-defence missiles arrived."
@@ -143,3 +146,28 @@ def test_shorten_prefers_a_sentence_end_then_a_word() -> None:
     assert shorten("One two three. Four five six.", 20) == "One two three."
     assert shorten("Onetwothree fourfivesix seveneight", 20) == "Onetwothree…"
     assert shorten_left("One two. Three four five six.", 24) == "Three four five six."
+
+
+def test_the_answer_itself_is_bold_and_its_neighbours_escaped() -> None:
+    text = "The *union* has 160,000 members. [1]"
+    answer = Answer("How many?", True, text, [citation(1, SENTENCE)], answer_span=(16, 23))
+
+    description = answer_embed(answer, shown=5).description or ""
+
+    assert description == r"The \*union\* has **160,000** members. [1]"
+
+
+def test_a_hedged_answer_is_grey_and_names_its_source_as_the_closest() -> None:
+    closest = replace(citation(1, SENTENCE, url=None), role="closest")
+    further = replace(citation(2, SENTENCE, url=None), role="further reading")
+    hedged = Answer("Who?", False, f"{HEDGE}“{SENTENCE}” [1]", [closest])
+    found = Answer("Who?", True, f"{SENTENCE} [1]", [replace(closest, role="support"), further])
+
+    grey = answer_embed(hedged, shown=5)
+    blue = answer_embed(found, shown=5)
+
+    assert grey.colour == NOT_COVERED_COLOUR
+    assert [(f.name or "").endswith("… · closest") for f in grey.fields] == [True]  # not cut
+    assert all(len(f.name or "") <= FIELD_NAME_LIMIT for f in grey.fields)
+    assert blue.colour == ANSWER_COLOUR
+    assert [(f.name or "").endswith("… · further reading") for f in blue.fields] == [False, True]

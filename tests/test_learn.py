@@ -1,0 +1,93 @@
+"""`python -m index.learn` on a tiny question set: it writes a model the answer step loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.answer_model import AnswerModel
+from index.indexer import reindex
+from index.learn import Outcome, main, thresholds
+from index.newsbot import Newsbot
+from index.settings import Settings
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+
+ARTICLES = {
+    "darts.md": "Luke Humphries won the darts world championship final. Fans cheered in London.",
+    "aid.md": "The United States has sent $56.2 billion in military aid. Congress met on Monday.",
+    "volcano.md": "A volcano erupted near Grindavik in Iceland. Roads were closed for a week.",
+    "bridge.md": "The new bridge will cost $2 billion. Work starts in the spring.",
+}
+COVERED = [
+    ("Who won the darts world championship final?", "Luke Humphries"),
+    ("How much military aid has the United States sent?", "$56.2 billion"),
+    ("How much will the new bridge cost?", "$2 billion"),
+    ("Where did a volcano erupt?", "Grindavik"),
+]
+UNCOVERED = [
+    ("Who won the snooker world championship final?", "Kyren Wilson"),
+    ("How much did the new stadium cost?", "$1.5 billion"),
+]
+
+
+def write_questions(path: Path, questions: list[tuple[str, str]]) -> None:
+    lines = [json.dumps({"question": q, "answers": [a]}) for q, a in questions]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def question_set(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    folder = tmp_path / "set"
+    for name, text in ARTICLES.items():
+        write_article(folder / "corpus", name, text, title=name.removesuffix(".md").title())
+    reindex(Settings(corpus_dir=folder / "corpus", index_dir=folder / "index"), fake_embedder)
+    write_questions(folder / "covered.jsonl", COVERED)
+    write_questions(folder / "uncovered.jsonl", UNCOVERED)
+    return folder
+
+
+def test_the_learned_model_records_how_it_was_made_and_answers(
+    question_set: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    out = tmp_path / "model.json"
+
+    assert main(["--train", str(question_set), "--out", str(out)]) == 0
+
+    model = AnswerModel.load(out)
+    assert model.made["command"] == f"python -m index.learn --train {question_set} --out {out}"
+    assert model.made["train"]["covered"] == len(COVERED)
+    assert model.made["calibrate"]["uncovered"] == len(UNCOVERED)
+    assert model.made["train"]["answer_sentences"] >= len(COVERED)
+    assert len(model.made["date"]) == 10
+    settings = Settings(index_dir=question_set / "index", answer_model=out)
+    bot = Newsbot(settings, fake_embedder)
+    assert bot.answerer.model.to_dict() == model.to_dict()  # type: ignore[attr-defined]
+    answer = bot.ask("Who won the darts world championship final?")
+    assert answer.citations[0].article_id == "darts.md"
+    assert "Luke Humphries" in answer.answer
+
+
+def test_a_folder_without_an_index_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--train", str(tmp_path), "--out", str(tmp_path / "m.json")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path} has no index/ folder"
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_not_covered_starts_below_the_answers_it_may_not_lose() -> None:
+    def o(confidence: float, correct: bool, covered: bool = True) -> Outcome:
+        return Outcome(confidence, correct, covered)
+
+    right = [o(c / 20, True) for c in range(1, 21)]  # 0.05, 0.10 ... 1.0
+    wrong = [o(0.02, False), o(0.5, False), o(0.03, False, covered=False)]
+
+    # 5% of 20 right answers: the lowest one may be lost, so "not covered" is below 0.10.
+    assert thresholds(right + wrong, keep_right=0.95) == (0.5, 0.10)
+    assert thresholds(right + wrong, keep_right=1.0) == (0.5, 0.05)
+    # The hedge band never reaches above the answers.
+    assert thresholds(right + wrong, keep_right=0.5, answer_above=0.3) == (0.55, 0.55)
+    assert thresholds(wrong) == (0.5, 0.0)
