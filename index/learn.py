@@ -277,17 +277,20 @@ def _open(folder: Path) -> Any:
 
 
 def _commit() -> str | None:
+    """The code's commit, "+changes" if files differ from it; None outside a git checkout."""
+    here = Path(__file__).parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!*.json")
     except (OSError, subprocess.CalledProcessError):
         return None
-    return done.stdout.strip() or None
+    return f"{commit}+changes" if changed else commit or None
 
 
 def learn(args: argparse.Namespace) -> tuple[AnswerModel, dict[str, Any]]:
