@@ -165,7 +165,12 @@ def ask_command(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("--k", min=1, max=50, help="Passages to cite (default: NEWSBOT_TOP_K or 5)."),
+        typer.Option(
+            "--k",
+            min=1,
+            max=50,
+            help="At most this many passages cited (default: NEWSBOT_TOP_K or 5).",
+        ),
     ] = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Only articles from this outlet.")
@@ -269,8 +274,8 @@ def eval_command(
     ] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
-    """Score answers on questions with known answers: hit@k, accuracy, not covered, wrong
-    answers, sources holding the answer, latency."""
+    """Score answers on questions with known answers: hit@k, accuracy, not covered, hedged,
+    wrong answers, sources holding the answer, latency."""
 
     if articles is not None and index_dir is None:
         index_dir = Path(EVAL_INDEX_DIR)

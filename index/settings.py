@@ -146,7 +146,8 @@ class Settings(BaseSettings):
         "NEWSBOT_TOP_K",
         5,
         ANSWERS,
-        "Passages cited per answer (`newsbot ask --k` overrides).",
+        "At most this many passages cited per answer: the one quoted, then those naming the "
+        "same answer (`newsbot ask --k` overrides).",
         ge=1,
         le=50,
     )
