@@ -6,6 +6,20 @@ from index.catalog import ArticleRecord, Passage
 from index.chunks import Chunk
 from index.retrieval import Hit
 
+# The keys of an answer's JSON (`newsbot ask --json`, `Answer.to_dict`).
+ANSWER_KEYS = frozenset(
+    {
+        "question",
+        "found",
+        "hedged",
+        "answer",
+        "answer_span",
+        "confidence",
+        "citations",
+        "latency_ms",
+    }
+)
+
 
 def make_hit(n: int, text: str, score: float, *, ord_: int = 0, dense: float | None = 0.5) -> Hit:
     """A hit on chunk `ord_` of article `a{n}.md`, whose whole text is `text`."""

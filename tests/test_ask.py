@@ -18,6 +18,7 @@ from index.retrieval import Filters, Hit
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fakes import FakeEmbedder
+from tests.passages import ANSWER_KEYS
 
 # A question's embedding that takes this long makes the answer take at least as long.
 EMBED_QUERY_SECONDS = 0.05
@@ -48,16 +49,7 @@ def test_answer_quotes_the_supporting_sentence_and_cites_it(bot: Newsbot) -> Non
 def test_json_shape(bot: Newsbot) -> None:
     data = bot.ask("Who won the Chicago Marathon?").to_dict()
 
-    assert set(data) == {
-        "question",
-        "found",
-        "hedged",
-        "answer",
-        "answer_span",
-        "confidence",
-        "citations",
-        "latency_ms",
-    }
+    assert set(data) == ANSWER_KEYS
     assert {"n", "article_id", "title", "source", "url", "published", "passage", "role"} <= set(
         data["citations"][0]
     )

@@ -16,6 +16,7 @@ from index.layout import IndexLayout
 from tests.conftest import write_article
 from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
+from tests.passages import ANSWER_KEYS
 
 runner = CliRunner()
 
@@ -51,16 +52,7 @@ def test_ask_json_prints_one_object(env: Path) -> None:
     assert data["found"] is True
     assert "$56.2 billion" in data["answer"]
     assert data["citations"][0]["article_id"] == "aid.md"
-    assert set(data) == {
-        "question",
-        "found",
-        "hedged",
-        "answer",
-        "answer_span",
-        "confidence",
-        "citations",
-        "latency_ms",
-    }
+    assert set(data) == ANSWER_KEYS
     start, end = data["answer_span"]
     assert data["answer"][start:end] == "$56.2 billion"
 
