@@ -32,14 +32,17 @@ class Extraction:
     """At most this many other passages are listed as further reading: those that hold the
     answer's name, number or date too, when the question asks for one."""
     answer_above: float | None = None
-    """A sentence this likely to hold the answer is the answer."""
+    """At this confidence (the answer model's chance that the quote is right) and over, the
+    quote is the answer."""
     hedge_above: float | None = None
-    """Between this and `answer_above`: "The closest the articles come is ..."."""
+    """From this confidence to `answer_above`, a hedge ("The closest they come is ..."); below
+    it, "not covered"."""
     passages: int | None = None
     """The sentences of the best this many passages may be the answer."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Extraction:
+        """The defaults: none of these is a setting (the model is, `NEWSBOT_ANSWER_MODEL`)."""
         return cls()
 
 

@@ -94,9 +94,14 @@ class Described:
 
 
 class Describer:
-    """Describes the sentences of the best `passages` retrieved passages."""
+    """Describes the sentences of the best `passages` retrieved passages.
 
-    def __init__(self, passages: int = 5, rank_bonus: float = 0.04) -> None:
+    A sentence votes for the candidate answers it holds with its share of the question's
+    terms plus `rank_bonus` / n for the n-th passage (the hand-set answer step's sentence
+    score, kept as the votes' weight; docs/tuning.md).
+    """
+
+    def __init__(self, passages: int = 3, rank_bonus: float = 0.04) -> None:
         self.passages = passages
         self.rank_bonus = rank_bonus
         self._question_terms = Tokenizer(extra_stopwords=QUESTION_WORDS)
