@@ -75,8 +75,8 @@ def main() -> None:
 
 
 def _count(args: argparse.Namespace, eligible: list[int]) -> int:
-    if not 0 < args.share < 1:
-        raise SystemExit("--share must be between 0 and 1")
+    if not 0 < args.share <= 1:
+        raise SystemExit("--share must be above 0 and at most 1")
     return round(args.share * len(eligible))
 
 

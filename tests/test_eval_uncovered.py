@@ -36,7 +36,7 @@ def test_uncovered_questions_keep_no_article_with_their_answer(tmp_path: Path) -
 
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--set", str(eval_set), "--out", str(out_dir),
-         "--share", "0.99", "--max-answer-articles", "5"],
+         "--share", "1", "--max-answer-articles", "5"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
 
@@ -48,7 +48,7 @@ def test_uncovered_questions_keep_no_article_with_their_answer(tmp_path: Path) -
         kept = {json.loads(line)["id"] for line in kept_file}
     uncovered, covered = ids("uncovered.jsonl"), ids("covered.jsonl")
     by_id = {q["id"]: q for q in questions}
-    assert uncovered == ["q0", "q1", "q2", "q3"]  # all four eligible (0.99 of them, rounded)
+    assert uncovered == ["q0", "q1", "q2", "q3"]  # all four eligible
     for qid in uncovered:
         assert not kept & set(by_id[qid]["answer_article_ids"])
     for qid in covered:
