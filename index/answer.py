@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from index.retrieval import Hit
 
 NOT_COVERED = "The indexed articles don't cover this question."
-HEDGE = "The articles don't say for sure. The closest they come is: "
+HEDGE = "The articles don't say for sure. The closest they come: "
 
 
 @dataclass(frozen=True)

@@ -86,30 +86,32 @@ class ExtractiveAnswerer:
             ranked = _citations(hits, order, limit)
             return Answer(question, False, NOT_COVERED, ranked=ranked, confidence=confidence)
         hedged = confidence < self.answer_above
+        quoted = [chosen]
+        runner_up = _runner_up(described, choice.logits, chosen)
+        if hedged and runner_up is not None and limit > 1:
+            quoted.append(runner_up)  # unsure: the two closest passages' best sentences
         further = [] if hedged else self._further(described, chosen, order, limit)
-        cited = [chosen.hit_index, *further]
-        before = _leaned_on(described.sentences, chosen)
-        start = before.start if before else chosen.start
-        roles = ["closest" if hedged else "support"] + ["further reading"] * len(further)
+        cited = [s.hit_index for s in quoted] + further
+        quotes = [_with_context(described.sentences, s) for s in quoted]
+        highlights = [(start, s.end) for (start, _), s in zip(quotes, quoted, strict=True)]
+        highlights += [self._said(described, i, chosen) for i in further]
+        roles = ["closest"] * len(quoted) if hedged else ["support"]
+        roles += ["further reading"] * len(further)
         citations = [
             replace(c, role=role, highlight=highlight)
             for c, role, highlight in zip(
-                _citations(hits, cited, len(cited)),
-                roles,
-                [(start, chosen.end), *(self._said(described, i, chosen) for i in further)],
-                strict=True,
+                _citations(hits, cited, len(cited)), roles, highlights, strict=True
             )
         ]
-        lead = f"{before.text} " if before else ""
-        quote = lead + chosen.text
         rest = _citations(hits, [i for i in order if i not in cited], limit)
         ranked = [replace(c, n=n) for n, c in enumerate([*citations, *rest][:limit], start=1)]
         if hedged:
-            text = f"{HEDGE}“{quote}” [1]"
+            text = HEDGE + "; ".join(f"“{q}” [{n}]" for n, (_, q) in enumerate(quotes, start=1))
             return Answer(question, False, text, citations, ranked=ranked, confidence=confidence)
+        quote = quotes[0][1]
         span = None
         if chosen.answer is not None:
-            offset = len(lead) - chosen.start
+            offset = len(quote) - len(chosen.text) - chosen.start
             span = (chosen.answer[0] + offset, chosen.answer[1] + offset)
         return Answer(
             question,
@@ -157,15 +159,25 @@ class ExtractiveAnswerer:
         raise ValueError(f"passage {hit_index} does not hold {chosen.candidate!r}")
 
 
-def _leaned_on(sentences: list[Sentence], chosen: Sentence) -> Sentence | None:
-    """The sentence before the chosen one, if the chosen one leans on it ("They have sent...",
-    "However, ...") and it is in the same passage."""
-    if not chosen.leans:
-        return None
-    for sentence in sentences:
-        if sentence.hit_index == chosen.hit_index and sentence.order == chosen.order - 1:
-            return sentence
-    return None
+def _with_context(sentences: list[Sentence], chosen: Sentence) -> tuple[int, str]:
+    """Where the quote of `chosen` starts in its passage, and its text: with the sentence
+    before when `chosen` leans on it ("They have sent...", "However, ...") and it is in the
+    same passage."""
+    if chosen.leans:
+        for sentence in sentences:
+            if sentence.hit_index == chosen.hit_index and sentence.order == chosen.order - 1:
+                return sentence.start, f"{sentence.text} {chosen.text}"
+    return chosen.start, chosen.text
+
+
+def _runner_up(described: Described, logits: np.ndarray, chosen: Sentence) -> Sentence | None:
+    """The best sentence of another passage than the chosen one's."""
+    others = [
+        (float(logit), n)
+        for n, (s, logit) in enumerate(zip(described.sentences, logits, strict=True))
+        if s.hit_index != chosen.hit_index
+    ]
+    return described.sentences[max(others)[1]] if others else None
 
 
 def _passage_order(described: Described, chances: np.ndarray, count: int) -> list[int]:

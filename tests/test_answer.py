@@ -140,6 +140,28 @@ def test_unsure_answers_hedge_and_cite_the_passage_as_closest_not_as_support() -
     assert nothing.confidence == sure.confidence
 
 
+def test_an_unsure_answer_quotes_the_two_closest_passages() -> None:
+    found = hits(
+        "Luke Humphries won the darts world championship final on Wednesday.",
+        "Fans at the darts world championship final cheered Luke Littler.",
+        "Tickets for the final sold out in an hour.",
+    )
+    question = "Who won the darts world championship final?"
+
+    unsure = composer(answer_above=1.01, hedge_above=0.0).compose(question, found)
+    alone = composer(answer_above=1.01, hedge_above=0.0).compose(question, found, limit=1)
+
+    assert unsure.answer == (
+        f"{HEDGE}“Luke Humphries won the darts world championship final on Wednesday.” [1]; "
+        "“Fans at the darts world championship final cheered Luke Littler.” [2]"
+    )
+    assert [(c.article_id, c.role) for c in unsure.citations] == [
+        ("a0.md", "closest"),
+        ("a1.md", "closest"),
+    ]
+    assert [c.n for c in alone.citations] == [1]  # --k 1: one quote
+
+
 def test_a_sentence_holding_few_of_the_question_terms_is_no_answer() -> None:
     question = "Who won the darts world championship final?"
     answer = composer().compose(question, hits("Fans queued for hours at Alexandra Palace."))
