@@ -25,7 +25,7 @@ from discord.ext import commands
 from bot.ask import AskCog
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
-from index.answer import Answer
+from index.answer import RETRIEVED, Answer
 from index.embeddings import Embedder, load_embedder
 from index.errors import (
     ConfigError,
@@ -79,7 +79,7 @@ def intents_for(settings: Settings) -> discord.Intents:
 
 def with_more_sources(answer: Answer, shown: int) -> tuple[Answer, int]:
     """`answer` citing, after the (at most `shown`) sources it shows, the other passages
-    retrieved for the question (role "retrieved"), for the More sources button; and how
+    retrieved for the question (role `RETRIEVED`), for the More sources button; and how
     many it shows."""
     cited = answer.citations[:shown]
     if not cited:
@@ -87,7 +87,7 @@ def with_more_sources(answer: Answer, shown: int) -> tuple[Answer, int]:
     taken = {(c.article_id, c.passage) for c in cited}
     more = [c for c in answer.ranked if (c.article_id, c.passage) not in taken][:MORE_SOURCES]
     extra = [
-        replace(c, n=n, role="retrieved", highlight=None)
+        replace(c, n=n, role=RETRIEVED, highlight=None)
         for n, c in enumerate(more, start=len(cited) + 1)
     ]
     return replace(answer, citations=[*cited, *extra]), len(cited)

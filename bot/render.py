@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import discord
 
-from index.answer import Answer, Citation
+from index.answer import CLOSEST, FURTHER_READING, Answer, Citation
 from index.text import plain
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -93,7 +93,7 @@ def shorten_left(text: str, limit: int) -> str:
 
 def answer_embed(answer: Answer, *, shown: int, footer: str | None = None) -> discord.Embed:
     """The reply to a question: the answer with its [n] markers and the answer itself in bold,
-    then numbered sources. A hedged answer ("the closest they come is") is grey."""
+    then numbered sources. A hedged answer ("the closest they come: ...") is grey."""
     if not answer.found and not answer.hedged:
         return not_covered_embed(answer)
     embed = discord.Embed(
@@ -154,7 +154,7 @@ def _add_sources(embed: discord.Embed, citations: Sequence[Citation]) -> None:
 def _source_name(citation: Citation) -> str:
     """`[n] Outlet · date`: the field name (where Discord shows no links)."""
     details = " · ".join(x for x in (citation.source, citation.published) if x)
-    role = f" · {citation.role}" if citation.role in ("further reading", "closest") else ""
+    role = f" · {citation.role}" if citation.role in (FURTHER_READING, CLOSEST) else ""
     return f"[{citation.n}] " + fit(details or "Source", SOURCE_NAME_LIMIT - len(role)) + role
 
 

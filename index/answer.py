@@ -11,13 +11,17 @@ from index.retrieval import Hit
 NOT_COVERED = "The indexed articles don't cover this question."
 HEDGE = "The articles don't say for sure. The closest they come: "
 
+# A citation's role: the answer is quoted from it; it names the same answer; a hedge quotes
+# it (it may not hold the answer); or it was retrieved and bears on nothing quoted (the
+# Discord bot's More sources).
+SUPPORT, FURTHER_READING, CLOSEST, RETRIEVED = "support", "further reading", "closest", "retrieved"
+
 
 @dataclass(frozen=True)
 class Citation:
     """A numbered source: the article and the quoted passage; `highlight` marks the sentence
-    that bears on the answer. `role`: "support" (the answer is quoted from it), "further
-    reading" (it says the same, or bears on the question) or "closest" (a hedged answer's
-    passage, which may not hold the answer)."""
+    that bears on the answer; `role` says how (`SUPPORT`, `FURTHER_READING`, `CLOSEST`,
+    `RETRIEVED`)."""
 
     n: int
     article_id: str
@@ -27,7 +31,7 @@ class Citation:
     published: str | None
     passage: str
     highlight: tuple[int, int] | None = None
-    role: str = "support"
+    role: str = SUPPORT
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Answer:
 
     `found`: the answer text is an answer, quoted from source [1]; `answer_span` marks the
     answer itself (a name, number or date) in it. Not found: the text says "not covered"
-    (no citations) or, `hedged`, that the articles don't say for sure and what the closest
-    passage says. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
+    (no citations) or, `hedged`, that the articles don't say for sure and what the two
+    closest passages say. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
     answer step's order, the cited ones first: what the eval's hit@k counts.
     """
 

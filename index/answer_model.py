@@ -8,7 +8,7 @@ Two logistic regressions, made by `python -m index.learn`:
   questions the index answers and on questions it cannot, so it also says "nothing here".
 
 The answer is given when `answer` reaches `answer_above`; between `hedge_above` and that,
-newsbot says it is unsure and shows the closest passage; below, "not covered". The model is
+newsbot says it is unsure and quotes the two closest passages; below, "not covered". The model is
 a small JSON file that records how it was made; the one shipped is `index/answer_model.json`.
 """
 

@@ -94,9 +94,15 @@ def agreement(candidates: list[set[str]], weights: list[float]) -> list[float]:
     Each text votes once, with its weight, for every candidate answer it holds: an answer
     that several strong passages repeat is likely the answer.
     """
+    votes = tally(candidates, weights)
+    top = max(votes.values(), default=0.0) or 1.0
+    return [max((votes[c] for c in found), default=0.0) / top for found in candidates]
+
+
+def tally(candidates: list[set[str]], weights: list[float]) -> dict[str, float]:
+    """Each candidate answer's votes: the summed weights of the texts holding it."""
     votes: dict[str, float] = {}
     for found, weight in zip(candidates, weights, strict=True):
         for candidate in found:
             votes[candidate] = votes.get(candidate, 0.0) + weight
-    top = max(votes.values(), default=0.0) or 1.0
-    return [max((votes[c] for c in found), default=0.0) / top for found in candidates]
+    return votes

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from index.answer import Answer
+from index.answer import SUPPORT, Answer
 from index.answer_model import AnswerModel
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
@@ -384,7 +384,7 @@ def render_answer(answer: Answer) -> None:
         details = " · ".join(x for x in (c.source, c.published) if x)
         if details:
             head.append(f" — {inert(details)}")
-        if c.role != "support":
+        if c.role != SUPPORT:
             head.append(f" ({c.role})", style="italic")
         out.print(head)
         if c.url:

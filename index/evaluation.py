@@ -14,7 +14,7 @@ And what a user trusts an answer by:
   answer (covered: it should be near 0) and on questions they don't (uncovered, asked of an
   index without the articles that answer them: it should be near 1);
 - hedged: the share of questions answered with a hedge ("the articles don't say for sure;
-  the closest they come is ..."): neither an answer nor "not covered";
+  the closest they come: ..."): neither an answer nor "not covered";
 - wrong answers: over covered and uncovered questions together, the share given an answer
   (not a hedge, not "not covered") whose text holds no answer string;
 - sources holding the answer: of the sources a user is shown under the covered questions'
@@ -216,7 +216,8 @@ def score(question: EvalQuestion, answer: Answer, *, shown: int = SHOWN_SOURCES)
                 if strict is None and citation.article_id in question.gold_article_ids:
                     strict = rank
         holding = sum(1 for c in shown_citations if pattern.search(c.passage))
-        correct = bool(answer.citations) and pattern.search(answer.answer) is not None
+        shown_text = answer.found or answer.hedged
+        correct = shown_text and pattern.search(answer.answer) is not None
     return Scored(question, answer, strict, loose, correct, len(shown_citations), holding)
 
 

@@ -5,7 +5,7 @@ probability that it holds the answer, from what `index.features` describes: the 
 terms it holds, whether it holds a name, number or date of the kind asked, how many other
 passages repeat that candidate, its passage's search scores and place... The best sentence
 is the answer if the model is confident enough; a little less, and newsbot says it is unsure
-and shows the closest passage; less, and the answer is "not covered".
+and quotes the two closest passages; less, and the answer is "not covered".
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from index.answer import HEDGE, NOT_COVERED, Answer, Citation
+from index.answer import (
+    CLOSEST,
+    FURTHER_READING,
+    HEDGE,
+    NOT_COVERED,
+    SUPPORT,
+    Answer,
+    Citation,
+)
 from index.answer_model import AnswerModel, answer_rows
-from index.features import QUESTION_WORDS, Described, Describer, Sentence
+from index.features import Described, Describer, Sentence
 from index.retrieval import Hit
 from index.settings import Settings
-
-__all__ = ["QUESTION_WORDS", "Extraction", "ExtractiveAnswerer"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Extraction:
     """At this confidence (the answer model's chance that the quote is right) and over, the
     quote is the answer."""
     hedge_above: float | None = None
-    """From this confidence to `answer_above`, a hedge ("The closest they come is ..."); below
+    """From this confidence to `answer_above`, a hedge ("The closest they come: ..."); below
     it, "not covered"."""
     passages: int | None = None
     """The sentences of the best this many passages may be the answer."""
@@ -72,7 +78,7 @@ class ExtractiveAnswerer:
     def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
         """An `Answer` to `question` from `hits` (best first), citing at most `limit` of them.
 
-        The supporting passage is source [1]; a hedged answer cites only the closest passage,
+        The supporting passage is source [1]; a hedged answer cites the two closest passages,
         "not covered" none. `Answer.ranked` lists the passages in the model's order (for
         the eval's hit@k), the cited ones first.
         """
@@ -95,8 +101,8 @@ class ExtractiveAnswerer:
         quotes = [_with_context(described.sentences, s) for s in quoted]
         highlights = [(start, s.end) for (start, _), s in zip(quotes, quoted, strict=True)]
         highlights += [self._said(described, i, chosen) for i in further]
-        roles = ["closest"] * len(quoted) if hedged else ["support"]
-        roles += ["further reading"] * len(further)
+        roles = [CLOSEST] * len(quoted) if hedged else [SUPPORT]
+        roles += [FURTHER_READING] * len(further)
         citations = [
             replace(c, role=role, highlight=highlight)
             for c, role, highlight in zip(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.candidates import AnswerShape
+from index.candidates import AnswerShape, agreement, tally
 from index.chunks import sentence_spans
 from index.retrieval import Hit
 from index.terms import Tokenizer
@@ -136,15 +136,15 @@ class Describer:
         weights = [
             c + self.rank_bonus / (i + 1) for c, (i, *_) in zip(coverage, spans, strict=True)
         ]
-        tally = _tally(found, weights)
-        top_votes = max(tally.values(), default=0.0) or 1.0
-        votes = [max((tally[key] for *_, key in f), default=0.0) / top_votes for f in found]
+        held = [{key for *_, key in f} for f in found]
+        votes = agreement(held, weights)
+        tallied = tally(held, weights)
 
         sentences = []
         for (i, order, s, e), text, spans_in in zip(spans, texts, found, strict=True):
             # The most voted candidate; of those voted alike, the one of most words (a
             # "Kenyan runner Ruth Chepngetich" is more likely the answer than "Kenyan").
-            best = max(spans_in, key=lambda f: (tally[f[2]], f[2].count(" ")), default=None)
+            best = max(spans_in, key=lambda f: (tallied[f[2]], f[2].count(" ")), default=None)
             answer = (s + best[0], s + best[1]) if best else None
             keys = frozenset(key for *_, key in spans_in)
             sentences.append(
@@ -158,8 +158,8 @@ class Describer:
             for title, passage in zip(titles, passages, strict=True)
         ]
         held_by: dict[str, set[int]] = {}
-        for (i, *_), spans_in in zip(spans, found, strict=True):
-            for *_, key in spans_in:
+        for (i, *_), keys_in in zip(spans, held, strict=True):
+            for key in keys_in:
                 held_by.setdefault(key, set()).add(i)
         title_words = [{w.lower() for w in _WORD.findall(title)} for title in titles]
         top_score = hits[0].score or 1.0
@@ -220,12 +220,3 @@ def _share_of(names: set[str], text: str) -> float:
         return 1.0
     words = {w.lower() for w in _WORD.findall(text)}
     return len(names & words) / len(names)
-
-
-def _tally(found: list[list[tuple[int, int, str]]], weights: list[float]) -> dict[str, float]:
-    """Each candidate answer's votes: the summed weights of the sentences holding it."""
-    votes: dict[str, float] = {}
-    for spans, weight in zip(found, weights, strict=True):
-        for key in {key for *_, key in spans}:
-            votes[key] = votes.get(key, 0.0) + weight
-    return votes

@@ -28,11 +28,12 @@ The model file records the command, the data, the date and the code's commit.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,6 +150,18 @@ def corpora(
     return found
 
 
+def _asked(
+    bot: Any, questions: QuestionSet, passages: int
+) -> Iterator[tuple[EvalQuestion, bool, list[Any]]]:
+    """Each question with the passages of every corpus it is asked of (`corpora`), and
+    whether an article there may answer it."""
+    every = [*questions.covered, *questions.uncovered]
+    for n, question in enumerate(every):
+        covered = n < len(questions.covered)
+        for hits, answerable in corpora(bot, question, passages, _elsewhere(every, n)):
+            yield question, covered and answerable, hits
+
+
 def _within(bot: Any, question: EvalQuestion, passages: int, articles: frozenset[str]) -> Any:
     only = Filters(article_ids=articles)
     return bot.search(question.question, k=passages, filters=only, asked_on=question.date)
@@ -165,13 +178,7 @@ def answer_examples(bot: Any, model: AnswerModel, questions: QuestionSet) -> Exa
     of the whole index and of a small corpus (`corpora`)."""
     answerer = ExtractiveAnswerer(model=_always(model))
     rows, labels = [], []  # the answer model's rows, and whether each answer was right
-    every = [*questions.covered, *questions.uncovered]
-    asked = [
-        (question, hits)
-        for n, question in enumerate(every)
-        for hits, _ in corpora(bot, question, model.passages, _elsewhere(every, n))
-    ]
-    for question, hits in asked:
+    for question, _, hits in _asked(bot, questions, model.passages):
         choice = answerer.choose(question.question, hits)
         if choice is None:
             continue
@@ -210,20 +217,16 @@ def outcomes(bot: Any, model: AnswerModel, questions: QuestionSet) -> list[Outco
     answerer = ExtractiveAnswerer(model=model)
     always = ExtractiveAnswerer(model=replace(model, answer_above=0.0, hedge_above=0.0))
     found = []
-    every = [*questions.covered, *questions.uncovered]
-    for n, question in enumerate(every):
-        pattern = answer_pattern(question.answers)
-        covered = n < len(questions.covered)
-        for hits, answerable in corpora(bot, question, model.passages, _elsewhere(every, n)):
-            choice = answerer.choose(question.question, hits)
-            answer = always.compose(question.question, hits)
-            found.append(
-                Outcome(
-                    confidence=choice.confidence if choice else 0.0,
-                    correct=answer.found and _holds(pattern, answer.answer),
-                    covered=covered and answerable,
-                )
+    for question, answerable, hits in _asked(bot, questions, model.passages):
+        choice = answerer.choose(question.question, hits)
+        answer = always.compose(question.question, hits)
+        found.append(
+            Outcome(
+                confidence=choice.confidence if choice else 0.0,
+                correct=answer.found and _holds(answer_pattern(question.answers), answer.answer),
+                covered=answerable,
             )
+        )
     return found
 
 
@@ -269,7 +272,9 @@ class _Unused:
         raise NotImplementedError
 
 
+@functools.cache
 def _open(folder: Path) -> Any:
+    """The index in `folder`/index, opened once however many sets share it."""
     from index.newsbot import Newsbot
 
     settings = Settings().overridden(index_dir=folder / "index")

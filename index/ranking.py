@@ -7,7 +7,7 @@ is a changed value (`newsbot eval --set lead_weight=0`), never a source edit.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from index.settings import Settings
 
@@ -63,10 +63,12 @@ def weight_names(value: Any) -> list[str]:
 
 def with_overrides(value: T, overrides: dict[str, float]) -> T:
     """A copy of the weights dataclass `value` with those of `overrides` that name its fields."""
-    own = {f.name: f.type for f in fields(value)}  # type: ignore[arg-type]
+    hints = get_type_hints(type(value))
+    own = {f.name: hints[f.name] for f in fields(value)}  # type: ignore[arg-type]
     changes = {name: _typed(own[name], v) for name, v in overrides.items() if name in own}
     return replace(value, **changes)  # type: ignore[type-var]
 
 
-def _typed(annotation: object, value: float) -> float | int:
-    return int(value) if annotation in (int, "int", "int | None") else float(value)
+def _typed(annotation: Any, value: float) -> float | int:
+    """`value` as the field's type: an int for `int` and `int | None`, else a float."""
+    return int(value) if int in (annotation, *get_args(annotation)) else float(value)

@@ -18,7 +18,8 @@ import pytest
 from index.answer import HEDGE, NOT_COVERED, Answer
 from index.answer_model import BUNDLED_MODEL, AnswerModel
 from index.errors import NewsbotError
-from index.extractive import QUESTION_WORDS, Extraction, ExtractiveAnswerer
+from index.extractive import Extraction, ExtractiveAnswerer
+from index.features import QUESTION_WORDS
 from index.retrieval import Hit
 from index.terms import Tokenizer
 from tests.conftest import SIMPLE_ANSWER, SIMPLE_SENTENCE
