@@ -328,3 +328,15 @@ def test_a_hedge_is_neither_an_answer_nor_not_covered() -> None:
     assert figures["uncovered_not_covered"] == 0.0
     assert figures["uncovered_hedged"] == 1.0
     assert figures["wrong_answers"] == 0.0  # a hedge claims no answer
+
+
+def test_hit_at_k_counts_the_passages_ranked_not_only_those_shown() -> None:
+    question = EvalQuestion("1", "Who won?", ("Ruth Chepngetich",), frozenset({"gold"}))
+    shown = Citation(1, "other", "Fans", None, None, None, "Fans cheered.", None, "support")
+    gold = Citation(2, "gold", "Marathon", None, None, None, "Ruth Chepngetich won.")
+    answer = Answer("Who won?", True, "Fans cheered. [1]", [shown], ranked=[shown, gold])
+
+    scored = score(question, answer)
+
+    assert (scored.strict_rank, scored.loose_rank) == (2, 2)
+    assert (scored.shown_sources, scored.sources_holding) == (1, 0)
