@@ -349,11 +349,20 @@ def export_onnx(location: str, cache_dir: Path, *, quantized: bool, label: str =
     """
     folder = cache_dir / _export_name(location, quantized, label)
     if (folder / "meta.json").exists():
-        return folder
+        return folder  # a reader of a read-only index writes nothing here
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot create the model cache {cache_dir}: {exc}") from exc
+        return _export_once(location, cache_dir, folder, quantized=quantized)
+    except OSError as exc:  # a read-only index, a full disk
+        raise ModelLoadError(
+            f"cannot export the model {label or location!r} into {cache_dir} "
+            f"({exc.strerror or exc}): run `newsbot index` once as a user who may write "
+            "there, with room on its disk, or set EMBED_CACHE_DIR to a folder you may write"
+        ) from exc
+
+
+def _export_once(location: str, cache_dir: Path, folder: Path, *, quantized: bool) -> Path:
+    """Export into `folder` under the cache's lock, unless another process did meanwhile."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / ".export.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (folder / "meta.json").exists():  # another process exported it meanwhile

@@ -60,7 +60,8 @@ class IndexBusyError(NewsbotError):
 
 
 class StoreUnavailableError(NewsbotError):
-    """The vector store (a Chroma server) cannot be reached."""
+    """The vector store cannot be reached (a Chroma server that is down) or opened (no room
+    for a reader's copy of the embedded store)."""
 
 
 class VectorsMissingError(StoreUnavailableError):

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from index.answer import Answer
 
+log = logging.getLogger("newsbot.feedback")
+
 FEEDBACK_FILE = "feedback.sqlite"
+# SQLite's primary result codes for a file it may not or cannot write.
+CANNOT_WRITE = {
+    sqlite3.SQLITE_PERM,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+}
+T = TypeVar("T")
 Vote = Literal["up", "down"]
 VOTES: tuple[Vote, ...] = ("up", "down")
 
@@ -71,22 +83,54 @@ class FeedbackEntry:
 
 
 class FeedbackLog:
-    """Answers and votes in `index_dir/feedback.sqlite`; safe to share between threads."""
+    """Answers and votes in `index_dir/feedback.sqlite`; safe to share between threads.
 
-    def __init__(self, index_dir: Path) -> None:
+    Recording feedback must never stop the bot answering: if the file cannot be written (a
+    read-only index folder, a full disk), one warning is logged and answers and votes are
+    kept in memory until the process ends (buttons on answers recorded before then say
+    they are forgotten). `fallback_to_memory=False` raises instead.
+    """
+
+    def __init__(self, index_dir: Path, *, fallback_to_memory: bool = True) -> None:
         self.path = index_dir / FEEDBACK_FILE
-        index_dir.mkdir(parents=True, exist_ok=True)
+        self._fallback = fallback_to_memory
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self.in_memory = False
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+            self._db = _connect(str(self.path))
+        except (OSError, sqlite3.Error) as exc:
+            self._db = self._to_memory(exc)
 
     @classmethod
     def existing(cls, index_dir: Path) -> FeedbackLog | None:
         """The log in `index_dir` if the bot ever wrote one (reading never creates it)."""
-        return cls(index_dir) if (index_dir / FEEDBACK_FILE).exists() else None
+        if not (index_dir / FEEDBACK_FILE).exists():
+            return None
+        return cls(index_dir, fallback_to_memory=False)
+
+    def _to_memory(self, exc: Exception) -> sqlite3.Connection:
+        """An in-memory log instead of the file, which failed with `exc`; or `exc` raised."""
+        if not self._fallback or self.in_memory or not _cannot_write(exc):
+            raise exc
+        log.warning(
+            "cannot write the feedback log %s (%s): answers and votes are kept in memory "
+            "until the bot stops",
+            self.path,
+            exc,
+        )
+        self.in_memory = True
+        return _connect(":memory:")
+
+    def _writing(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """`write(db)`, done in memory from now on if the file cannot take it."""
+        with self._locked() as db:
+            try:
+                return write(db)
+            except (OSError, sqlite3.Error) as exc:
+                self._db = self._to_memory(exc)
+                db.close()
+                return write(self._db)
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
@@ -104,25 +148,30 @@ class FeedbackLog:
         stored = StoredAnswer(
             uuid.uuid4().hex[:16], _now(), user_id, channel_id, None, shown, answer
         )
-        with self._locked() as db:
-            db.execute(
+        row = (
+            stored.id,
+            stored.asked_at,
+            user_id,
+            channel_id,
+            shown,
+            json.dumps(answer.to_dict(), ensure_ascii=False),
+        )
+        self._writing(
+            lambda db: db.execute(
                 "INSERT INTO answers(id, asked_at, user_id, channel_id, shown, answer) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    stored.id,
-                    stored.asked_at,
-                    user_id,
-                    channel_id,
-                    shown,
-                    json.dumps(answer.to_dict(), ensure_ascii=False),
-                ),
+                row,
             )
+        )
         return stored
 
     def set_message(self, answer_id: str, message_id: int) -> None:
         """Note the Discord message that shows the answer (threads started from it follow up)."""
-        with self._locked() as db:
-            db.execute("UPDATE answers SET message_id = ? WHERE id = ?", (message_id, answer_id))
+        self._writing(
+            lambda db: db.execute(
+                "UPDATE answers SET message_id = ? WHERE id = ?", (message_id, answer_id)
+            )
+        )
 
     def answer(self, answer_id: str) -> StoredAnswer | None:
         with self._locked() as db:
@@ -139,7 +188,8 @@ class FeedbackLog:
         """Record (or change) `user_id`'s vote; False if the answer is unknown."""
         if vote not in VOTES:
             raise ValueError(f"vote must be one of {VOTES}, not {vote!r}")
-        with self._locked() as db:
+
+        def record(db: sqlite3.Connection) -> bool:
             known = db.execute("SELECT 1 FROM answers WHERE id = ?", (answer_id,)).fetchone()
             if known is None:
                 return False
@@ -149,7 +199,9 @@ class FeedbackLog:
                 "vote = excluded.vote, voted_at = excluded.voted_at",
                 (answer_id, user_id, vote, _now()),
             )
-        return True
+            return True
+
+        return self._writing(record)
 
     def entries(self, *, vote: Vote | None = None, limit: int | None = None) -> list[FeedbackEntry]:
         """Votes, newest first, each with its question, answer and cited sources."""
@@ -186,6 +238,26 @@ class FeedbackLog:
                 )
             )
         return entries
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _cannot_write(exc: Exception) -> bool:
+    """Whether `exc` says the log's file cannot be written (rather than a bug)."""
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in CANNOT_WRITE
+    return isinstance(exc, OSError)
 
 
 def _stored(row: sqlite3.Row) -> StoredAnswer:

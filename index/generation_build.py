@@ -158,6 +158,7 @@ class GenerationBuild:
             owner=catalog.index_id(),
             path=legacy.chroma,
             name=collection_name(self.settings, catalog.index_id(), 0),
+            read_only=True,  # the legacy index answers until the switch: leave it as it is
         )
         try:
             catalog.set_vectors(store.vectors(catalog.chunk_ids()))

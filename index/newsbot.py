@@ -58,7 +58,8 @@ class Newsbot:
 
     It answers from the generation in service when it opened, and switches to a newer one
     (built by a reindex in any process) before the next question. Generations are never
-    written once complete, so a reindex running meanwhile disturbs nothing.
+    written once complete, so a reindex running meanwhile disturbs nothing; and answering
+    writes nothing under the index folder, so it works on a read-only one or a full disk.
 
     Its methods may be called from several threads at once; they take turns.
     """
@@ -116,7 +117,11 @@ class Newsbot:
             name = catalog.get_meta("collection") or collection_name(
                 self.settings, owner, generation.number
             )
-            store = VectorStore(self.settings, owner=owner, path=generation.chroma, name=name)
+            # Read-only: answering works on a read-only index and a full disk, and never
+            # changes the generation in service (embedded Chroma writes whatever it opens).
+            store = VectorStore(
+                self.settings, owner=owner, path=generation.chroma, name=name, read_only=True
+            )
             on_error.callback(store.close)
             store.load(recorded.get("dimension"))
             lexical = LexicalIndex.load(generation.bm25)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,17 +32,41 @@ class VectorStore:
     """
 
     def __init__(
-        self, settings: Settings, *, owner: str, path: Path, name: str, fresh: bool = False
+        self,
+        settings: Settings,
+        *,
+        owner: str,
+        path: Path,
+        name: str,
+        fresh: bool = False,
+        read_only: bool = False,
     ) -> None:
         """Open the collection `name` (at `path` when embedded).
 
         `fresh`: create it empty, deleting what a killed build of the same generation left;
         else it must exist (`StoreUnavailableError` if it does not).
+        `read_only`: write nothing under `path`, as readers of a complete generation do: the
+        embedded store is opened from a copy private to this process (see `_private_copy`).
         """
         self.settings = settings
         self.owner = owner
         self.name = name
         self.location = _location(settings, path)
+        self._scratch: weakref.finalize[Any, Any] | None = None
+        if read_only and not settings.chroma_host:
+            copy = _private_copy(path)
+            # Removed by `close`, or when this store is collected, or at exit at the latest.
+            self._scratch = weakref.finalize(self, shutil.rmtree, copy, ignore_errors=True)
+            path = copy
+        self._client: Any = None
+        try:
+            self._connect(path, fresh)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, path: Path, fresh: bool) -> None:
+        settings, name, owner = self.settings, self.name, self.owner
         with _unavailable(self.location):
             self._client = _client(settings, path)
             if fresh:
@@ -91,11 +119,14 @@ class VectorStore:
                     _delete_owned(client, name, owner)
 
     def close(self) -> None:
-        """Release the client. The embedded store shares one client per folder in a process:
-        a generation's folder is renamed or deleted only once all of them are closed."""
+        """Release the client (and a reader's private copy). The embedded store shares one
+        client per folder in a process: a generation's folder is renamed or deleted only once
+        all of them are closed."""
         close = getattr(self._client, "close", None)
         if close is not None:
             close()
+        if self._scratch is not None:
+            self._scratch()
 
     def count(self) -> int:
         with _unavailable(self.location):
@@ -218,6 +249,60 @@ def _client(settings: Settings, path: Path) -> Any:
         )
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _private_copy(folder: Path) -> Path:
+    """A copy of the embedded store `folder` that only this process opens, in the temp folder.
+
+    Chroma cannot open a store without writing to it: every start of its embedded client
+    inserts a row into `chroma.sqlite3` (its `acquire_write` table, in a write transaction
+    with a journal file beside it), and loading a collection whose last vectors are still in
+    its write log (fewer than its `sync_threshold`, so: always, for a small change) rewrites
+    the collection's HNSW files. Its settings offer no read-only mode. A reader opening a
+    generation in place would thus write a generation that is never to change (while other
+    processes read those HNSW files), and fail on a read-only folder or a full disk. A reader
+    therefore opens a copy, which Chroma may write as it likes: the generation is only read.
+
+    The copy costs the store's size in the temp folder (`TMPDIR`) while the reader has the
+    generation open, and a moment to make; the files are copied, never linked, so no write
+    can reach the generation. A Chroma server needs none of this: readers write nothing here.
+
+    Raises:
+        VectorsMissingError: `folder` is not there.
+        StoreUnavailableError: the copy cannot be made (say, the temp folder is full).
+    """
+    if not folder.is_dir():
+        raise VectorsMissingError(
+            f"index unavailable: the vector store {folder} is missing: "
+            "run `newsbot index` to restore it"
+        )
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix="newsbot-chroma-"))
+    except OSError as exc:
+        raise _no_room(folder, exc) from exc
+    try:
+        for parent, folders, files in os.walk(folder):
+            here = scratch / Path(parent).relative_to(folder)
+            for name in folders:
+                (here / name).mkdir()
+            for name in files:
+                # Contents only: a read-only index's modes must not make the copy read-only.
+                shutil.copyfile(Path(parent) / name, here / name)
+    except OSError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise _no_room(folder, exc) from exc
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return scratch
+
+
+def _no_room(folder: Path, exc: OSError) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"index unavailable: cannot copy the vectors of {folder} into the temp folder "
+        f"{tempfile.gettempdir()}, where readers open them ({exc.strerror or exc}): "
+        "free space there, or set TMPDIR to a folder with room that you may write"
+    )
 
 
 def is_store_error(exc: BaseException) -> bool:

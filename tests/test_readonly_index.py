@@ -1,0 +1,347 @@
+"""Readers never write: `ask`, `status` and the bot answer from an index they may not write.
+
+Each case runs two ways. For real: the index folder bind-mounted read-only, or on a small
+tmpfs filled to its last byte (these need root and `mount`, and skip without them). And
+always: every write the Python code would make under the index folder fails as the kernel
+would fail it; embedded Chroma writes from native code, past any monkeypatch, so there the
+folder's files (names, sizes, times, contents) must come out unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import errno
+import hashlib
+import io
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from index.answer import Answer
+from index.cli import app
+from index.embeddings import export_onnx
+from index.errors import ModelLoadError
+from index.feedback import FeedbackLog
+from index.indexer import reindex
+from index.newsbot import Newsbot
+from index.settings import Settings
+from tests.conftest import write_article
+from tests.fakes import FakeEmbedder
+from tests.test_bot import AID_QUESTION, custom_ids, embed_of, message_of, running
+
+runner = CliRunner()
+TMPFS_SIZE = "8m"
+MiB = 1 << 20
+
+# How the index folder is made unwritable: a read-only bind mount, or writes refused in-process.
+Unwritable = Callable[[Path], AbstractContextManager[None]]
+
+
+# -- what a reader may not change ------------------------------------------------------------
+def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file and folder under `root`: size, modification time (ns) and content hash."""
+    found = {}
+    for path in sorted([root, *root.rglob("*")]):
+        info = path.lstat()
+        digest = "" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+        found[str(path.relative_to(root))] = (info.st_size, info.st_mtime_ns, digest)
+    return found
+
+
+# -- a real read-only folder, a real full disk ----------------------------------------------
+def _mount(*args: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    done = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount {' '.join(args)} is not permitted here: {done.stderr.strip()}")
+
+
+def _unmount(folder: Path) -> None:
+    """Unmount `folder`; lazily if something (a connection not yet collected) holds it."""
+    if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@contextmanager
+def mounted_read_only(folder: Path) -> Iterator[None]:
+    """`folder` bind-mounted onto itself, read-only, until the block ends."""
+    _mount("--bind", str(folder), str(folder))
+    try:
+        _mount("-o", "remount,ro,bind", str(folder))
+        with pytest.raises(OSError) as refused:
+            (folder / "probe").write_text("x")
+        assert refused.value.errno == errno.EROFS
+        yield
+    finally:
+        _unmount(folder)
+
+
+@contextmanager
+def small_disk(folder: Path) -> Iterator[None]:
+    """A tmpfs of `TMPFS_SIZE` mounted on `folder` until the block ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(folder))
+    try:
+        yield
+    finally:
+        _unmount(folder)
+
+
+def fill(folder: Path) -> None:
+    """Write a filler file into `folder` until its disk has not one byte left."""
+    with open(folder / "filler", "wb", buffering=0) as handle:
+        for block in (MiB, 4096, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    assert os.statvfs(folder).f_bavail == 0
+
+
+# -- writes refused in-process (no root needed) ---------------------------------------------
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+class Refuser:
+    """Stand-ins for the functions that write: they fail under `root` with errno `code`."""
+
+    def __init__(self, root: Path, code: int) -> None:
+        self.root = root.resolve()
+        self.code = code
+        self.real_open, self.real_os_open, self.real_connect = open, os.open, sqlite3.connect
+
+    def under(self, path: Any) -> bool:
+        if isinstance(path, int):  # a file descriptor: opened (and checked) already
+            return False
+        return Path(os.fsdecode(path)).resolve().is_relative_to(self.root)
+
+    def refused(self, path: Any) -> OSError:
+        return OSError(self.code, os.strerror(self.code), os.fsdecode(path))
+
+    def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if set(mode) & set("wax+") and self.under(file):
+            raise self.refused(file)
+        return self.real_open(file, mode, *args, **kwargs)
+
+    def os_open(self, path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & WRITE_FLAGS and self.under(path):
+            raise self.refused(path)
+        return self.real_os_open(path, flags, *args, **kwargs)
+
+    def connect(self, database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        """SQLite opens the file read-only, and refuses writes with its own errors."""
+        if not kwargs.get("uri") and database != ":memory:" and self.under(database):
+            database, kwargs["uri"] = f"{Path(database).resolve().as_uri()}?mode=ro", True
+        return self.real_connect(database, *args, **kwargs)
+
+    def refusing(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.under(path):
+                raise self.refused(path)
+            return real(path, *args, **kwargs)
+
+        return call
+
+
+@contextmanager
+def refusing_writes(root: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> Iterator[None]:
+    """Every write the Python code makes under `root` fails with `code` (EROFS, ENOSPC…)."""
+    refuser = Refuser(root, code)
+    with monkeypatch.context() as patch:
+        patch.setattr(builtins, "open", refuser.open)
+        patch.setattr(io, "open", refuser.open)  # what pathlib calls
+        patch.setattr(os, "open", refuser.os_open)
+        patch.setattr(sqlite3, "connect", refuser.connect)
+        for name in ("mkdir", "unlink", "remove", "rmdir", "rename", "replace", "truncate"):
+            patch.setattr(os, name, refuser.refusing(getattr(os, name)))
+        with pytest.raises(OSError) as refused:
+            (root / "probe").write_text("x")
+        assert refused.value.errno == code
+        yield
+
+
+@pytest.fixture(params=["mounted", "refused"])
+def unwritable(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Unwritable:
+    """Makes a folder read-only for a block: a real read-only mount, or writes refused."""
+    if request.param == "mounted":
+        return mounted_read_only
+    return lambda root: refusing_writes(root, monkeypatch, errno.EROFS)
+
+
+# -- the command line -----------------------------------------------------------------------
+def ask_and_status() -> None:
+    """`newsbot ask --json` and `newsbot status --json` answer as usual."""
+    asked = runner.invoke(app, ["ask", AID_QUESTION, "--json"])
+    assert asked.exit_code == 0, asked.output
+    answer = json.loads(asked.stdout)
+    assert answer["found"] and "$56.2 billion" in answer["answer"]
+    assert answer["citations"][0]["article_id"] == "aid.md"
+    status = runner.invoke(app, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    counts = json.loads(status.stdout)
+    assert (counts["articles"], counts["generation"]) == (3, 1)
+    assert counts["vectors"] == counts["chunks"] > 0
+
+
+def test_ask_and_status_on_a_read_only_index(env: Path, unwritable: Unwritable) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    before = snapshot(env)
+
+    with unwritable(env):
+        ask_and_status()
+        ask_and_status()  # and again: the first left nothing behind that the second needs
+        assert snapshot(env) == before
+
+
+def test_ask_and_status_on_a_full_disk(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = tmp_path / "disk"
+    with small_disk(disk):
+        monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(disk / "idx"))
+        assert runner.invoke(app, ["index"]).exit_code == 0
+        fill(disk)
+        before = snapshot(disk / "idx")
+
+        ask_and_status()
+
+        assert snapshot(disk / "idx") == before
+        assert os.statvfs(disk).f_bavail == 0
+
+
+def test_ask_and_status_when_every_write_fails_with_a_full_disk(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    before = snapshot(env)
+
+    with refusing_writes(env, monkeypatch, errno.ENOSPC):
+        ask_and_status()
+
+    assert snapshot(env) == before
+
+
+def test_a_model_export_a_read_only_index_lacks_is_one_clear_line(
+    tmp_path: Path, unwritable: Unwritable
+) -> None:
+    index_dir = tmp_path / "index"
+    models = index_dir / "models"
+    models.mkdir(parents=True)  # the cache is there, without this model's export
+
+    with unwritable(index_dir), pytest.raises(ModelLoadError) as refused:
+        export_onnx("sentence-transformers/all-MiniLM-L6-v2", models, quantized=True)
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"cannot export the model 'sentence-transformers/all-MiniLM-L6-v2' into {models}"
+    )
+    assert "EMBED_CACHE_DIR" in message and "newsbot index" in message
+    assert list(models.iterdir()) == []
+
+
+# -- the bot --------------------------------------------------------------------------------
+def test_the_bot_answers_and_takes_votes_on_a_read_only_index(
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    unwritable: Unwritable,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reindex(settings, fake_embedder)
+    before = snapshot(settings.index_dir)
+
+    async def main() -> None:
+        async with running(settings, fake_embedder) as s:
+            _, followup = await s.slash_ask(AID_QUESTION)
+            assert followup is not None
+            assert "$56.2 billion" in embed_of(followup)["description"]
+            assert s.bot.feedback.in_memory
+            thanks = await s.click(custom_ids(followup)[0], message_of(s.fake, followup))
+            assert thanks.body["data"]["content"].startswith("Thanks — noted as helpful.")
+
+    with unwritable(settings.index_dir), caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+        assert snapshot(settings.index_dir) == before
+
+    warned = [r.getMessage() for r in caplog.records if r.name == "newsbot.feedback"]
+    assert len(warned) == 1
+    assert warned[0].startswith(f"cannot write the feedback log {settings.index_dir}")
+
+
+def test_the_feedback_log_moves_to_memory_when_its_disk_fills(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = FeedbackLog(tmp_path)
+    answer = Answer(AID_QUESTION, True, "$56.2 billion [1]. " * 1000)  # a few pages
+    before = log.record_answer(answer, user_id=1, channel_id=None, shown=0)
+    with log._locked() as db:  # no page more: SQLite fails the next write as on a full disk
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+
+    with caplog.at_level(logging.WARNING):
+        after = [log.record_answer(answer, user_id=2, channel_id=None, shown=0) for _ in "ab"]
+
+    assert log.in_memory
+    assert all(log.answer(a.id) for a in after) and log.vote(after[0].id, user_id=2, vote="up")
+    assert log.answer(before.id) is None  # its buttons say it is forgotten
+    warned = [r.getMessage() for r in caplog.records if r.name == "newsbot.feedback"]
+    assert len(warned) == 1 and "database or disk is full" in warned[0]
+    log.close()
+    on_disk = FeedbackLog(tmp_path, fallback_to_memory=False)
+    assert on_disk.answer(before.id) is not None and on_disk.entries() == []
+    on_disk.close()
+
+
+# -- the private copy readers open ----------------------------------------------------------
+def test_a_reader_removes_its_copy_of_the_vectors_when_it_moves_on_or_closes(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    reindex(settings, fake_embedder)
+
+    def copies() -> list[str]:
+        return sorted(p.name for p in scratch.iterdir())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))
+        bot = Newsbot(settings, fake_embedder)
+        first = copies()
+        assert len(first) == 1 and first[0].startswith("newsbot-chroma-")
+        write_article(corpus, "volcano.md", "A volcano erupted near Grindavik.", title="Volcano")
+        reindex(settings, fake_embedder)
+        assert bot.ask("Which volcano erupted near Grindavik?").found  # the next generation
+        assert len(copies()) == 1 and copies() != first
+        bot.close()
+
+    assert copies() == []
+
+
+def test_no_room_for_the_copy_is_one_clear_line(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    full = tmp_path / "full"
+    full.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(full))
+
+    with refusing_writes(full, monkeypatch, errno.ENOSPC):
+        asked = runner.invoke(app, ["ask", AID_QUESTION])
+
+    assert asked.exit_code == 1
+    line = " ".join(asked.output.split())
+    assert line.startswith(f"error: index unavailable: cannot copy the vectors of {env}")
+    assert "(No space left on device)" in line and "set TMPDIR" in line
