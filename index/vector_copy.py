@@ -76,8 +76,10 @@ def _fill(
 def _copy_chroma(source: Path, target: Path) -> None:
     """Copy an embedded Chroma folder of a complete generation.
 
-    Nobody writes a complete generation's vector files; its SQLite file may be touched by
-    readers opening it, so that is copied with SQLite's online backup, which is consistent.
+    Nobody writes a complete generation: readers open a private copy of it (see
+    `VectorStore`'s `read_only`). Its SQLite file is still copied with SQLite's online backup,
+    which is consistent even while a reader of an older newsbot, which opened it in place,
+    writes to it.
     """
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
