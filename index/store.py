@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -20,6 +21,14 @@ from index.settings import Settings
 OWNER_KEY = "newsbot_index"
 # Chroma rejects larger requests; stay well under its max batch size.
 WRITE_BATCH = 1000
+# What to do when a reader cannot copy the embedded store (`_private_copy`), by errno.
+COPY_HINTS = {
+    errno.ENOSPC: ": free space there, or set TMPDIR to a folder with room",
+    errno.EDQUOT: ": free space there, or set TMPDIR to a folder with room",
+    errno.EROFS: ": set TMPDIR to a folder you may write",
+    errno.EACCES: ": set TMPDIR to a folder you may write",
+    errno.EPERM: ": set TMPDIR to a folder you may write",
+}
 
 
 class VectorStore:
@@ -257,11 +266,12 @@ def _private_copy(folder: Path) -> Path:
     Chroma cannot open a store without writing to it: every start of its embedded client
     inserts a row into `chroma.sqlite3` (its `acquire_write` table, in a write transaction
     with a journal file beside it), and loading a collection whose last vectors are still in
-    its write log (fewer than its `sync_threshold`, so: always, for a small change) rewrites
-    the collection's HNSW files. Its settings offer no read-only mode. A reader opening a
-    generation in place would thus write a generation that is never to change (while other
-    processes read those HNSW files), and fail on a read-only folder or a full disk. A reader
-    therefore opens a copy, which Chroma may write as it likes: the generation is only read.
+    its write log rewrites the collection's HNSW files (it flushes them only every
+    `sync_threshold` vectors written, so the last ones nearly always are). Its settings offer
+    no read-only mode. A reader opening a generation in place would thus write a generation
+    that is never to change (while other processes read those HNSW files), and fail on a
+    read-only folder or a full disk. A reader therefore opens a copy, which Chroma may write
+    as it likes: the generation is only read.
 
     The copy costs the store's size in the temp folder (`TMPDIR`) while the reader has the
     generation open, and a moment to make; the files are copied, never linked, so no write
@@ -279,7 +289,7 @@ def _private_copy(folder: Path) -> Path:
     try:
         scratch = Path(tempfile.mkdtemp(prefix="newsbot-chroma-"))
     except OSError as exc:
-        raise _no_room(folder, exc) from exc
+        raise _copy_failed(folder, exc) from exc
     try:
         for parent, folders, files in os.walk(folder):
             here = scratch / Path(parent).relative_to(folder)
@@ -290,18 +300,18 @@ def _private_copy(folder: Path) -> Path:
                 shutil.copyfile(Path(parent) / name, here / name)
     except OSError as exc:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise _no_room(folder, exc) from exc
+        raise _copy_failed(folder, exc) from exc
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     return scratch
 
 
-def _no_room(folder: Path, exc: OSError) -> StoreUnavailableError:
+def _copy_failed(folder: Path, exc: OSError) -> StoreUnavailableError:
+    hint = COPY_HINTS.get(exc.errno or 0, "")
     return StoreUnavailableError(
         f"index unavailable: cannot copy the vectors of {folder} into the temp folder "
-        f"{tempfile.gettempdir()}, where readers open them ({exc.strerror or exc}): "
-        "free space there, or set TMPDIR to a folder with room that you may write"
+        f"{tempfile.gettempdir()}, where readers open them ({exc.strerror or exc}){hint}"
     )
 
 
