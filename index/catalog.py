@@ -42,6 +42,26 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 """
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """The catalog at `path`, opened so that nothing is written beside it.
+
+    A catalog in WAL mode (an index from before generations) cannot be opened read-only in a
+    folder its reader may not write: SQLite needs to create its `-shm` file. Without a `-wal`
+    file there is nothing that file would coordinate, and nothing writes such a catalog any
+    more (a reindex copies it into a generation), so it is read as immutable.
+    """
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if path.with_name(path.name + "-wal").exists():
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
 @dataclass(frozen=True)
 class ArticleRecord:
     """An indexed article's metadata, as citations show it."""
@@ -78,9 +98,7 @@ class Catalog:
         readers open a complete generation."""
         self.path = path
         if not writable:
-            self._db = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-            )
+            self._db = _read_only(path)
             self._db.row_factory = sqlite3.Row
             return
         path.parent.mkdir(parents=True, exist_ok=True)

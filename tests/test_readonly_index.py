@@ -345,3 +345,22 @@ def test_no_room_for_the_copy_is_one_clear_line(
     line = " ".join(asked.output.split())
     assert line.startswith(f"error: index unavailable: cannot copy the vectors of {env}")
     assert "(No space left on device)" in line and "set TMPDIR" in line
+
+
+def test_an_index_from_before_generations_answers_from_a_read_only_folder(env: Path) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    generation = env / "gen-000001"
+    for part in generation.iterdir():
+        part.rename(env / part.name)
+    generation.rmdir()
+    (env / "CURRENT").unlink()
+    catalog = sqlite3.connect(env / "catalog.sqlite")
+    catalog.execute("PRAGMA journal_mode=WAL")  # as catalogs were then
+    catalog.close()
+    before = snapshot(env)
+
+    with mounted_read_only(env):
+        asked = runner.invoke(app, ["ask", AID_QUESTION, "--json"])
+        assert asked.exit_code == 0, asked.output
+        assert "$56.2 billion" in json.loads(asked.stdout)["answer"]
+        assert snapshot(env) == before
