@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -36,7 +37,7 @@ from index.feedback import FeedbackLog
 from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
-from tests.conftest import write_article
+from tests.conftest import SEED, write_article
 from tests.fakes import FakeEmbedder
 from tests.test_bot import AID_QUESTION, custom_ids, embed_of, message_of, running
 
@@ -364,3 +365,25 @@ def test_an_index_from_before_generations_answers_from_a_read_only_folder(env: P
         assert asked.exit_code == 0, asked.output
         assert "$56.2 billion" in json.loads(asked.stdout)["answer"]
         assert snapshot(env) == before
+
+
+@pytest.mark.integration
+def test_the_real_model_answers_from_a_read_only_index_holding_its_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unwritable: Unwritable
+) -> None:
+    """The ONNX export in the index's `models/` is read, never written, by a reader."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED, corpus)
+    index_dir = tmp_path / "index"
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
+    monkeypatch.delenv("EMBED_CACHE_DIR")  # the export goes where it does for users
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    assert any((index_dir / "models").glob("*/model.onnx"))
+    before = snapshot(index_dir)
+
+    with unwritable(index_dir):
+        asked = runner.invoke(app, ["ask", "What has Biden allowed Ukraine to do?"])
+        assert asked.exit_code == 0, asked.output
+        assert asked.stdout.startswith("President Biden has decided to let Ukraine use")
+        assert snapshot(index_dir) == before
