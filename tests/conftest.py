@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from index.lexical import LexicalIndex
 from index.settings import Settings, env_names
 from index.store import VectorStore
 from tests.fakes import FakeEmbedder
+from tests.readonly import Unwritable, mounted_read_only, refusing_writes
 
 DATA = Path(__file__).parent / "data"
 SEED = Path(__file__).resolve().parent.parent / "corpus"
@@ -147,6 +149,15 @@ def env(
     monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
     return index_dir
+
+
+@pytest.fixture(params=["mounted", "refused"])
+def unwritable(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Unwritable:
+    """Makes a folder read-only for a block: a real read-only bind mount (skipped without
+    root), or every write under it refused in-process (errno EROFS)."""
+    if request.param == "mounted":
+        return mounted_read_only
+    return lambda root: refusing_writes(root, monkeypatch, errno.EROFS)
 
 
 # --- the generation in service, read as a reader does --------------------------------------

@@ -20,6 +20,7 @@ from index.settings import Settings
 from tests.chroma_server import ChromaServer, running_server
 from tests.conftest import live_catalog, write_article
 from tests.fakes import FakeEmbedder
+from tests.readonly import Unwritable, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +109,32 @@ def test_index_and_ask_through_the_server(
         chunk_id(meta["article_id"], meta["ord"]) for meta in stored["metadatas"]
     }
     assert not list(settings.index_dir.glob("**/chroma")), "the embedded store was used"
+
+
+def test_a_reader_through_the_server_writes_nothing_in_the_index_folder(
+    chroma_server: ChromaServer,
+    corpus: Path,
+    fake_embedder: FakeEmbedder,
+    tmp_path: Path,
+    unwritable: Unwritable,
+) -> None:
+    settings = server_settings(
+        chroma_server, tmp_path, "fake-ro", corpus_dir=corpus, embed_model=fake_embedder.name
+    )
+    reindex(settings, fake_embedder)
+    before = snapshot(settings.index_dir)
+
+    with unwritable(settings.index_dir):
+        bot = Newsbot(settings, fake_embedder)
+        try:
+            answer = bot.ask(AID_QUESTION)
+            status = bot.status()
+        finally:
+            bot.close()
+        assert snapshot(settings.index_dir) == before
+
+    assert "$56.2 billion" in answer.answer
+    assert status.vectors == status.chunks > 0
 
 
 def test_reindex_through_the_server_is_incremental(
