@@ -42,13 +42,14 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 """
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    """The catalog at `path`, opened so that nothing is written beside it.
+def read_only_connection(path: Path) -> sqlite3.Connection:
+    """The SQLite file at `path`, opened so that nothing is written beside it.
 
-    A catalog in WAL mode (an index from before generations) cannot be opened read-only in a
-    folder its reader may not write: SQLite needs to create its `-shm` file. Without a `-wal`
-    file there is nothing that file would coordinate, and nothing writes such a catalog any
-    more (a reindex copies it into a generation), so it is read as immutable.
+    A file in WAL mode (the feedback log; a catalog from before generations) cannot be opened
+    read-only in a folder its reader may not write while no writer has it open: SQLite needs
+    to create its `-shm` file. Without a `-wal` file no writer has it open and there is
+    nothing to replay, so it is read as immutable then (a writer that opens it meanwhile goes
+    unseen; nothing writes an old catalog any more: a reindex copies it into a generation).
     """
     uri = path.resolve().as_uri()
     db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
@@ -98,7 +99,7 @@ class Catalog:
         readers open a complete generation."""
         self.path = path
         if not writable:
-            self._db = _read_only(path)
+            self._db = read_only_connection(path)
             self._db.row_factory = sqlite3.Row
             return
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from index.answer import Answer
+from index.catalog import read_only_connection
 
 log = logging.getLogger("newsbot.feedback")
 
@@ -88,14 +89,20 @@ class FeedbackLog:
     Recording feedback must never stop the bot answering: if the file cannot be written (a
     read-only index folder, a full disk), one warning is logged and answers and votes are
     kept in memory until the process ends (buttons on answers recorded before then say
-    they are forgotten). `fallback_to_memory=False` raises instead.
+    they are forgotten).
     """
 
-    def __init__(self, index_dir: Path, *, fallback_to_memory: bool = True) -> None:
+    def __init__(self, index_dir: Path, *, read_only: bool = False) -> None:
+        """Open (or create) the log in `index_dir`; `read_only` opens an existing one only to
+        read it, writing nothing (`newsbot feedback`, on an index it may not write)."""
         self.path = index_dir / FEEDBACK_FILE
-        self._fallback = fallback_to_memory
+        self._read_only = read_only
         self._lock = threading.Lock()
         self.in_memory = False
+        if read_only:
+            self._db = read_only_connection(self.path)
+            self._db.row_factory = sqlite3.Row
+            return
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
             self._db = _connect(str(self.path))
@@ -104,14 +111,14 @@ class FeedbackLog:
 
     @classmethod
     def existing(cls, index_dir: Path) -> FeedbackLog | None:
-        """The log in `index_dir` if the bot ever wrote one (reading never creates it)."""
+        """The log in `index_dir` if the bot ever wrote one, opened to read it."""
         if not (index_dir / FEEDBACK_FILE).exists():
             return None
-        return cls(index_dir, fallback_to_memory=False)
+        return cls(index_dir, read_only=True)
 
     def _to_memory(self, exc: Exception) -> sqlite3.Connection:
         """An in-memory log instead of the file, which failed with `exc`; or `exc` raised."""
-        if not self._fallback or self.in_memory or not _cannot_write(exc):
+        if self._read_only or self.in_memory or not _cannot_write(exc):
             raise exc
         log.warning(
             "cannot write the feedback log %s (%s): answers and votes are kept in memory "

@@ -165,7 +165,8 @@ def test_the_feedback_log_moves_to_memory_when_its_disk_fills(
     warned = [r.getMessage() for r in caplog.records if r.name == "newsbot.feedback"]
     assert len(warned) == 1 and "database or disk is full" in warned[0]
     log.close()
-    on_disk = FeedbackLog(tmp_path, fallback_to_memory=False)
+    on_disk = FeedbackLog.existing(tmp_path)
+    assert on_disk is not None
     assert on_disk.answer(before.id) is not None and on_disk.entries() == []
     on_disk.close()
 
@@ -251,3 +252,23 @@ def test_the_real_model_answers_from_a_read_only_index_holding_its_export(
         assert asked.exit_code == 0, asked.output
         assert asked.stdout.startswith("President Biden has decided to let Ukraine use")
         assert snapshot(index_dir) == before
+
+
+def test_feedback_lists_the_votes_of_a_read_only_index(
+    env: Path, unwritable: Unwritable, fake_embedder: FakeEmbedder
+) -> None:
+    log = FeedbackLog(env)
+    recorded = log.record_answer(
+        Answer(AID_QUESTION, True, "$56.2 billion"), user_id=5, channel_id=None, shown=0
+    )
+    log.vote(recorded.id, user_id=5, vote="up")
+    log.close()
+    before = snapshot(env)["feedback.sqlite"]
+
+    with unwritable(env):
+        listed = runner.invoke(app, ["feedback", "--json"])
+        # (In a folder it may write, SQLite adds the -shm and -wal files a WAL reader uses.)
+        assert snapshot(env)["feedback.sqlite"] == before
+
+    assert listed.exit_code == 0, listed.output
+    assert [json.loads(line)["user_id"] for line in listed.stdout.splitlines()] == [5]
