@@ -62,7 +62,7 @@ def one_error_line(result: Any) -> str:
     """The run's only line on stderr, which must be an error."""
     assert result.exit_code == 1, result.output
     assert not isinstance(result.exception, AssertionError), result.exception
-    lines = result.stderr.strip().splitlines()
+    lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     return str(lines[0])
