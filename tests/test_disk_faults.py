@@ -193,6 +193,13 @@ LAYERS = {
         lambda: sqlite_full(),
         "building/catalog.sqlite",
     ),
+    "embedding (OSError in the 2nd group's catalog write)": (
+        Catalog,
+        "replace_articles",
+        2,
+        lambda: no_space("/idx/building/catalog.sqlite-wal"),
+        "/idx/building/catalog.sqlite-wal",
+    ),
     "vector store": (
         VectorStore,
         "upsert",
@@ -356,15 +363,18 @@ def test_an_index_folder_it_may_not_write_is_one_line(
     )
 
 
-def test_a_read_only_index_folder_is_one_line_and_the_index_keeps_answering(
+def test_a_read_only_index_folder_is_one_line_and_changes_nothing(
     env: Path, tmp_path: Path
 ) -> None:
     assert runner.invoke(app, ["index"]).exit_code == 0
+    before = index_state(env)
     (tmp_path / "corpus" / "new.md").write_text("A new article about the harbour.\n")
     with mounted("--bind", str(env), at=env):
         _mount("-o", "remount,ro,bind", str(env))
 
         line = one_error_line(runner.invoke(app, ["index"]))
+
+        assert index_state(env) == before
 
         assert line.startswith(f"error: cannot write {env}/writer.lock: read-only file system"), (
             line
