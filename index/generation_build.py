@@ -153,9 +153,10 @@ class GenerationBuild:
         BM25), keep the catalog, which holds what was embedded; what became of the build."""
         building = self.layout.building
         if _resumable(building / "catalog.sqlite"):
-            for item in building.iterdir() if building.is_dir() else []:
-                if not item.name.startswith("catalog.sqlite"):
-                    _remove(item)
+            with contextlib.suppress(OSError):  # a disk gone read-only: nothing more to free
+                for item in list(building.iterdir()):
+                    if not item.name.startswith("catalog.sqlite"):
+                        _remove(item)
             return f"it resumes: what was embedded is kept in {building}"
         shutil.rmtree(building, ignore_errors=True)
         return "nothing had been embedded yet: the unfinished build was removed"
@@ -273,7 +274,8 @@ def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _drop_and_find_changed(
