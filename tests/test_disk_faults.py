@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromadb.errors import InternalError
 from typer.testing import CliRunner
 
-from index import embeddings, generation_build
+from index import embeddings, generation_build, indexer
 from index.catalog import Catalog
 from index.cli import app
 from index.layout import IndexLayout
@@ -290,6 +291,29 @@ def test_a_full_disk_before_anything_is_embedded_removes_the_build(
     assert line.startswith(f"error: out of disk space writing {env}/building/catalog.sqlite"), line
     assert "nothing had been embedded yet: the unfinished build was removed" in line
     assert not IndexLayout(env).building.exists()
+
+
+def test_a_full_disk_with_nothing_to_index_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    before = index_state(env)
+
+    def opening(*args: Any, **kwargs: Any) -> VectorStore:
+        # What the embedded Chroma raises when it cannot write to its folder as it opens.
+        raise InternalError("error returned from database: (code: 13) database or disk is full")
+
+    monkeypatch.setattr(indexer, "VectorStore", opening)
+
+    line = one_error_line(runner.invoke(app, ["index"]))
+
+    live = IndexLayout(env).current()
+    assert live is not None
+    assert line == (
+        f"error: out of disk space writing {live.chroma}: free some space, then run "
+        "`newsbot index` again (the index in service is unchanged)"
+    )
+    assert index_state(env) == before
 
 
 # --- the model export -------------------------------------------------------------------------
