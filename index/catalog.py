@@ -215,7 +215,7 @@ class Catalog:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def passages(self, chunk_ids: Sequence[str]) -> dict[str, Passage]:
@@ -295,7 +295,7 @@ class Catalog:
             )
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            _rollback(self._db)
             raise
 
     def dimension(self) -> int | None:
@@ -344,6 +344,12 @@ class Catalog:
         a = self._db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         c = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(a), int(c)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction; SQLite has already undone it after a full disk."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _blob(vector: np.ndarray) -> bytes:

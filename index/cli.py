@@ -98,6 +98,9 @@ def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        # Off a terminal a bar is noise: stopping it would still print an empty line, before
+        # the one line an error is.
+        disable=not err.is_terminal,
     )
     tasks: dict[str, Any] = {}
 

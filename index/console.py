@@ -49,4 +49,4 @@ def user_errors() -> Iterator[None]:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env`, with the given CLI flags on top."""
     with user_errors():
-        return Settings().overridden(**overrides)
+        return Settings.read().overridden(**overrides)

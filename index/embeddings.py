@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from index.disk import writing
 from index.errors import ConfigError, ModelLoadError
 from index.settings import BUNDLED_MODEL, EmbedBackend, Settings
 
@@ -31,6 +32,7 @@ BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
 # Bump when the export or the quantization changes: it is part of the cached model's name.
 ONNX_RECIPE = 1
 ONNX_OPSET = 17
+EXPORT_AGAIN = "run the command again (the half-written export was removed)"
 WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
 
 
@@ -350,32 +352,25 @@ def export_onnx(location: str, cache_dir: Path, *, quantized: bool, label: str =
     folder = cache_dir / _export_name(location, quantized, label)
     if (folder / "meta.json").exists():
         return folder  # a reader of a read-only index writes nothing here
-    try:
-        return _export_once(location, cache_dir, folder, quantized=quantized)
-    except OSError as exc:  # a read-only index, a full disk
-        raise ModelLoadError(
-            f"cannot export the model {label or location!r} into {cache_dir} "
-            f"({exc.strerror or exc}): run `newsbot index` once as a user who may write "
-            "there, with room on its disk, or set EMBED_CACHE_DIR to a folder you may write"
-        ) from exc
-
-
-def _export_once(location: str, cache_dir: Path, folder: Path, *, quantized: bool) -> Path:
-    """Export into `folder` under the cache's lock, unless another process did meanwhile."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".export.lock", "a+") as lock:
+    # A failed write (a full disk, a folder it may not write) leaves no half-written model:
+    # an export cannot be resumed, the next run exports anew.
+    with writing(folder, setting="EMBED_CACHE_DIR", then=EXPORT_AGAIN, exact=True):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(cache_dir / ".export.lock", "a+")  # noqa: SIM115 (closed below)
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (folder / "meta.json").exists():  # another process exported it meanwhile
             return folder
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
-        try:
-            with _quiet():
-                _export(location, work, quantized=quantized)
-            work.chmod(0o755)  # mkdtemp's 0700 would hide the model from other users
-            shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover
-            os.rename(work, folder)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        with writing(folder, setting="EMBED_CACHE_DIR", then=EXPORT_AGAIN, exact=True):
+            work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
+            try:
+                with _quiet():
+                    _export(location, work, quantized=quantized)
+                work.chmod(0o755)  # mkdtemp's 0700 would hide the model from other users
+                shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover
+                os.rename(work, folder)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
     return folder
 
 

@@ -73,5 +73,15 @@ class ModelLoadError(NewsbotError):
     """The embedding model cannot be loaded."""
 
 
+class DiskWriteError(NewsbotError):
+    """A file newsbot writes could not be written: no space left, no permission, a read-only
+    file system or another OS error. `path` names what was being written; the message says
+    what became of the unfinished work and what to do."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(_one_line(message))
+        self.path = path
+
+
 def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +17,9 @@ import numpy as np
 from index.catalog import Catalog
 from index.chunks import Chunk, Chunker
 from index.corpus.article import Article
+from index.disk import message, write_failure
 from index.embeddings import Embedder, check_fits
-from index.errors import NewsbotError, StoreUnavailableError
+from index.errors import DiskWriteError, NewsbotError, StoreUnavailableError
 from index.layout import Generation, IndexLayout, sync_folder
 from index.lexical import LexicalIndex
 from index.progress import Progress
@@ -25,6 +27,8 @@ from index.settings import Settings
 from index.store import VectorStore, collection_name
 from index.vector_copy import write_store
 
+# The setting that moves the index elsewhere, for "put it on another disk".
+INDEX_DIR_SETTING = "NEWSBOT_INDEX_DIR"
 # Chunks embedded and committed together: a killed run loses at most one group's work.
 GROUP_CHUNKS = 1024
 
@@ -82,13 +86,37 @@ class GenerationBuild:
         self.embedder = embedder
         self.layout = layout
         self.progress = progress
+        self._writing = layout.building  # what is being written, for a failed write's message
 
     def run(self, live: Generation | None, base: LiveSummary, plan: BuildPlan) -> BuiltGeneration:
         """Build `plan` from the generation in service `live` (which `base` sums up), check
-        it, and switch to it."""
+        it, and switch to it.
+
+        A write that fails (no space, no permission, any OS error) raises `DiskWriteError`:
+        the generation in service is untouched, and `building/` keeps only its catalog, which
+        holds what was embedded, for the next run to resume (or goes, if nothing is).
+        """
+        try:
+            return self._build(live, base, plan)
+        except Exception as exc:
+            failure = write_failure(exc, self._writing)
+            if failure is None:
+                raise
+            then = f"run `newsbot index` again ({self._leave_resumable()}"
+            if live is not None:
+                then += "; the index in service is unchanged"
+            raise DiskWriteError(
+                message(failure, setting=INDEX_DIR_SETTING, then=then + ")"),
+                path=str(failure.path),
+            ) from exc
+
+    def _build(
+        self, live: Generation | None, base: LiveSummary, plan: BuildPlan
+    ) -> BuiltGeneration:
         if live is not None:  # a generation built but never switched to is of no use
             self.layout.remove_stale(kept_generations(self.layout, live.number))
         copy_from = None if plan.rebuild else live
+        self._writing = self.layout.building / "catalog.sqlite"
         catalog, number = self._open_catalog(copy_from, base, plan.manifest)
         building = Generation(self.layout.building, number)
         try:
@@ -106,15 +134,32 @@ class GenerationBuild:
             embedded = not self.settings.chroma_host and not plan.vectors_restored
             if copy_from is not None and copy_from.number and embedded:
                 reuse = (copy_from, _renewed(catalog, base) | set(repaired))
+            self._writing = building.chroma
             stored = write_store(self.settings, catalog, building, name, reuse, self.progress)
+            self._writing = building.bm25
             lexical = _write_lexical(catalog, building.bm25)
             _check_consistent(catalog, stored, lexical)
-            catalog.set_meta("build", None)
+            # The "build" entry stays: a generation whose switch fails is resumed as it is.
+            self._writing = building.catalog
             catalog.seal()
         finally:
             catalog.close()
+        self._writing = self.layout.root
         self._switch(index_id, number)
         return BuiltGeneration(repaired, chunks_embedded, chunks_total=len(stored))
+
+    def _leave_resumable(self) -> str:
+        """After a failed write: free what the next run rebuilds anyway (the vectors' store,
+        BM25), keep the catalog, which holds what was embedded; what became of the build."""
+        building = self.layout.building
+        if _resumable(building / "catalog.sqlite"):
+            with contextlib.suppress(OSError):  # a disk gone read-only: nothing more to free
+                for item in list(building.iterdir()):
+                    if not item.name.startswith("catalog.sqlite"):
+                        _remove(item)
+            return f"it resumes: what was embedded is kept in {building}"
+        shutil.rmtree(building, ignore_errors=True)
+        return "nothing had been embedded yet: the unfinished build was removed"
 
     def _open_catalog(
         self, copy_from: Generation | None, base: LiveSummary, manifest: dict[str, Any]
@@ -196,8 +241,12 @@ class GenerationBuild:
         target = layout.generation_dir(number)
         shutil.rmtree(target, ignore_errors=True)  # left by a run killed before its switch
         os.replace(layout.building, target)
-        sync_folder(layout.root)
-        layout.switch_to(Generation(target, number))
+        try:
+            sync_folder(layout.root)
+            layout.switch_to(Generation(target, number))
+        except OSError:
+            os.replace(target, layout.building)  # not in service: the next run resumes it
+            raise
         keep = kept_generations(layout, number)
         layout.remove_stale(keep)
         with contextlib.suppress(StoreUnavailableError):  # cleaned up by a later run instead
@@ -206,6 +255,28 @@ class GenerationBuild:
                 index_id,
                 {collection_name(self.settings, index_id, n) for n in keep},
             )
+
+
+def _resumable(path: Path) -> bool:
+    """Whether the catalog at `path` is a build's, which the next run may resume."""
+    if not path.exists():
+        return False
+    try:
+        catalog = Catalog(path, writable=False)
+        try:
+            return isinstance((catalog.get_meta("build") or {}).get("number"), int)
+        finally:
+            catalog.close()
+    except (sqlite3.Error, ValueError):
+        return False
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _drop_and_find_changed(

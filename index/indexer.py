@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from index.catalog import Catalog
 from index.corpus.scan import CorpusScan, scan_corpus
+from index.disk import writing
 from index.embeddings import Embedder
 from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
 from index.generation_build import BuildPlan, GenerationBuild, LiveSummary, kept_generations
@@ -16,7 +17,7 @@ from index.manifest import check_manifest, manifest_for
 from index.progress import Progress
 from index.settings import Settings
 from index.store import VectorStore
-from index.writer_lock import writer_lock
+from index.writer_lock import AGAIN, writer_lock
 
 
 @dataclass
@@ -159,14 +160,17 @@ def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> boo
         catalog.close()
     if name is None or base.index_id is None:
         return False
-    try:
-        store = VectorStore(settings, owner=base.index_id, path=live.chroma, name=name)
-    except VectorsMissingError:
-        return False
-    try:
-        return store.count() == base.chunks
-    finally:
-        store.close()
+    # The embedded Chroma writes to its folder when it opens: on a full disk, that fails.
+    then = f"{AGAIN} (the index in service is unchanged)"
+    with writing(live.chroma, setting="NEWSBOT_INDEX_DIR", then=then):
+        try:
+            store = VectorStore(settings, owner=base.index_id, path=live.chroma, name=name)
+        except VectorsMissingError:
+            return False
+        try:
+            return store.count() == base.chunks
+        finally:
+            store.close()
 
 
 def _plan(

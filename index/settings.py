@@ -14,7 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from index.errors import ConfigError
+
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+ENV_FILE = ".env"  # read from the working folder
 EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 
 # Sections of `.env.example`, in the order the fields are declared.
@@ -51,7 +54,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="forbid",
         populate_by_name=True,
@@ -238,6 +241,14 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("index_dir")
+    @classmethod
+    def _a_folder(cls, value: Path) -> Path:
+        problem = not_a_folder(value)
+        if problem:
+            raise ValueError(f"{problem}: point it at a folder")
+        return value
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info: Any) -> int:
@@ -251,8 +262,65 @@ class Settings(BaseSettings):
         return self.embed_cache_dir or self.index_dir / "models"
 
     def overridden(self, **changes: Any) -> Settings:
-        """A copy with the given fields changed; `None` values (unset CLI flags) are ignored."""
+        """A copy with the given fields changed; `None` values (unset CLI flags) are ignored.
+
+        Raises:
+            ConfigError: `index_dir` is a file (or lies under one).
+        """
+        index_dir = changes.get("index_dir")
+        problem = not_a_folder(index_dir) if index_dir is not None else None
+        if problem:
+            raise ConfigError(f"--index-dir: {problem}: point it at a folder")
         return self.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def read(cls) -> Settings:
+        """The settings from the environment and `.env`.
+
+        Raises:
+            ConfigError: `.env` cannot be read, or is not UTF-8 (it names the line).
+            pydantic.ValidationError: a setting is unknown or invalid.
+        """
+        try:
+            return cls()
+        except UnicodeDecodeError as exc:
+            raise ConfigError(_not_utf8(Path(ENV_FILE).resolve())) from exc
+        except OSError as exc:
+            path = Path(ENV_FILE).resolve()
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def not_a_folder(path: Path) -> str | None:
+    """What makes `path` unusable as a folder (it, or a folder above it, is a file), if so."""
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            return None
+        if folder.exists() or folder.is_symlink():  # a file, a device, a broken symlink...
+            if folder.is_file():
+                what = "a file, not a folder"
+            elif folder.is_symlink() and not folder.exists():
+                what = "a broken symlink"
+            else:
+                what = "not a folder"
+            if folder == path:
+                return f"{path} is {what}"
+            return f"{path} is under {folder}, which is {what}"
+    return None
+
+
+def _not_utf8(path: Path) -> str:
+    """Where `path` (`.env`) stops being UTF-8."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (
+            f"{path} is not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}): save it as UTF-8"
+        )
+    except OSError:
+        pass
+    return f"{path} is not UTF-8: save it as UTF-8"
 
 
 def env_names() -> dict[str, str]:

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from index.catalog import Catalog
+from index.disk import write_failure
 from index.layout import Generation
 from index.progress import Progress
 from index.settings import Settings
@@ -40,7 +41,10 @@ def write_store(
         try:
             _copy_chroma(source.chroma, building.chroma)
             store = VectorStore(settings, owner=index_id, path=building.chroma, name=name)
-        except Exception:
+        except Exception as exc:
+            failure = write_failure(exc, building.chroma)
+            if failure is not None and failure.kind != "other":
+                raise  # no space or no permission: writing them all anew would fail too
             log.warning("could not copy the vectors of %s; writing them all anew", source.name)
         else:
             try:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from index.disk import writing
 from index.errors import IndexBusyError
 from index.layout import IndexLayout
+
+AGAIN = "run `newsbot index` again"
 
 
 @contextmanager
@@ -18,8 +22,10 @@ def writer_lock(layout: IndexLayout) -> Iterator[None]:
     The lock is an flock: it goes with the process holding it, however that process ends.
     Readers take no lock: they only open complete generations, which nobody writes.
     """
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with open(layout.lock, "a+") as handle:
+    with writing(layout.root, setting="NEWSBOT_INDEX_DIR", then=AGAIN):
+        layout.root.mkdir(parents=True, exist_ok=True)
+        handle = open(layout.lock, "a+")  # noqa: SIM115 (closed below, whatever happens)
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -29,13 +35,13 @@ def writer_lock(layout: IndexLayout) -> Iterator[None]:
                 f"another `newsbot index` (pid {holder}) is writing {layout.root}: "
                 "wait for it to finish"
             ) from exc
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
         try:
+            with writing(layout.lock, setting="NEWSBOT_INDEX_DIR", then=AGAIN):
+                # Unbuffered: a write that fails (a full disk) leaves nothing to flush later.
+                os.ftruncate(handle.fileno(), 0)
+                os.pwrite(handle.fileno(), str(os.getpid()).encode(), 0)
             yield
         finally:
-            handle.seek(0)
-            handle.truncate()
+            with contextlib.suppress(OSError):  # the pid is a courtesy; the flock is the lock
+                os.ftruncate(handle.fileno(), 0)
             fcntl.flock(handle, fcntl.LOCK_UN)
