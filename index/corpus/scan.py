@@ -37,14 +37,19 @@ def scan_corpus(
     *,
     indexed_paths: Mapping[str, str] | None = None,
     limits: FileLimits | None = None,
+    index_dir: Path | None = None,
 ) -> CorpusScan:
     """Read every article under `root` (any depth).
+
+    A symlink is followed only to a file or folder inside `root`, and never into
+    `index_dir`; the index folder itself is not read, should it lie inside the corpus.
 
     Args:
         root: the corpus folder, or a single file of articles.
         indexed_paths: article id → the file it was indexed from; when two files give the
             same id, the one the index already holds keeps it.
         limits: the largest article and JSON/JSONL file read (default: the MAX_* constants).
+        index_dir: the index folder, never read as part of the corpus.
 
     Returns:
         The articles in a stable order, and the files, folders or records that could not be
@@ -59,7 +64,7 @@ def scan_corpus(
     if root.is_file():  # one file of articles (a .jsonl.gz, say) is a corpus too
         files, base = iter([root]), root.parent
     elif root.is_dir():
-        files, base = _corpus_files(root, scan), root
+        files, base = _corpus_files(root, _Bounds.of(root, index_dir), scan), root
     else:
         raise CorpusError(f"corpus folder not found: {root}")
     indexed = indexed_paths or {}
@@ -97,9 +102,48 @@ def scan_corpus(
     return scan
 
 
-def _corpus_files(root: Path, scan: CorpusScan) -> Iterator[Path]:
+@dataclass(frozen=True)
+class _Bounds:
+    """Where the corpus walk may go: inside the corpus folder, never into the index folder."""
+
+    corpus: str
+    index: str | None
+
+    @classmethod
+    def of(cls, root: Path, index_dir: Path | None) -> _Bounds:
+        index = os.path.realpath(index_dir) if index_dir is not None else None
+        return cls(os.path.realpath(root), index)
+
+    def refusal(self, entry: os.DirEntry[str]) -> str | None:
+        """Why the walk does not follow the symlink `entry`; None if it may."""
+        if not entry.is_symlink():
+            return None
+        target = os.path.realpath(entry.path)
+        if self.index is not None and _within(target, self.index):
+            where = "into the index folder"
+        elif not _within(target, self.corpus):
+            where = "outside the corpus"
+        else:
+            return None
+        return f"symlink leads {where} ({_link_text(entry.path)})"
+
+    def is_index(self, entry: os.DirEntry[str]) -> bool:
+        """Whether `entry` is the index folder itself (an index kept inside its corpus)."""
+        return self.index is not None and os.path.realpath(entry.path) == self.index
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _link_text(path: str) -> str:
+    """Where the symlink `path` says it points, as one printable line."""
+    return os.fsencode(os.readlink(path)).decode("utf-8", "replace")
+
+
+def _corpus_files(root: Path, bounds: _Bounds, scan: CorpusScan) -> Iterator[Path]:
     """Files under `root`, in a stable order; folders that can't be read go to `scan`."""
-    yield from _folder_files(root, "", (_inode(root.stat()),), scan)
+    yield from _folder_files(root, "", (_inode(root.stat()),), bounds, scan)
 
 
 def _inode(st: os.stat_result) -> tuple[int, int]:
@@ -107,7 +151,11 @@ def _inode(st: os.stat_result) -> tuple[int, int]:
 
 
 def _folder_files(
-    folder: Path, rel: str, ancestors: tuple[tuple[int, int], ...], scan: CorpusScan
+    folder: Path,
+    rel: str,
+    ancestors: tuple[tuple[int, int], ...],
+    bounds: _Bounds,
+    scan: CorpusScan,
 ) -> Iterator[Path]:
     try:
         with os.scandir(folder) as listing:
@@ -122,23 +170,37 @@ def _folder_files(
         return
     folders: list[tuple[os.DirEntry[str], str]] = []
     for entry in entries:
-        if entry.name.startswith("."):
-            continue
         entry_rel = f"{rel}/{entry.name}" if rel else entry.name
-        is_dir = _is_dir(entry)
-        if not _utf8_name(entry_rel):
-            # The path is the article id, and ids are UTF-8 in the catalog and in citations.
-            what = "folder" if is_dir else "file"
-            printable = os.fsencode(entry_rel).decode("utf-8", "replace")
-            scan.problems.append(ArticleError(printable, f"{what} name is not UTF-8: rename it"))
-        elif is_dir:
+        kind = _entry_kind(entry, entry_rel, bounds, scan)
+        if kind == "folder":
             folders.append((entry, entry_rel))
-        elif not entry.name.endswith(SIDECAR_SUFFIX):
+        elif kind == "file":
             yield Path(entry.path)
     for entry, entry_rel in folders:
         inode = _subfolder_inode(entry, entry_rel, ancestors, scan)
         if inode is not None:
-            yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), scan)
+            yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), bounds, scan)
+
+
+def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: CorpusScan) -> str | None:
+    """ "folder" or "file" if the walk reads `entry` (at `rel`); None if it is passed over
+    (hidden, a sidecar, the index folder) or refused, with its problem put in `scan`."""
+    if entry.name.startswith("."):
+        return None
+    is_dir = _is_dir(entry)
+    printable = os.fsencode(rel).decode("utf-8", "replace")
+    refusal = bounds.refusal(entry)
+    if refusal:
+        scan.problems.append(ArticleError(printable, refusal))
+    elif not _utf8_name(rel):
+        # The path is the article id, and ids are UTF-8 in the catalog and in citations.
+        what = "folder" if is_dir else "file"
+        scan.problems.append(ArticleError(printable, f"{what} name is not UTF-8: rename it"))
+    elif is_dir:
+        return None if bounds.is_index(entry) else "folder"
+    elif not entry.name.endswith(SIDECAR_SUFFIX):
+        return "file"
+    return None
 
 
 def _subfolder_inode(
