@@ -3,13 +3,17 @@ traceback or a stopped run; symlinks never lead the walk out of the corpus."""
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from index.cli import app
+from index.corpus.scan import scan_corpus
 from tests.test_bad_files import summary
 
 runner = CliRunner()
@@ -191,3 +195,49 @@ def test_an_index_folder_inside_the_corpus_is_not_read(
 
     assert lines == []
     assert rows["unchanged (no model call)"] == "3"
+
+
+# --- found by the property tests (tests/test_hostile_properties.py) --------------------------
+
+
+def test_a_sidecar_with_a_name_that_is_not_utf8_adds_no_line_of_its_own(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9")
+    (tmp_path / f"{name}.md").write_text("A story.\n")
+    (tmp_path / f"{name}.meta.yaml").write_text("title: Café\n")
+    (tmp_path / f"{name}-alone.meta.yaml").write_text("title: Nobody's\n")
+
+    scan = scan_corpus(tmp_path)
+
+    assert [str(p) for p in scan.problems] == ["caf\ufffd.md: file name is not UTF-8: rename it"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty.json", b"[]"),
+        ("empty.json.gz", gzip.compress(b" [ ] \n")),
+        ("bom.jsonl", codecs.BOM_UTF8 + b"\n \n"),
+    ],
+)
+def test_a_record_file_without_records_is_one_line(tmp_path: Path, name: str, data: bytes) -> None:
+    (tmp_path / name).write_bytes(data)
+
+    scan = scan_corpus(tmp_path)
+
+    assert [str(p) for p in scan.problems] == [f"{name}: no articles in it (no records)"]
+
+
+def test_a_sidecar_symlinked_out_of_the_corpus_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "secret.yaml").write_text("title: What lies outside\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "story.md").write_text("A story.\n")
+    (corpus / "story.meta.yaml").symlink_to(tmp_path / "secret.yaml")
+
+    scan = scan_corpus(corpus)
+
+    assert [str(p) for p in scan.problems] == [
+        "story.md: its metadata file story.meta.yaml: symlink leads outside the corpus "
+        f"({tmp_path / 'secret.yaml'})"
+    ]
+    assert scan.articles == []

@@ -66,6 +66,11 @@ def _load(text: str, language: str) -> Any:
         raise _Unparsable(reason) from exc
 
 
+def sidecar_path(path: Path) -> Path:
+    """Where the article file `path` keeps its metadata: `story.md` → `story.meta.yaml`."""
+    return path.with_name(path.name.rsplit(".", 1)[0] + SIDECAR_SUFFIX)
+
+
 def read_sidecar(path: Path, rel: str, limits: FileLimits) -> dict[str, Any]:
     """The metadata in `path`'s `.meta.yaml` sidecar (`story.md` → `story.meta.yaml`); {} if none.
 
@@ -80,7 +85,7 @@ def read_sidecar(path: Path, rel: str, limits: FileLimits) -> dict[str, Any]:
     Raises:
         ArticleError: the sidecar cannot be read, is broken YAML, or is not a mapping.
     """
-    meta_path = path.with_name(path.name.rsplit(".", 1)[0] + SIDECAR_SUFFIX)
+    meta_path = sidecar_path(path)
     if not meta_path.exists():
         return {}
     try:

@@ -54,7 +54,8 @@ def read_file(path: Path, rel: str, limits: FileLimits) -> Iterator[Read]:
 
     Raises:
         ArticleError: the file as a whole cannot be read: no reader for its suffix, or it is
-            unreadable, too large, empty or not the format its suffix says.
+            unreadable, too large, empty, holds no records or is not the format its suffix
+            says.
     """
     reader = reader_for(path.name)
     if reader is None:
@@ -62,7 +63,12 @@ def read_file(path: Path, rel: str, limits: FileLimits) -> Iterator[Read]:
     data = read_bytes(path, rel, reader.limit(limits), reader.what)
     if not data.strip():
         raise ArticleError(rel, "empty file" if not data else "empty file (only whitespace)")
-    yield from reader.read(path, rel, data, limits)
+    found = False
+    for read in reader.read(path, rel, data, limits):
+        found = True
+        yield read
+    if not found:  # an empty JSON list, a JSONL file of a BOM and blank lines
+        raise ArticleError(rel, "no articles in it (no records)")
 
 
 def reader_for(name: str) -> Reader | None:

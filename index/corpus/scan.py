@@ -9,7 +9,7 @@ from pathlib import Path
 
 from index.corpus.article import Article
 from index.corpus.files import FileLimits
-from index.corpus.frontmatter import SIDECAR_SUFFIX
+from index.corpus.frontmatter import SIDECAR_SUFFIX, sidecar_path
 from index.corpus.readers import read_file
 from index.errors import ArticleError, CorpusError
 
@@ -114,18 +114,27 @@ class _Bounds:
         index = os.path.realpath(index_dir) if index_dir is not None else None
         return cls(os.path.realpath(root), index)
 
-    def refusal(self, entry: os.DirEntry[str]) -> str | None:
-        """Why the walk does not follow the symlink `entry`; None if it may."""
-        if not entry.is_symlink():
+    def refusal(self, path: str) -> str | None:
+        """Why the walk does not follow `path` if it is a symlink; None if it may."""
+        if not os.path.islink(path):
             return None
-        target = os.path.realpath(entry.path)
+        target = os.path.realpath(path)
         if self.index is not None and _within(target, self.index):
             where = "into the index folder"
         elif not _within(target, self.corpus):
             where = "outside the corpus"
         else:
             return None
-        return f"symlink leads {where} ({_link_text(entry.path)})"
+        return f"symlink leads {where} ({_link_text(path)})"
+
+    def file_refusal(self, path: str) -> str | None:
+        """Why the article file `path` is not read: it, or its sidecar, is a symlink that
+        leads out of bounds; None if it may be read."""
+        sidecar = sidecar_path(Path(path))
+        refusal = self.refusal(str(sidecar))
+        if refusal:
+            return f"its metadata file {sidecar.name}: {refusal}"
+        return None
 
     def is_index(self, entry: os.DirEntry[str]) -> bool:
         """Whether `entry` is the index folder itself (an index kept inside its corpus)."""
@@ -183,23 +192,23 @@ def _folder_files(
 
 
 def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: CorpusScan) -> str | None:
-    """ "folder" or "file" if the walk reads `entry` (at `rel`); None if it is passed over
-    (hidden, a sidecar, the index folder) or refused, with its problem put in `scan`."""
-    if entry.name.startswith("."):
-        return None
+    """What the walk does with `entry` (at `rel`): "folder" or "file" to read it; None to pass
+    over it (hidden, a sidecar, the index folder) or, its problem put in `scan`, refuse it."""
     is_dir = _is_dir(entry)
+    if entry.name.startswith(".") or (not is_dir and entry.name.endswith(SIDECAR_SUFFIX)):
+        return None  # a sidecar is read with its article, and its problems are the article's
     printable = os.fsencode(rel).decode("utf-8", "replace")
-    refusal = bounds.refusal(entry)
+    refusal = bounds.refusal(entry.path) or (None if is_dir else bounds.file_refusal(entry.path))
     if refusal:
         scan.problems.append(ArticleError(printable, refusal))
     elif not _utf8_name(rel):
         # The path is the article id, and ids are UTF-8 in the catalog and in citations.
         what = "folder" if is_dir else "file"
         scan.problems.append(ArticleError(printable, f"{what} name is not UTF-8: rename it"))
-    elif is_dir:
-        return None if bounds.is_index(entry) else "folder"
-    elif not entry.name.endswith(SIDECAR_SUFFIX):
+    elif not is_dir:
         return "file"
+    elif not bounds.is_index(entry):
+        return "folder"
     return None
 
 
