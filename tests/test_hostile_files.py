@@ -241,3 +241,22 @@ def test_a_sidecar_symlinked_out_of_the_corpus_is_not_read(tmp_path: Path) -> No
         f"({tmp_path / 'secret.yaml'})"
     ]
     assert scan.articles == []
+
+
+def test_folders_nested_deeper_than_python_recurses_are_read(env: Path, corpus: Path) -> None:
+    depth = 1200  # Python recurses about 1000 deep (pathlib's mkdir and shutil.rmtree too)
+    folders = [corpus.joinpath(*["d"] * n) for n in range(1, depth + 1)]
+    try:
+        for folder in folders:
+            folder.mkdir()
+        (folders[-1] / "story.md").write_text("A story found at the bottom of the well.\n")
+
+        lines, rows = indexed(corpus)
+
+        assert lines == []
+        assert rows["added"] == "4"
+    finally:  # from the bottom up: pytest's own clean-up would recurse too deep
+        (folders[-1] / "story.md").unlink(missing_ok=True)
+        for folder in reversed(folders):
+            if folder.exists():
+                folder.rmdir()

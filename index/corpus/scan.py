@@ -108,11 +108,18 @@ class _Bounds:
 
     corpus: str
     index: str | None
+    # The index folder's (device, inode), if it exists: the index folder is known by it.
+    index_inode: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, root: Path, index_dir: Path | None) -> _Bounds:
-        index = os.path.realpath(index_dir) if index_dir is not None else None
-        return cls(os.path.realpath(root), index)
+        if index_dir is None:
+            return cls(os.path.realpath(root), None)
+        try:
+            inode: tuple[int, int] | None = _inode(os.stat(index_dir))
+        except OSError:
+            inode = None  # not made yet
+        return cls(os.path.realpath(root), os.path.realpath(index_dir), inode)
 
     def refusal(self, path: str) -> str | None:
         """Why the walk does not follow `path` if it is a symlink; None if it may."""
@@ -138,7 +145,12 @@ class _Bounds:
 
     def is_index(self, entry: os.DirEntry[str]) -> bool:
         """Whether `entry` is the index folder itself (an index kept inside its corpus)."""
-        return self.index is not None and os.path.realpath(entry.path) == self.index
+        if self.index_inode is None:
+            return False
+        try:
+            return _inode(entry.stat()) == self.index_inode
+        except OSError:
+            return False
 
 
 def _within(path: str, folder: str) -> bool:
@@ -150,25 +162,51 @@ def _link_text(path: str) -> str:
     return os.fsencode(os.readlink(path)).decode("utf-8", "replace")
 
 
+# A folder the walk is still to read: its entry (None for the corpus folder), its path under
+# the corpus, and the folders above it (device, inode).
+_Pending = tuple[os.DirEntry[str] | None, str, tuple[tuple[int, int], ...]]
+
+
 def _corpus_files(root: Path, bounds: _Bounds, scan: CorpusScan) -> Iterator[Path]:
-    """Files under `root`, in a stable order; folders that can't be read go to `scan`."""
-    yield from _folder_files(root, "", (_inode(root.stat()),), bounds, scan)
+    """Files under `root`, in a stable order (a folder's files, then each of its folders);
+    folders that can't be read go to `scan`.
+
+    A loop over a stack rather than recursion: folders may nest deeper than Python recurses.
+    """
+    pending: list[_Pending] = [(None, "", ())]
+    while pending:
+        entry, rel, ancestors = pending.pop()
+        if entry is None:
+            folder, inode = root, _inode(root.stat())
+        else:
+            folder, found = Path(entry.path), _subfolder_inode(entry, rel, ancestors, scan)
+            if found is None:
+                continue
+            inode = found
+        folders: list[_Pending] = []
+        for child in _listing(folder, rel, scan):
+            child_rel = f"{rel}/{child.name}" if rel else child.name
+            kind = _entry_kind(child, child_rel, bounds, scan)
+            if kind == "folder":
+                folders.append((child, child_rel, (*ancestors, inode)))
+            elif kind == "file":
+                yield Path(child.path)
+        pending.extend(reversed(folders))
 
 
 def _inode(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _folder_files(
-    folder: Path,
-    rel: str,
-    ancestors: tuple[tuple[int, int], ...],
-    bounds: _Bounds,
-    scan: CorpusScan,
-) -> Iterator[Path]:
+def _listing(folder: Path, rel: str, scan: CorpusScan) -> list[os.DirEntry[str]]:
+    """The entries of `folder` by name; none if it can't be listed (the problem in `scan`).
+
+    Raises:
+        CorpusError: the corpus folder itself (`rel` empty) can't be listed.
+    """
     try:
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
+            return sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         if not rel:
             raise CorpusError(
@@ -176,19 +214,7 @@ def _folder_files(
             ) from exc
         scan.problems.append(ArticleError(rel, f"cannot list folder: {exc.strerror or exc}"))
         scan.failed_dirs.add(rel)
-        return
-    folders: list[tuple[os.DirEntry[str], str]] = []
-    for entry in entries:
-        entry_rel = f"{rel}/{entry.name}" if rel else entry.name
-        kind = _entry_kind(entry, entry_rel, bounds, scan)
-        if kind == "folder":
-            folders.append((entry, entry_rel))
-        elif kind == "file":
-            yield Path(entry.path)
-    for entry, entry_rel in folders:
-        inode = _subfolder_inode(entry, entry_rel, ancestors, scan)
-        if inode is not None:
-            yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), bounds, scan)
+        return []
 
 
 def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: CorpusScan) -> str | None:
