@@ -342,3 +342,43 @@ def test_newsbot_index_completes_and_keeps_what_it_had(
                 assert articles or skipped, (name, lines)
             else:
                 assert len(articles) + len(skipped) == 1, (name, lines, articles)
+
+
+# --- symlinks: never followed out of the corpus, or into the index ---------------------------
+
+PLACES = ["..", ".", "a", "b", "story.md", "index", "corpus", "outside.md", "missing"]
+link_targets = st.one_of(
+    st.lists(st.sampled_from(PLACES), min_size=1, max_size=4).map("/".join),
+    st.sampled_from(["corpus", "corpus/a", "index", "corpus/index", "outside.md", "/"]).map(
+        lambda place: "ABSOLUTE/" + place
+    ),
+)
+links = st.dictionaries(
+    st.sampled_from(["l1", "l2.md", "a/l3", "a/l4.md", "b/l5.json"]), link_targets, max_size=4
+)
+
+
+@given(links=links, index_inside=st.booleans())
+def test_symlinks_never_lead_the_walk_out_of_the_corpus(
+    links: dict[str, str], index_inside: bool
+) -> None:
+    with folder() as top:
+        corpus = top / "corpus"
+        index = corpus / "index" if index_inside else top / "index"
+        for place in (corpus / "a", corpus / "b", index):
+            place.mkdir(parents=True)
+        for story in (corpus / "story.md", corpus / "a" / "story.md", index / "x.md"):
+            story.write_text("A story.\n")
+        (top / "outside.md").write_text("A story kept outside.\n")
+        for name, target in links.items():
+            (corpus / name).symlink_to(target.replace("ABSOLUTE", str(top)))
+
+        scan = scan_corpus(corpus, index_dir=index)
+
+        for article in scan.articles:
+            real = (corpus / article.path).resolve()
+            assert real.is_relative_to(corpus.resolve()), article.path
+            assert not real.is_relative_to(index.resolve()), article.path
+        for name in links:
+            lines = [p for p in scan.problems if p.where == name or p.where.startswith(name + "/")]
+            assert len([p for p in lines if p.where == name]) <= 1, [str(p) for p in lines]
