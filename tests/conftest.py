@@ -35,7 +35,7 @@ hypothesis_settings.register_profile(
     derandomize=True,
     database=None,
     deadline=None,
-    max_examples=60,
+    max_examples=100,
     suppress_health_check=_SHARED_FIXTURES,
 )
 hypothesis_settings.register_profile(

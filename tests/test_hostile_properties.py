@@ -382,3 +382,58 @@ def test_symlinks_never_lead_the_walk_out_of_the_corpus(
         for name in links:
             lines = [p for p in scan.problems if p.where == name or p.where.startswith(name + "/")]
             assert len([p for p in lines if p.where == name]) <= 1, [str(p) for p in lines]
+
+
+# --- questions: an answer or one line ---------------------------------------------------------
+
+
+@pytest.fixture
+def index_of_three(env: Path) -> Path:
+    result = runner.invoke(app, ["index"])
+    assert result.exit_code == 0, result.output
+    return env
+
+
+def assert_answers_or_one_line(result: Any, count: int) -> None:
+    """`count` --json answers on stdout, or status 1 and one line on stderr."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    if result.exit_code == 0:
+        answers = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(answers) == count
+        for answer in answers:
+            assert answer["answer"] and isinstance(answer["found"], bool)
+            assert not any("\ud800" <= c <= "\udfff" for c in answer["question"])
+    else:
+        assert result.exit_code == 1 and result.stdout == ""
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@given(question=st.one_of(any_text, st.binary(max_size=60).map(os.fsdecode)))
+def test_any_question_gets_an_answer_or_one_line(index_of_three: Path, question: str) -> None:
+    result = runner.invoke(app, ["ask", "--json", "--", question])
+
+    assert_answers_or_one_line(result, 1)
+
+
+batch_lines = st.one_of(
+    st.fixed_dictionaries(
+        {"question": st.one_of(any_text, json_values)}, optional={"date": json_values}
+    ).map(json_text),
+    json_values.map(json_text),
+    st.builds(nested, NESTING, st.just('"q"'), st.sampled_from(["[", "{"])),
+    any_text.map(lambda text: text.replace("\n", " ")),
+)
+
+
+@given(lines=st.lists(batch_lines, min_size=1, max_size=4), junk=st.binary(max_size=20))
+def test_any_batch_file_gets_answers_or_one_line(
+    index_of_three: Path, lines: list[str], junk: bytes
+) -> None:
+    data = "\n".join(lines).encode("utf-8", "surrogatepass") + b"\n" + junk
+    with folder() as root:
+        (root / "questions.jsonl").write_bytes(data)
+
+        result = runner.invoke(app, ["ask", "--batch", str(root / "questions.jsonl")])
+
+    asked = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    assert_answers_or_one_line(result, len(asked))
