@@ -88,6 +88,8 @@ def test_strings_that_are_not_unicode_skip_their_file_or_record(env: Path, corpu
         '{"id": "s2", "title": "Half a pair \\ud83d", "text": "A story."}\n'
         '{"id": "s3", "title": "A whole pair \\ud83d\\ude00", "text": "Another story."}\n'
         '{"id": "s4", "author": ["Ann", "\\udcff"], "text": "A third story."}\n'
+        # No id: the URL names the article (found by tests/test_hostile_properties.py).
+        '{"url": "https://example.com/\\udc80", "text": "A fourth story."}\n'
     )
     (corpus / "front.md").write_text(md('title: "Harbour \\udc80"'))
     (corpus / "side.md").write_text("A story with a sidecar.\n")
@@ -100,6 +102,7 @@ def test_strings_that_are_not_unicode_skip_their_file_or_record(env: Path, corpu
             "skipped one.json[0]: 'text' is not valid Unicode (a lone surrogate, '\\udc80')",
             "skipped feed.jsonl:1: 'title' is not valid Unicode (a lone surrogate, '\\ud83d')",
             "skipped feed.jsonl:3: 'author' is not valid Unicode (a lone surrogate, '\\udcff')",
+            "skipped feed.jsonl:4: 'url' is not valid Unicode (a lone surrogate, '\\udc80')",
             "skipped front.md: 'title' is not valid Unicode (a lone surrogate, '\\udc80')",
             "skipped side.md: 'source' is not valid Unicode (a lone surrogate, '\\ud800')",
         ]

@@ -36,9 +36,13 @@ NESTING = st.integers(0, 3000)
 
 # --- what a hostile file may hold ------------------------------------------------------------
 
-# Any text, lone surrogates included (hypothesis leaves them out unless asked).
-any_text = st.text(st.characters(exclude_categories=()), max_size=40)
 words = st.text(st.characters(codec="utf-8"), max_size=60)
+# Any text, lone surrogates included (hypothesis leaves them out unless asked, and draws
+# them rarely when asked: so some strings are sure to hold one).
+any_text = st.one_of(
+    st.text(st.characters(exclude_categories=()), max_size=40),
+    st.builds("{}{}{}".format, words, st.sampled_from(["\udc80", "\ud83d", "\udfff"]), words),
+)
 body = st.one_of(words, st.just("The harbour reopened on Monday after the storm."))
 huge_number = st.sampled_from(["9" * 5000, "0x" + "f" * 5000, "1e400", "-0", "NaN"])
 date_like = st.one_of(
@@ -69,8 +73,8 @@ json_values = st.recursive(
 )
 FIELDS = ("id", "title", "url", "source", "published", "date", "author")
 records = st.fixed_dictionaries(
-    {"text": st.one_of(body, json_values)},
-    optional={name: st.one_of(json_values, date_like) for name in FIELDS},
+    {"text": st.one_of(body, any_text, json_values)},
+    optional={name: st.one_of(any_text, date_like, json_values) for name in FIELDS},
 )
 
 

@@ -241,7 +241,8 @@ def _record_article(record: Any, where: str, rel: str, limits: FileLimits) -> Ar
         if article_id is None:
             raise ArticleError(where, "'id' is not a string or a number")
     elif isinstance(meta["url"], str) and meta["url"]:
-        article_id = hashlib.sha1(meta["url"].encode()).hexdigest()[:16]
+        # surrogatepass: a URL that is not valid Unicode is refused by make_article, by name.
+        article_id = hashlib.sha1(meta["url"].encode("utf-8", "surrogatepass")).hexdigest()[:16]
     else:
         article_id = where
     return make_article(article_id, meta, text, path=rel)
