@@ -276,3 +276,15 @@ def test_a_published_value_too_long_to_be_a_date_is_no_date_at_once(tmp_path: Pa
 
     assert time.perf_counter() - started < 10
     assert [a.published for a in scan.articles] == [None, None, None]
+
+
+def test_a_corpus_inside_the_index_folder_follows_its_own_symlinks(tmp_path: Path) -> None:
+    corpus = tmp_path / "index" / "corpus"
+    (corpus / "2024").mkdir(parents=True)
+    (corpus / "2024" / "story.md").write_text("A story.\n")
+    (corpus / "latest").symlink_to("2024")
+
+    scan = scan_corpus(corpus, index_dir=tmp_path / "index")
+
+    assert scan.problems == []
+    assert [a.id for a in scan.articles] == ["2024/story.md", "latest/story.md"]

@@ -113,13 +113,14 @@ class _Bounds:
 
     @classmethod
     def of(cls, root: Path, index_dir: Path | None) -> _Bounds:
-        if index_dir is None:
-            return cls(os.path.realpath(root), None)
+        corpus = os.path.realpath(root)
+        if index_dir is None or _within(corpus, os.path.realpath(index_dir)):
+            return cls(corpus, None)  # a corpus inside the index folder: its own bounds only
         try:
             inode: tuple[int, int] | None = _inode(os.stat(index_dir))
         except OSError:
             inode = None  # not made yet
-        return cls(os.path.realpath(root), os.path.realpath(index_dir), inode)
+        return cls(corpus, os.path.realpath(index_dir), inode)
 
     def refusal(self, path: str) -> str | None:
         """Why the walk does not follow `path` if it is a symlink; None if it may."""
@@ -159,7 +160,10 @@ def _within(path: str, folder: str) -> bool:
 
 def _link_text(path: str) -> str:
     """Where the symlink `path` says it points, as one printable line."""
-    return os.fsencode(os.readlink(path)).decode("utf-8", "replace")
+    try:
+        return os.fsencode(os.readlink(path)).decode("utf-8", "replace")
+    except OSError:  # replaced by a file since it was listed
+        return "?"
 
 
 # A folder the walk is still to read: its entry (None for the corpus folder), its path under
