@@ -288,3 +288,20 @@ def test_a_corpus_inside_the_index_folder_follows_its_own_symlinks(tmp_path: Pat
 
     assert scan.problems == []
     assert [a.id for a in scan.articles] == ["2024/story.md", "latest/story.md"]
+
+
+def test_an_id_that_is_a_list_or_an_object_skips_its_record(tmp_path: Path) -> None:
+    deep_id = "[" * 900 + "]" * 900  # parses, but printing it would recurse too deep
+    (tmp_path / "feed.jsonl").write_text(
+        '{"id": ["a"], "text": "A story."}\n'
+        '{"id": {"a": 1}, "text": "A story."}\n'
+        f'{{"id": {deep_id}, "text": "A story."}}\n'
+        '{"id": 7, "text": "A story."}\n'
+    )
+
+    scan = scan_corpus(tmp_path)
+
+    assert [str(p) for p in scan.problems] == [
+        f"feed.jsonl:{n}: 'id' is not a string or a number" for n in (1, 2, 3)
+    ]
+    assert [a.id for a in scan.articles] == ["7"]
