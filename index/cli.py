@@ -216,23 +216,31 @@ def ask_command(
 
 
 def _read_batch(path: Path) -> list[tuple[str, str | None]]:
-    """(question, asked-on date) pairs from a JSONL file; any bad line fails the whole run."""
+    """(question, asked-on date) pairs from a JSONL file; any bad line fails the whole run.
+
+    Bytes that are not UTF-8 become U+FFFD, as in a question given as an argument.
+    """
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}")
     items: list[tuple[str, str | None]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             fail(f"{path}:{number}: not JSON ({exc.msg})")
-        if not isinstance(record, dict) or not str(record.get("question") or "").strip():
+        except RecursionError:
+            fail(f"{path}:{number}: not JSON (nested too deeply)")
+        except ValueError as exc:  # an integer too long to convert
+            fail(f"{path}:{number}: not JSON ({str(exc).split(':')[0]})")
+        question = record.get("question") if isinstance(record, dict) else None
+        if not isinstance(question, str) or not question.strip():
             fail(f"{path}:{number}: expected an object with a non-empty 'question'")
         day = record.get("date")
-        items.append((str(record["question"]), _iso_date(day, f"{path}:{number} 'date'")))
+        items.append((question, _iso_date(day, f"{path}:{number} 'date'")))
     return items
 
 
@@ -360,14 +368,17 @@ def _weighted(settings: Settings, changes: list[str]) -> tuple[Ranking, Extracti
     return with_overrides(ranking, overrides), with_overrides(extraction, overrides)
 
 
-def _iso_date(value: str | None, flag: str) -> str | None:
+def _iso_date(value: Any, flag: str) -> str | None:
+    """`value` (a flag's, or a --batch line's) as YYYY-MM-DD; None if not given."""
     if value is None:
         return None
     from index.corpus.metadata import normalise_date
 
     iso = normalise_date(value)
     if iso is None:
-        fail(f"{flag} wants a date such as 2024-11-17, not {value!r}")
+        # A --batch line's 'date' may be any JSON value: name a non-string by its kind only.
+        shown = repr(value) if isinstance(value, str) else f"a JSON {type(value).__name__}"
+        fail(f"{flag} wants a date such as 2024-11-17, not {shown}")
     return iso
 
 

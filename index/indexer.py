@@ -95,6 +95,7 @@ def reindex(
         scan = scan_corpus(
             settings.corpus_dir,
             indexed_paths={aid: path for aid, (_, path) in base.hashes.items()},
+            index_dir=settings.index_dir,
         )
         if strict and scan.problems:
             raise CorpusProblemsError(scan.problems)

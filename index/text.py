@@ -11,10 +11,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 _INVISIBLE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _UNSHOWABLE = re.compile(_CONTROL.pattern[:-1] + _INVISIBLE.pattern[1:])
+# Lone surrogates: Python's stand-ins for bytes that were not UTF-8 (in a command-line
+# argument), or half a UTF-16 pair (a JSON "\udc80"). No UTF-8 output can carry them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 def plain(text: str) -> str:
-    """`text` on one line, without control characters, terminal escapes or invisible ones."""
+    """`text` on one line, without control characters, terminal escapes or invisible ones;
+    what was not valid Unicode (a byte that is not UTF-8, say) is U+FFFD."""
+    text = _SURROGATE.sub(REPLACEMENT_CHARACTER, text)
     text = _INVISIBLE.sub("", _TERMINAL_ESCAPE.sub("", text))
     return " ".join(_CONTROL.sub(" ", text).split())
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from index.answer_model import ANSWER_FEATURES, AnswerModel, Logistic
 from index.catalog import Catalog
@@ -23,6 +26,24 @@ from tests.readonly import Unwritable, mounted_read_only, refusing_writes
 
 DATA = Path(__file__).parent / "data"
 SEED = Path(__file__).resolve().parent.parent / "corpus"
+
+# Property tests (tests/test_hostile_properties.py): the same examples on every run, no
+# example database, no timing; `HYPOTHESIS_PROFILE=explore` searches many more, at random.
+# A test's fixtures (the fake model, a built index) are shared by its examples, which each
+# work in a folder of their own.
+_SHARED_FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=100,
+    suppress_health_check=_SHARED_FIXTURES,
+)
+hypothesis_settings.register_profile(
+    "explore", deadline=None, max_examples=2000, suppress_health_check=_SHARED_FIXTURES
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

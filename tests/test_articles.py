@@ -943,13 +943,25 @@ def test_a_folder_symlink_loop_is_reported_once_and_not_followed(tmp_path: Path)
     assert len(scan.problems) == 2
 
 
-def test_a_symlinked_folder_elsewhere_is_read(tmp_path: Path) -> None:
+def test_a_symlinked_folder_elsewhere_is_skipped(tmp_path: Path) -> None:
     write_text(tmp_path, "archive/b.md", "Story B\n\nText.")
     write_text(tmp_path, "corpus/a.md", "Story A\n\nText.")
     (tmp_path / "corpus" / "archive").symlink_to(tmp_path / "archive")
     scan = scan_corpus(tmp_path / "corpus")
+    assert [str(p) for p in scan.problems] == [
+        f"archive: symlink leads outside the corpus ({tmp_path / 'archive'})"
+    ]
+    assert [a.id for a in scan.articles] == ["a.md"]
+    assert not scan.failed("archive/b.md")  # nothing indexed through it is kept
+
+
+def test_a_symlink_inside_the_corpus_is_read(tmp_path: Path) -> None:
+    write_text(tmp_path, "2024/11/a.md", "Story A\n\nText.")
+    (tmp_path / "latest").symlink_to("2024/11")
+    (tmp_path / "top.md").symlink_to("2024/11/a.md")
+    scan = scan_corpus(tmp_path)
     assert scan.problems == []
-    assert [a.id for a in scan.articles] == ["a.md", "archive/b.md"]
+    assert [a.id for a in scan.articles] == ["top.md", "2024/11/a.md", "latest/a.md"]
 
 
 def test_a_file_name_that_is_not_utf8_is_a_problem(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,75 @@ def test_escape_codes_in_an_article_never_reach_the_terminal(env: Path, corpus: 
     assert result.exit_code == 0, result.output
     assert "Rotterdam" in result.stdout and "400 million tonnes" in result.stdout
     assert not CONTROL.search(result.stdout) and not BIDI.search(result.stdout)
+
+
+# --- bytes that are not UTF-8, and JSON that is not Unicode, in a question -----------------
+
+NEWSBOT = Path(__file__).resolve().parent / "newsbot_fake.py"
+NOT_UTF8 = b"How much military aid \xff\xfe has the United States sent to Ukraine?"
+
+
+def asked(stdout: str) -> list[dict[str, object]]:
+    """The --json objects printed, checked to be one a line."""
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.parametrize("how", ["argument", "stdin", "batch-file"])
+def test_bytes_that_are_not_utf8_in_a_question_become_u_fffd(
+    indexed: Path, tmp_path: Path, how: str
+) -> None:
+    batch = tmp_path / "questions.jsonl"
+    batch.write_bytes(b'{"question": "' + NOT_UTF8 + b'"}\n')
+    args, stdin = {
+        "argument": ([b"ask", b"--json", b"--", NOT_UTF8], None),
+        "stdin": ([b"ask", b"--batch", b"-"], batch.read_bytes()),
+        "batch-file": ([b"ask", b"--batch", os.fsencode(batch)], None),
+    }[how]
+    # The real program, so the argument is the bytes themselves; strict UTF-8 output, as in
+    # a UTF-8 locale (the C locale would let Python write the bytes back out as they came).
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    command = [os.fsencode(sys.executable), os.fsencode(NEWSBOT), *args]
+
+    result = subprocess.run(command, input=stdin, capture_output=True, env=env, timeout=120)
+
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert result.stderr == b""
+    (answer,) = asked(result.stdout.decode("utf-8"))
+    assert answer["question"] == NOT_UTF8.decode("utf-8", "replace")
+    assert answer["found"] is True
+
+
+def test_a_lone_surrogate_in_a_question_is_u_fffd(indexed: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text('{"question": "How much \\udc80 aid has the US sent to Ukraine?"}\n')
+
+    for args in (["ask", "--json", "--", "How much \udcff aid?"], ["ask", "--batch", str(batch)]):
+        result = runner.invoke(app, args)
+
+        assert result.exit_code == 0, result.output
+        (answer,) = asked(result.stdout)
+        assert "\ufffd" in str(answer["question"]) and answer["answer"]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "not JSON (nested too deeply)"),
+        ('{"question": ' + "1" * 5000 + "}", "not JSON (Exceeds the limit (4300 digits)"),
+        ('{"question": ' + "[" * 900 + "]" * 900 + "}", "expected an object with a non-empty"),
+        ('{"question": "q", "date": ' + "[" * 900 + "]" * 900 + "}", "'date' wants a date"),
+        ('{"question": "q", "date": "2024-02-30"}', "'date' wants a date such as 2024-11-17"),
+    ],
+    ids=["nested-line", "huge-number", "nested-question", "nested-date", "no-such-date"],
+)
+def test_a_hostile_batch_line_is_one_line(
+    indexed: Path, tmp_path: Path, line: str, reason: str
+) -> None:
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text(f'{{"question": "aid"}}\n{line}\n')
+
+    result = runner.invoke(app, ["ask", "--batch", str(batch)])
+
+    assert result.exit_code == 1
+    (message,) = result.stderr.splitlines()
+    assert message.startswith(f"error: {batch}:2") and reason in message, message

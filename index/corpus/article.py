@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.corpus.metadata import (
+    NoSuchDateError,
     author_text,
     date_from_url,
     field_text,
-    normalise_date,
     outlet_from_url,
+    parse_date,
 )
 from index.errors import ArticleError
 from index.text import showable
@@ -33,6 +34,10 @@ PROMO_PATTERNS = [
     r"(?:advertisement|sponsored content|story continues below(?: advertisement)?)",
 ]
 _PROMO = re.compile(r"^(?:" + "|".join(PROMO_PATTERNS) + r")$", re.IGNORECASE)
+# The metadata an article keeps; the rest of a record or front matter is ignored.
+META_FIELDS = ("title", "url", "source", "published", "author")
+# Half of a UTF-16 pair alone: JSON and YAML escapes (\udc80) can make one; UTF-8 can't hold it.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -61,14 +66,29 @@ class Article:
 def make_article(
     article_id: str, meta: dict[str, Any], body: str, *, path: str, markdown: bool = False
 ) -> Article:
-    """Clean `body` and normalise `meta` into an `Article`."""
+    """Clean `body` and normalise `meta` into an `Article`.
+
+    Raises:
+        ArticleError: no text is left, a field is not valid Unicode, or `published` is a
+            date or time that is not in the calendar.
+    """
+    where = path if article_id == path else f"{path} ({article_id})"
+    fields = {"id": article_id, "text": body, **{name: meta.get(name) for name in META_FIELDS}}
+    for name, value in fields.items():
+        surrogate = _lone_surrogate(value)
+        if surrogate:
+            reason = f"{name!r} is not valid Unicode (a lone surrogate, {surrogate!a})"
+            raise ArticleError(where, reason, path=path)
     text = clean_text(body)
     if not text:
-        where = path if article_id == path else f"{path} ({article_id})"
         raise ArticleError(where, "no text", path=path)
     url = field_text(meta.get("url"))
     title = field_text(meta.get("title")) or _title_from_text(text, markdown)
-    published = normalise_date(meta.get("published")) or (date_from_url(url) if url else None)
+    try:
+        published = parse_date(meta.get("published"))
+    except NoSuchDateError as exc:
+        raise ArticleError(where, f"'published' date {exc}", path=path) from exc
+    published = published or (date_from_url(url) if url else None)
     return Article(
         id=article_id,
         title=title,
@@ -79,6 +99,15 @@ def make_article(
         published=published,
         author=author_text(meta.get("author")),
     )
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a string, or a list of them (authors); None if none."""
+    for item in value if isinstance(value, list) else [value]:
+        found = _LONE_SURROGATE.search(item) if isinstance(item, str) else None
+        if found:
+            return found.group()
+    return None
 
 
 def _title_from_text(text: str, markdown: bool) -> str:

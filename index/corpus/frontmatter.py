@@ -16,6 +16,8 @@ from index.errors import ArticleError
 SIDECAR_SUFFIX = ".meta.yaml"
 # Front matter fences at the very top of a text or Markdown file, and their language.
 FRONT_MATTER_FENCES = {"---": "YAML", "+++": "TOML"}
+# Why metadata nested deeper than the parser's recursion allows is refused.
+NESTED_TOO_DEEPLY = "nested too deeply"
 
 
 class _MetadataLoader(yaml.SafeLoader):
@@ -31,8 +33,42 @@ class _MetadataLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_MetadataLoader)  # a SafeLoader: builds plain data only
+# A timestamp stays the text it was written as: its date is checked (and a day that is not in
+# the calendar named) with every other `published` value, rather than failing the parse.
+def _timestamp_text(loader: _MetadataLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+_MetadataLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_text)
+
+
+class _Unparsable(Exception):
+    """Metadata that is not YAML or TOML; the message is the first line of why."""
+
+
+def _load(text: str, language: str) -> Any:
+    """The YAML or TOML `text` as data.
+
+    Raises:
+        _Unparsable: broken syntax, nesting deeper than the parser recurses, or a number
+            too long to convert.
+    """
+    try:
+        if language == "TOML":
+            return tomllib.loads(text)
+        return yaml.load(text, Loader=_MetadataLoader)  # a SafeLoader: builds plain data only
+    except RecursionError as exc:
+        raise _Unparsable(NESTED_TOO_DEEPLY) from exc
+    except (yaml.YAMLError, ValueError) as exc:  # TOMLDecodeError is a ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, (yaml.YAMLError, tomllib.TOMLDecodeError)):
+            reason = reason.split(":")[0]  # Python's too-long-integer message runs on
+        raise _Unparsable(reason) from exc
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the article file `path` keeps its metadata: `story.md` → `story.meta.yaml`."""
+    return path.with_name(path.name.rsplit(".", 1)[0] + SIDECAR_SUFFIX)
 
 
 def read_sidecar(path: Path, rel: str, limits: FileLimits) -> dict[str, Any]:
@@ -49,17 +85,16 @@ def read_sidecar(path: Path, rel: str, limits: FileLimits) -> dict[str, Any]:
     Raises:
         ArticleError: the sidecar cannot be read, is broken YAML, or is not a mapping.
     """
-    meta_path = path.with_name(path.name.rsplit(".", 1)[0] + SIDECAR_SUFFIX)
+    meta_path = sidecar_path(path)
     if not meta_path.exists():
         return {}
     try:
         data = read_bytes(meta_path, meta_path.name, limits.article_bytes, "a metadata file")
-        meta = _load_yaml(decode_text(data, meta_path.name))
+        meta = _load(decode_text(data, meta_path.name), "YAML")
     except ArticleError as exc:
         raise ArticleError(rel, f"unreadable metadata file {exc}") from exc
-    except yaml.YAMLError as exc:
-        reason = str(exc).splitlines()[0]
-        raise ArticleError(rel, f"unreadable metadata file {meta_path.name}: {reason}") from exc
+    except _Unparsable as exc:
+        raise ArticleError(rel, f"unreadable metadata file {meta_path.name}: {exc}") from exc
     if not isinstance(meta, dict):
         raise ArticleError(rel, f"metadata file {meta_path.name} is not a mapping")
     return meta
@@ -80,10 +115,9 @@ def split_front_matter(text: str, where: str) -> tuple[dict[str, Any], str]:
         raise ArticleError(where, f"front matter opened with '{fence}' but never closed")
     raw = match.group(1) or ""
     try:
-        meta = (_load_yaml(raw) if language == "YAML" else tomllib.loads(raw)) or {}
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise ArticleError(where, f"broken {language} front matter ({reason})") from exc
+        meta = _load(raw, language) or {}
+    except _Unparsable as exc:
+        raise ArticleError(where, f"broken {language} front matter ({exc})") from exc
     if not isinstance(meta, dict):
         raise ArticleError(where, f"front matter is not a {language} mapping")
     return meta, text[match.end() :]

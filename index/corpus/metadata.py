@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,18 +34,44 @@ KNOWN_OUTLETS = {
 }
 
 
-def field_text(value: Any) -> str | None:
-    """A metadata value as one plain line of text; None if missing or empty."""
-    if value is None:
+# A dateutil failure that names a day or time the calendar lacks, not a string it can't read.
+_NO_SUCH_DAY = ("day is out of range for month",)
+_NO_SUCH_TIME = ("hour must be in", "minute must be in", "second must be in")
+# An ISO-style date at the start of a value, and the time of day after it, if any.
+_ISO_DATE = re.compile(
+    r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:(?:[Tt]|\s+)(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
+)
+_SCALARS = (str, int, float, date)
+# Far longer than any written date ("Tuesday, 5 November 2024, 10:32 a.m. Eastern Standard
+# Time" is 60): longer text is no date, unread (dateutil takes 40 s over a million digits).
+MAX_DATE_CHARS = 200
+
+
+class NoSuchDateError(ValueError):
+    """A value written as a date or time that is not in the calendar (2024-02-30, 25:61)."""
+
+
+def scalar_text(value: Any) -> str | None:
+    """A string, number or date as text; None for anything else (lists, mappings), or for an
+    integer too long to print (Python refuses over 4300 digits)."""
+    if not isinstance(value, _SCALARS):
         return None
-    text = plain(str(value))
+    try:
+        return str(value)
+    except ValueError:
+        return None
+
+
+def field_text(value: Any) -> str | None:
+    """A metadata value as one plain line of text; None if missing, empty or not a scalar."""
+    text = plain(scalar_text(value) or "")
     return text or None
 
 
 def author_text(value: Any) -> str | None:
     """An author, or a list of them joined by commas, as one plain line; None if none."""
     if isinstance(value, list):
-        return field_text(", ".join(str(v) for v in value))
+        return field_text(", ".join(filter(None, (scalar_text(v) for v in value))))
     return field_text(value)
 
 
@@ -77,20 +103,31 @@ def date_from_url(url: str) -> str | None:
 
 
 def normalise_date(value: Any) -> str | None:
-    """An ISO date (YYYY-MM-DD) from a date, datetime or date-like string; None if unknown."""
-    if value is None or value == "":
+    """An ISO date (YYYY-MM-DD) from a date, datetime or date-like string; None if unknown
+    or not in the calendar."""
+    try:
+        return parse_date(value)
+    except NoSuchDateError:
         return None
+
+
+def parse_date(value: Any) -> str | None:
+    """An ISO date (YYYY-MM-DD) from a date, datetime or date-like string; None if unknown.
+
+    Raises:
+        NoSuchDateError: `value` is written as a date, or a date and time, that is not in
+            the calendar: 2024-02-30, 2024-02-03T25:61, "30 February 2024".
+    """
     if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    text = str(value).strip()
-    match = re.match(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text)
+    text = (scalar_text(value) or "").strip()
+    if not text or len(text) > MAX_DATE_CHARS:
+        return None
+    match = _ISO_DATE.match(text)
     if match:
-        try:
-            return date(*(int(g) for g in match.groups())).isoformat()
-        except ValueError:
-            return None
+        return _iso_day(match, text)
     try:
         from dateutil import parser
 
@@ -98,6 +135,22 @@ def normalise_date(value: Any) -> str | None:
         # that differ in year, month and day, and refuse what does not name a whole day.
         first = parser.parse(text, default=datetime(2001, 1, 1)).date()
         second = parser.parse(text, default=datetime(2002, 2, 2)).date()
-        return first.isoformat() if first == second else None
-    except (ValueError, OverflowError, ImportError):
+    except ValueError as exc:
+        reason = str(exc)
+        if reason.startswith(_NO_SUCH_DAY) or (":" in text and reason.startswith(_NO_SUCH_TIME)):
+            raise NoSuchDateError(f"{text!r} is not in the calendar") from exc
         return None
+    except (OverflowError, ImportError):
+        return None
+    return first.isoformat() if first == second else None
+
+
+def _iso_day(match: re.Match[str], text: str) -> str:
+    year, month, day, hour, minute, second = match.groups()
+    try:
+        found = date(int(year), int(month), int(day))
+        if hour is not None:
+            time(int(hour), int(minute), int(second or 0))
+    except ValueError as exc:
+        raise NoSuchDateError(f"{text!r} is not in the calendar") from exc
+    return found.isoformat()

@@ -13,7 +13,8 @@ from typing import Any
 from index.corpus.article import Article, make_article
 from index.corpus.decoding import binary_signature, decode_text, detect_encoding, unicode_encoding
 from index.corpus.files import FileLimits, read_bytes, too_large
-from index.corpus.frontmatter import read_sidecar, split_front_matter
+from index.corpus.frontmatter import NESTED_TOO_DEEPLY, read_sidecar, split_front_matter
+from index.corpus.metadata import scalar_text
 from index.errors import ArticleError
 
 Read = tuple[str, Article | ArticleError]
@@ -53,7 +54,8 @@ def read_file(path: Path, rel: str, limits: FileLimits) -> Iterator[Read]:
 
     Raises:
         ArticleError: the file as a whole cannot be read: no reader for its suffix, or it is
-            unreadable, too large, empty or not the format its suffix says.
+            unreadable, too large, empty, holds no records or is not the format its suffix
+            says.
     """
     reader = reader_for(path.name)
     if reader is None:
@@ -61,7 +63,12 @@ def read_file(path: Path, rel: str, limits: FileLimits) -> Iterator[Read]:
     data = read_bytes(path, rel, reader.limit(limits), reader.what)
     if not data.strip():
         raise ArticleError(rel, "empty file" if not data else "empty file (only whitespace)")
-    yield from reader.read(path, rel, data, limits)
+    found = False
+    for read in reader.read(path, rel, data, limits):
+        found = True
+        yield read
+    if not found:  # an empty JSON list, a JSONL file of a BOM and blank lines
+        raise ArticleError(rel, "no articles in it (no records)")
 
 
 def reader_for(name: str) -> Reader | None:
@@ -107,6 +114,8 @@ def _read_json(path: Path, rel: str, data: bytes, limits: FileLimits) -> Iterato
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ArticleError(rel, f"invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ArticleError(rel, f"invalid JSON ({_unparsable(exc)})") from exc
     items = doc if isinstance(doc, list) else [doc]
     records = ((f"{rel}[{n}]", item) for n, item in enumerate(items))
     yield from _record_articles(records, rel, limits)
@@ -202,6 +211,16 @@ def _json_line(line: str | ArticleError, where: str, rel: str) -> Any:
         return json.loads(line)
     except json.JSONDecodeError as exc:
         return ArticleError(where, f"invalid JSON line ({exc.msg})", path=rel)
+    except (ValueError, RecursionError) as exc:
+        return ArticleError(where, f"invalid JSON line ({_unparsable(exc)})", path=rel)
+
+
+def _unparsable(exc: ValueError | RecursionError) -> str:
+    """Why a JSON text that is not malformed still can't be read, in a few words."""
+    if isinstance(exc, RecursionError):
+        return NESTED_TOO_DEEPLY
+    # "Exceeds the limit (4300 digits) for integer string conversion: value has ...".
+    return str(exc).split(":")[0]
 
 
 def _record_article(record: Any, where: str, rel: str, limits: FileLimits) -> Article:
@@ -218,9 +237,12 @@ def _record_article(record: Any, where: str, rel: str, limits: FileLimits) -> Ar
         meta["published"] = record.get("date")
     raw_id = record.get("id")
     if raw_id not in (None, ""):
-        article_id = str(raw_id)
+        article_id = scalar_text(raw_id)
+        if article_id is None:
+            raise ArticleError(where, "'id' is not a string or a number")
     elif isinstance(meta["url"], str) and meta["url"]:
-        article_id = hashlib.sha1(meta["url"].encode()).hexdigest()[:16]
+        # surrogatepass: a URL that is not valid Unicode is refused by make_article, by name.
+        article_id = hashlib.sha1(meta["url"].encode("utf-8", "surrogatepass")).hexdigest()[:16]
     else:
         article_id = where
     return make_article(article_id, meta, text, path=rel)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from index.corpus.article import Article
 from index.corpus.files import FileLimits
-from index.corpus.frontmatter import SIDECAR_SUFFIX
+from index.corpus.frontmatter import SIDECAR_SUFFIX, sidecar_path
 from index.corpus.readers import read_file
 from index.errors import ArticleError, CorpusError
 
@@ -37,14 +37,19 @@ def scan_corpus(
     *,
     indexed_paths: Mapping[str, str] | None = None,
     limits: FileLimits | None = None,
+    index_dir: Path | None = None,
 ) -> CorpusScan:
     """Read every article under `root` (any depth).
+
+    A symlink is followed only to a file or folder inside `root`, and never into
+    `index_dir`; the index folder itself is not read, should it lie inside the corpus.
 
     Args:
         root: the corpus folder, or a single file of articles.
         indexed_paths: article id → the file it was indexed from; when two files give the
             same id, the one the index already holds keeps it.
         limits: the largest article and JSON/JSONL file read (default: the MAX_* constants).
+        index_dir: the index folder, never read as part of the corpus.
 
     Returns:
         The articles in a stable order, and the files, folders or records that could not be
@@ -59,7 +64,7 @@ def scan_corpus(
     if root.is_file():  # one file of articles (a .jsonl.gz, say) is a corpus too
         files, base = iter([root]), root.parent
     elif root.is_dir():
-        files, base = _corpus_files(root, scan), root
+        files, base = _corpus_files(root, _Bounds.of(root, index_dir), scan), root
     else:
         raise CorpusError(f"corpus folder not found: {root}")
     indexed = indexed_paths or {}
@@ -97,21 +102,115 @@ def scan_corpus(
     return scan
 
 
-def _corpus_files(root: Path, scan: CorpusScan) -> Iterator[Path]:
-    """Files under `root`, in a stable order; folders that can't be read go to `scan`."""
-    yield from _folder_files(root, "", (_inode(root.stat()),), scan)
+@dataclass(frozen=True)
+class _Bounds:
+    """Where the corpus walk may go: inside the corpus folder, never into the index folder."""
+
+    corpus: str
+    index: str | None
+    # The index folder's (device, inode), if it exists: the index folder is known by it.
+    index_inode: tuple[int, int] | None = None
+
+    @classmethod
+    def of(cls, root: Path, index_dir: Path | None) -> _Bounds:
+        corpus = os.path.realpath(root)
+        if index_dir is None or _within(corpus, os.path.realpath(index_dir)):
+            return cls(corpus, None)  # a corpus inside the index folder: its own bounds only
+        try:
+            inode: tuple[int, int] | None = _inode(os.stat(index_dir))
+        except OSError:
+            inode = None  # not made yet
+        return cls(corpus, os.path.realpath(index_dir), inode)
+
+    def refusal(self, path: str) -> str | None:
+        """Why the walk does not follow `path` if it is a symlink; None if it may."""
+        if not os.path.islink(path):
+            return None
+        target = os.path.realpath(path)
+        if self.index is not None and _within(target, self.index):
+            where = "into the index folder"
+        elif not _within(target, self.corpus):
+            where = "outside the corpus"
+        else:
+            return None
+        return f"symlink leads {where} ({_link_text(path)})"
+
+    def file_refusal(self, path: str) -> str | None:
+        """Why the article file `path` is not read: it, or its sidecar, is a symlink that
+        leads out of bounds; None if it may be read."""
+        sidecar = sidecar_path(Path(path))
+        refusal = self.refusal(str(sidecar))
+        if refusal:
+            return f"its metadata file {sidecar.name}: {refusal}"
+        return None
+
+    def is_index(self, entry: os.DirEntry[str]) -> bool:
+        """Whether `entry` is the index folder itself (an index kept inside its corpus)."""
+        if self.index_inode is None:
+            return False
+        try:
+            return _inode(entry.stat()) == self.index_inode
+        except OSError:
+            return False
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _link_text(path: str) -> str:
+    """Where the symlink `path` says it points, as one printable line."""
+    try:
+        return os.fsencode(os.readlink(path)).decode("utf-8", "replace")
+    except OSError:  # replaced by a file since it was listed
+        return "?"
+
+
+# A folder the walk is still to read: its entry (None for the corpus folder), its path under
+# the corpus, and the folders above it (device, inode).
+_Pending = tuple[os.DirEntry[str] | None, str, tuple[tuple[int, int], ...]]
+
+
+def _corpus_files(root: Path, bounds: _Bounds, scan: CorpusScan) -> Iterator[Path]:
+    """Files under `root`, in a stable order (a folder's files, then each of its folders);
+    folders that can't be read go to `scan`.
+
+    A loop over a stack rather than recursion: folders may nest deeper than Python recurses.
+    """
+    pending: list[_Pending] = [(None, "", ())]
+    while pending:
+        entry, rel, ancestors = pending.pop()
+        if entry is None:
+            folder, inode = root, _inode(root.stat())
+        else:
+            folder, found = Path(entry.path), _subfolder_inode(entry, rel, ancestors, scan)
+            if found is None:
+                continue
+            inode = found
+        folders: list[_Pending] = []
+        for child in _listing(folder, rel, scan):
+            child_rel = f"{rel}/{child.name}" if rel else child.name
+            kind = _entry_kind(child, child_rel, bounds, scan)
+            if kind == "folder":
+                folders.append((child, child_rel, (*ancestors, inode)))
+            elif kind == "file":
+                yield Path(child.path)
+        pending.extend(reversed(folders))
 
 
 def _inode(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _folder_files(
-    folder: Path, rel: str, ancestors: tuple[tuple[int, int], ...], scan: CorpusScan
-) -> Iterator[Path]:
+def _listing(folder: Path, rel: str, scan: CorpusScan) -> list[os.DirEntry[str]]:
+    """The entries of `folder` by name; none if it can't be listed (the problem in `scan`).
+
+    Raises:
+        CorpusError: the corpus folder itself (`rel` empty) can't be listed.
+    """
     try:
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
+            return sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         if not rel:
             raise CorpusError(
@@ -119,26 +218,28 @@ def _folder_files(
             ) from exc
         scan.problems.append(ArticleError(rel, f"cannot list folder: {exc.strerror or exc}"))
         scan.failed_dirs.add(rel)
-        return
-    folders: list[tuple[os.DirEntry[str], str]] = []
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        entry_rel = f"{rel}/{entry.name}" if rel else entry.name
-        is_dir = _is_dir(entry)
-        if not _utf8_name(entry_rel):
-            # The path is the article id, and ids are UTF-8 in the catalog and in citations.
-            what = "folder" if is_dir else "file"
-            printable = os.fsencode(entry_rel).decode("utf-8", "replace")
-            scan.problems.append(ArticleError(printable, f"{what} name is not UTF-8: rename it"))
-        elif is_dir:
-            folders.append((entry, entry_rel))
-        elif not entry.name.endswith(SIDECAR_SUFFIX):
-            yield Path(entry.path)
-    for entry, entry_rel in folders:
-        inode = _subfolder_inode(entry, entry_rel, ancestors, scan)
-        if inode is not None:
-            yield from _folder_files(Path(entry.path), entry_rel, (*ancestors, inode), scan)
+        return []
+
+
+def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: CorpusScan) -> str | None:
+    """What the walk does with `entry` (at `rel`): "folder" or "file" to read it; None to pass
+    over it (hidden, a sidecar, the index folder) or, its problem put in `scan`, refuse it."""
+    is_dir = _is_dir(entry)
+    if entry.name.startswith(".") or (not is_dir and entry.name.endswith(SIDECAR_SUFFIX)):
+        return None  # a sidecar is read with its article, and its problems are the article's
+    printable = os.fsencode(rel).decode("utf-8", "replace")
+    refusal = bounds.refusal(entry.path) or (None if is_dir else bounds.file_refusal(entry.path))
+    if refusal:
+        scan.problems.append(ArticleError(printable, refusal))
+    elif not _utf8_name(rel):
+        # The path is the article id, and ids are UTF-8 in the catalog and in citations.
+        what = "folder" if is_dir else "file"
+        scan.problems.append(ArticleError(printable, f"{what} name is not UTF-8: rename it"))
+    elif not is_dir:
+        return "file"
+    elif not bounds.is_index(entry):
+        return "folder"
+    return None
 
 
 def _subfolder_inode(
