@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
@@ -21,6 +22,10 @@ from index.settings import Settings
 OWNER_KEY = "newsbot_index"
 # Chroma rejects larger requests; stay well under its max batch size.
 WRITE_BATCH = 1000
+# A reader's private copy of the embedded store (`_private_copy`): a folder in the temp folder
+# named so, holding a lock file its reader keeps locked while it has the copy open.
+COPY_PREFIX = "newsbot-chroma-"
+COPY_LOCK = ".newsbot-reader.lock"
 # What to do when a reader cannot copy the embedded store (`_private_copy`), by errno.
 COPY_HINTS = {
     errno.ENOSPC: ": free space there, or set TMPDIR to a folder with room",
@@ -63,9 +68,10 @@ class VectorStore:
         self.location = _location(settings, path)
         self._scratch: weakref.finalize[Any, Any] | None = None
         if read_only and not settings.chroma_host:
-            copy = _private_copy(path)
-            # Removed by `close`, or when this store is collected, or at exit at the latest.
-            self._scratch = weakref.finalize(self, shutil.rmtree, copy, ignore_errors=True)
+            copy, lock = _private_copy(path)
+            # Removed by `close`, or when this store is collected, or at exit at the latest;
+            # if the process is killed first, by the next reader (`_sweep_copies`).
+            self._scratch = weakref.finalize(self, _remove_copy, copy, lock)
             path = copy
         self._client: Any = None
         try:
@@ -260,7 +266,7 @@ def _client(settings: Settings, path: Path) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
-def _private_copy(folder: Path) -> Path:
+def _private_copy(folder: Path) -> tuple[Path, int]:
     """A copy of the embedded store `folder` that only this process opens, in the temp folder.
 
     Chroma cannot open a store without writing to it: every start of its embedded client
@@ -277,6 +283,13 @@ def _private_copy(folder: Path) -> Path:
     generation open, and a moment to make; the files are copied, never linked, so no write
     can reach the generation. A Chroma server needs none of this: readers write nothing here.
 
+    The copy holds a lock file that its reader keeps locked (`flock`) while it has the copy
+    open; the lock goes with the process, however it ends. Each new copy first removes the
+    copies no process holds any more: those of readers that were killed.
+
+    Returns:
+        The copy's folder, and the open descriptor holding its lock (`_remove_copy` closes it).
+
     Raises:
         VectorsMissingError: `folder` is not there.
         StoreUnavailableError: the copy cannot be made (say, the temp folder is full).
@@ -286,11 +299,14 @@ def _private_copy(folder: Path) -> Path:
             f"index unavailable: the vector store {folder} is missing: "
             "run `newsbot index` to restore it"
         )
+    _sweep_copies(Path(tempfile.gettempdir()))
     try:
-        scratch = Path(tempfile.mkdtemp(prefix="newsbot-chroma-"))
+        scratch = Path(tempfile.mkdtemp(prefix=COPY_PREFIX))
     except OSError as exc:
         raise _copy_failed(folder, exc) from exc
+    lock = -1
     try:
+        lock = _hold_lock(scratch)
         for parent, folders, files in os.walk(folder):
             here = scratch / Path(parent).relative_to(folder)
             for name in folders:
@@ -299,12 +315,54 @@ def _private_copy(folder: Path) -> Path:
                 # Contents only: a read-only index's modes must not make the copy read-only.
                 shutil.copyfile(Path(parent) / name, here / name)
     except OSError as exc:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_copy(scratch, lock)
         raise _copy_failed(folder, exc) from exc
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_copy(scratch, lock)
         raise
-    return scratch
+    return scratch, lock
+
+
+def _hold_lock(scratch: Path) -> int:
+    """Lock a new lock file in `scratch`, made under another name and renamed once locked, so
+    that no sweeping reader ever finds it unlocked while this one lives."""
+    making = scratch / f"{COPY_LOCK}.new"
+    lock = os.open(making, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(making, scratch / COPY_LOCK)
+    except BaseException:
+        os.close(lock)
+        raise
+    return lock
+
+
+def _remove_copy(scratch: Path, lock: int) -> None:
+    """Delete a reader's copy, then let go of its lock."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    if lock >= 0:
+        os.close(lock)
+
+
+def _sweep_copies(temp: Path) -> None:
+    """Delete the copies in `temp` that no reader holds: their lock file is there and
+    unlocked (a copy without one is being made, or is not ours). Best effort: a copy that
+    cannot be examined or deleted is left."""
+    try:
+        copies = [p for p in temp.iterdir() if p.name.startswith(COPY_PREFIX)]
+    except OSError:
+        return
+    for copy in copies:
+        try:
+            lock = os.open(copy / COPY_LOCK, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)  # a live reader's
+            continue
+        _remove_copy(copy, lock)
 
 
 def _copy_failed(folder: Path, exc: OSError) -> StoreUnavailableError:

@@ -17,6 +17,8 @@ import logging
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -194,6 +196,54 @@ def test_a_reader_removes_its_copy_of_the_vectors_when_it_moves_on_or_closes(
         bot.close()
 
     assert copies() == []
+
+
+def test_the_next_reader_removes_the_copy_of_a_killed_reader_but_not_a_live_ones(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    reindex(settings, fake_embedder)
+    hold = (
+        "import sys, time\n"
+        "from index.newsbot import Newsbot\n"
+        "from index.settings import Settings\n"
+        "from tests.fakes import FakeEmbedder\n"
+        "bot = Newsbot(Settings(), FakeEmbedder())\n"
+        "print('open', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {
+        **os.environ,
+        "TMPDIR": str(scratch),
+        "NEWSBOT_INDEX_DIR": str(settings.index_dir),
+        "NEWSBOT_CORPUS_DIR": str(settings.corpus_dir),
+    }
+    root = Path(__file__).resolve().parent.parent
+
+    def reader() -> subprocess.Popen[str]:
+        started = subprocess.Popen(
+            [sys.executable, "-c", hold], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert started.stdout is not None and started.stdout.readline() == "open\n"
+        return started
+
+    killed, alive = reader(), reader()
+    try:
+        killed.kill()  # SIGKILL: no clean-up of its own
+        killed.wait()
+        assert len(list(scratch.iterdir())) == 2
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tempfile, "tempdir", str(scratch))
+            bot = Newsbot(settings, fake_embedder)
+            # The killed reader's copy is gone; the live one's and this one's remain.
+            assert len(list(scratch.iterdir())) == 2
+            bot.close()
+    finally:
+        alive.kill()
+        alive.wait()
+    assert len(list(scratch.iterdir())) == 1  # the live reader's, until the next reader
 
 
 def test_no_room_for_the_copy_is_one_clear_line(
