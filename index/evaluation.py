@@ -221,6 +221,32 @@ def score(question: EvalQuestion, answer: Answer, *, shown: int = SHOWN_SOURCES)
     return Scored(question, answer, strict, loose, correct, len(shown_citations), holding)
 
 
+def _eval_question(record: object, where: str, number: int) -> EvalQuestion:
+    """The question a JSONL line's `record` holds; NewsbotError naming `where` if none."""
+    question = record.get("question") if isinstance(record, dict) else None
+    if not isinstance(record, dict) or not isinstance(question, str) or not question.strip():
+        raise NewsbotError(f"{where}: expected an object with a 'question'")
+    answers = record.get("answers")
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise NewsbotError(f"{where}: 'answers' must be a list of strings")
+    day = record.get("date") or None
+    if day is not None and (not isinstance(day, str) or normalise_date(day) is None):
+        raise NewsbotError(f"{where}: 'date' must be a date such as 2024-01-05, not {day!r}")
+    gold = record.get("gold_article_ids") or []
+    if not isinstance(gold, list) or not all(isinstance(i, str | int) for i in gold):
+        raise NewsbotError(f"{where}: 'gold_article_ids' must be a list of article ids")
+    named = record.get("id")
+    if named is not None and not isinstance(named, str | int):
+        raise NewsbotError(f"{where}: 'id' must be a string or a number")
+    return EvalQuestion(
+        id=str(named or number),
+        question=question,
+        answers=tuple(answers),
+        gold_article_ids=frozenset(str(i) for i in gold),
+        date=normalise_date(day) if day else None,
+    )
+
+
 def read_questions(path: Path) -> list[EvalQuestion]:
     """Questions from a JSONL file of `{"id"?, "question", "answers", "gold_article_ids"?,
     "date"?}` objects (the eval set's format).
@@ -229,9 +255,16 @@ def read_questions(path: Path) -> list[EvalQuestion]:
         NewsbotError: the file is missing or a line is not such an object.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise NewsbotError(f"cannot read questions {path}: {exc.strerror or exc}") from exc
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        at = data.count(b"\n", 0, exc.start) + 1
+        raise NewsbotError(
+            f"{path}:{at}: not UTF-8 (byte 0x{data[exc.start]:02x}): save it as UTF-8"
+        ) from exc
     questions = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -241,23 +274,11 @@ def read_questions(path: Path) -> list[EvalQuestion]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise NewsbotError(f"{where}: not JSON ({exc.msg})") from exc
-        if not isinstance(record, dict) or not str(record.get("question") or "").strip():
-            raise NewsbotError(f"{where}: expected an object with a 'question'")
-        answers = record.get("answers")
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise NewsbotError(f"{where}: 'answers' must be a list of strings")
-        day = record.get("date") or None
-        if day is not None and normalise_date(day) is None:
-            raise NewsbotError(f"{where}: 'date' must be a date such as 2024-01-05, not {day!r}")
-        questions.append(
-            EvalQuestion(
-                id=str(record.get("id") or number),
-                question=str(record["question"]),
-                answers=tuple(answers),
-                gold_article_ids=frozenset(str(i) for i in record.get("gold_article_ids") or []),
-                date=normalise_date(day) if day else None,
-            )
-        )
+        except RecursionError as exc:
+            raise NewsbotError(f"{where}: not JSON (nested too deeply)") from exc
+        except ValueError as exc:  # an integer too long to convert
+            raise NewsbotError(f"{where}: not JSON ({str(exc).split(':')[0]})") from exc
+        questions.append(_eval_question(record, where, number))
     if not questions:
         raise NewsbotError(f"no questions in {path}")
     return questions

@@ -131,6 +131,44 @@ def test_read_questions_rejects_bad_lines_with_their_place(tmp_path: Path) -> No
         read_questions(path)
 
 
+GOOD_LINE = b'{"question": "Who?", "answers": ["A"]}\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"question": "Who?", "answers": ["\xe9"]}', r"q.jsonl:2: not UTF-8 \(byte 0xe9\)"),
+        (b"[" * 100_000 + b"]" * 100_000, r"q.jsonl:2: not JSON \(nested too deeply\)"),
+        (b'{"question": "Who?", "answers": [], "x": ' + b"9" * 5000 + b"}", r"q.jsonl:2: not JSON"),
+        (b'{"question": ["Who?"], "answers": ["A"]}', r"q.jsonl:2: expected an object"),
+        (b'{"question": "Who?", "answers": ["A"], "date": {"y": 1}}', r"q.jsonl:2: 'date' must"),
+        (b'{"question": "Who?", "answers": ["A"], "date": "2024-02-30"}', r"q.jsonl:2: 'date'"),
+        (b'{"question": "Who?", "answers": ["A"], "gold_article_ids": 7}', r"'gold_article_ids'"),
+        (b'{"question": "Who?", "answers": ["A"], "gold_article_ids": [{}]}', r"'gold_article"),
+        (b'{"question": "Who?", "answers": ["A"], "id": ["a"]}', r"q.jsonl:2: 'id' must"),
+    ],
+    ids=[
+        "not-utf8",
+        "deep",
+        "long-int",
+        "list-question",
+        "dict-date",
+        "no-such-day",
+        "ids-int",
+        "ids-dict",
+        "list-id",
+    ],
+)
+def test_a_hostile_questions_file_is_one_line_naming_the_place(
+    tmp_path: Path, line: bytes, reason: str
+) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_bytes(GOOD_LINE + line + b"\n")
+    with pytest.raises(NewsbotError, match=reason) as refused:
+        read_questions(path)
+    assert "\n" not in str(refused.value)
+
+
 def test_read_questions_takes_the_eval_sets_dates(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "Who?", "answers": ["A"], "date": "2024/01/05"}\n')
