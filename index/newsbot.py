@@ -53,6 +53,23 @@ class Status:
         return dict(self.__dict__)
 
 
+def prepared(question: str, asked_on: str | None) -> tuple[str, str | None]:
+    """`question` cleaned and cut to `MAX_QUESTION_CHARS`, and `asked_on` as an ISO date.
+
+    Raises:
+        NewsbotError: the question is empty or `asked_on` is not a date.
+    """
+    question = plain(question)[:MAX_QUESTION_CHARS]
+    if not question:
+        raise NewsbotError("the question is empty")
+    if asked_on is None:
+        return question, None
+    day = normalise_date(asked_on)
+    if day is None:
+        raise NewsbotError(f"not a date: {asked_on!r} (use e.g. 2024-01-05)")
+    return question, day
+
+
 class Newsbot:
     """Answers questions from the index in `settings.index_dir`.
 
@@ -164,15 +181,7 @@ class Newsbot:
             StoreUnavailableError: the store is down.
         """
         started = time.perf_counter()
-        question = plain(question)
-        if not question:
-            raise NewsbotError("the question is empty")
-        question = question[:MAX_QUESTION_CHARS]
-        if asked_on is not None:
-            day = normalise_date(asked_on)
-            if day is None:
-                raise NewsbotError(f"not a date: {asked_on!r} (use e.g. 2024-01-05)")
-            asked_on = day
+        question, asked_on = prepared(question, asked_on)
         limit = k or self.settings.top_k
         with self._lock:
             hits = self.search(
