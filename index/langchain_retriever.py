@@ -31,7 +31,8 @@ class NewsbotRetriever(BaseRetriever):
     takes the questions in turn.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # A misspelt option (`outlet=`) is an error, not a filter silently left out.
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     newsbot: Newsbot
     """The open index searched."""

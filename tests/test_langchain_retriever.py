@@ -123,9 +123,11 @@ def test_asked_on_leaves_out_later_articles(newsbot: Newsbot) -> None:
     assert "aid.md" not in {d.metadata["article_id"] for d in docs}
 
 
-def test_bad_dates_and_empty_questions_are_refused(newsbot: Newsbot) -> None:
+def test_bad_dates_unknown_options_and_empty_questions_are_refused(newsbot: Newsbot) -> None:
     with pytest.raises(ValidationError, match="not a date"):
         NewsbotRetriever(newsbot=newsbot, since="2024-02-30")
+    with pytest.raises(ValidationError, match="outlet"):
+        NewsbotRetriever(newsbot=newsbot, outlet="World Desk")  # type: ignore[call-arg]
     with pytest.raises(NewsbotError, match="empty"):
         NewsbotRetriever(newsbot=newsbot).invoke("   ")
 
