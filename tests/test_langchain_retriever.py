@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,20 @@ def test_runs_in_an_lcel_chain_and_the_model_sees_the_passages(newsbot: Newsbot)
     assert ANSWERING in prompts[0]
     assert "A timeline of Western support (World Desk)" in prompts[0]
     assert prompts[0].rstrip().endswith(QUESTION)
+
+
+def test_the_docs_example_runs(
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reindex(settings, fake_embedder)
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(settings.index_dir))
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "langchain.md").read_text()
+    example = re.search(r"^```python\n(.*?)^```", doc, re.MULTILINE | re.DOTALL)
+    assert example is not None
+
+    exec(compile(example.group(1), "docs/langchain.md", "exec"), {"__name__": "example"})
+
+    assert capsys.readouterr().out == "(the model's answer, citing [1])\n"
