@@ -16,6 +16,10 @@ HEDGE = "The articles don't say for sure. The closest they come: "
 # Discord bot's More sources).
 SUPPORT, FURTHER_READING, CLOSEST, RETRIEVED = "support", "further reading", "closest", "retrieved"
 
+# How an answer was made: quoted by the extractive answer step, or written by a language
+# model with every citation checked (`index.citations`).
+MODE_EXTRACTIVE, MODE_LLM = "extractive", "llm"
+
 
 @dataclass(frozen=True)
 class Citation:
@@ -41,7 +45,9 @@ class Answer:
     `found`: the answer text is an answer, quoted from source [1]; `answer_span` marks the
     answer itself (a name, number or date) in it. Not found: the text says "not covered"
     (no citations) or, `hedged`, that the articles don't say for sure and what the two
-    closest passages say. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
+    closest passages say. `mode` says how it was made (`MODE_EXTRACTIVE`, `MODE_LLM`) and
+    `dropped_claims` how many of a model's claims were not shown for want of a verified
+    source. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
     answer step's order, the cited ones first: what the eval's hit@k counts.
     """
 
@@ -53,6 +59,8 @@ class Answer:
     answer_span: tuple[int, int] | None = None
     confidence: float | None = None
     ranked: list[Citation] = field(default_factory=list, repr=False, compare=False)
+    mode: str = MODE_EXTRACTIVE
+    dropped_claims: int = 0
 
     @property
     def hedged(self) -> bool:
@@ -87,6 +95,8 @@ class Answer:
             data.get("latency_ms", 0.0),
             answer_span=(span[0], span[1]) if span else None,
             confidence=data.get("confidence"),
+            mode=data.get("mode", MODE_EXTRACTIVE),
+            dropped_claims=data.get("dropped_claims", 0),
         )
 
 

@@ -17,6 +17,8 @@ ANSWER_KEYS = frozenset(
         "confidence",
         "citations",
         "latency_ms",
+        "mode",
+        "dropped_claims",
     }
 )
 

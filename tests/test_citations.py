@@ -1,0 +1,250 @@
+"""Every citation checked: a model's claims are shown only with the passages that hold their
+quotes, renumbered in order of first citation; with none left, the offline answer."""
+
+from __future__ import annotations
+
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from index.answer import MODE_EXTRACTIVE, MODE_LLM, NOT_COVERED, SUPPORT, Answer
+from index.citations import (
+    NO_QUOTE,
+    NO_SOURCE,
+    NO_TEXT,
+    Claim,
+    LlmAnswer,
+    answer_or_fallback,
+    check,
+    find_quote,
+    normalise,
+)
+from index.retrieval import Hit
+from tests.passages import make_hit
+
+QUESTION = "Who won the darts world championship?"
+PASSAGES = (
+    "Luke Humphries won the darts world championship final against Luke Littler.",
+    "Fans queued for hours at Alexandra Palace before the final.",
+    "The final drew a record television audience of 3.7 million.",
+    "Littler, 16, was the youngest player ever to reach the final.",
+)
+OFFLINE = Answer(QUESTION, True, f"{PASSAGES[0]} [1]")
+
+
+def four_hits(*texts: str) -> list[Hit]:
+    """Passages 1 to 4 as shown to the model (articles a1.md to a4.md)."""
+    return [make_hit(n, text, 1.0 / n) for n, text in enumerate(texts or PASSAGES, start=1)]
+
+
+def claim(text: str, sources: list[int], quote: str) -> Claim:
+    return Claim(text=text, sources=sources, quote=quote)
+
+
+def answer(*claims: Claim) -> LlmAnswer:
+    return LlmAnswer(not_covered=False, claims=list(claims))
+
+
+def llm_answer(model: LlmAnswer, hits: list[Hit] | None = None) -> Answer:
+    """The answer shown; the test fails if the offline answer was given instead."""
+    shown = answer_or_fallback(QUESTION, model, hits or four_hits(), OFFLINE)
+    assert shown.mode == MODE_LLM, shown
+    return shown
+
+
+def highlighted(shown: Answer, n: int) -> str:
+    citation = shown.citations[n - 1]
+    assert citation.highlight is not None
+    start, end = citation.highlight
+    return citation.passage[start:end]
+
+
+def test_a_good_answer_numbers_its_sources_in_order_of_first_citation() -> None:
+    shown = llm_answer(
+        answer(
+            claim("A record 3.7 million watched the final.", [3], "record television audience"),
+            claim("Luke Humphries won it.", [1], "Luke Humphries won the darts"),
+        )
+    )
+
+    assert shown.found
+    assert shown.answer == "A record 3.7 million watched the final. [1] Luke Humphries won it. [2]"
+    assert [(c.n, c.article_id, c.role) for c in shown.citations] == [
+        (1, "a3.md", SUPPORT),
+        (2, "a1.md", SUPPORT),
+    ]
+    assert highlighted(shown, 1) == "record television audience"
+    assert highlighted(shown, 2) == "Luke Humphries won the darts"
+    assert shown.dropped_claims == 0
+    assert [c.article_id for c in shown.ranked] == ["a3.md", "a1.md", "a2.md", "a4.md"]
+    assert [c.n for c in shown.ranked] == [1, 2, 3, 4]
+
+
+def test_a_claim_citing_two_passages_lists_both_markers_in_order() -> None:
+    shown = llm_answer(
+        answer(
+            claim("Humphries won.", [1], "Humphries won the darts"),
+            claim("The final was at Alexandra Palace.", [4, 2, 1, 4], "before the final"),
+        ),
+        four_hits(*PASSAGES[:3], "Crowds gathered before the final."),
+    )
+
+    assert shown.answer == "Humphries won. [1] The final was at Alexandra Palace. [2][3]"
+    assert [c.article_id for c in shown.citations] == ["a1.md", "a4.md", "a2.md"]
+
+
+def test_a_passage_that_does_not_exist_is_never_cited() -> None:
+    checked = check(
+        answer(
+            claim("Humphries beat Littler.", [5], "won the darts world championship"),
+            claim("Humphries won.", [0, -1, 5, 1], "won the darts world championship"),
+        ),
+        four_hits(),
+    )
+
+    assert [c.reason for c in checked.dropped] == [NO_SOURCE]
+    assert [[s.hit_index for s in c.support] for c in checked.claims] == [[0]]
+
+
+def test_a_quote_counts_only_for_the_cited_passage_that_holds_it() -> None:
+    shown = llm_answer(
+        answer(claim("The final drew 3.7 million.", [1, 2, 3], "audience of 3.7 million"))
+    )
+
+    assert shown.answer == "The final drew 3.7 million. [1]"
+    assert [c.article_id for c in shown.citations] == ["a3.md"]
+
+
+def test_a_quote_in_no_cited_passage_drops_the_claim_even_if_another_passage_holds_it() -> None:
+    checked = check(
+        answer(claim("Humphries won.", [2, 3], "Luke Humphries won the darts")), four_hits()
+    )
+
+    assert checked.claims == ()
+    assert [c.reason for c in checked.dropped] == [NO_SOURCE]
+
+
+def test_quotes_dashes_case_accents_and_line_breaks_do_not_stop_a_quote_verifying() -> None:
+    passage = (
+        "The result \u2013 a 7\u20134 win \u2013 was called \u201cthe greatest \ufb01nal\u201d\n"
+        "by  Littler\u2019s\tcoach, Jos\u00e9 Ruiz."
+    )
+    quote = 'A 7-4 win - was called "the greatest final" by Littler\'s coach, Jose\u0301 Ruiz'
+    shown = llm_answer(
+        answer(claim("Humphries won 7-4.", [1], quote)), four_hits(passage, *PASSAGES[1:])
+    )
+
+    assert shown.citations[0].article_id == "a1.md"
+    start, end = shown.citations[0].highlight or (0, 0)
+    assert passage[start:end].startswith("a 7\u20134") and passage[start:end].endswith("Ruiz")
+    assert normalise(passage[start:end])[0] == normalise(quote)[0]
+
+
+def test_the_highlight_indexes_the_original_passage_text() -> None:
+    passage = "Intro.\n\n  Fans   queued \u201cfor hours\u201d at\nAlexandra Palace."
+    span = find_quote('queued "for hours" at Alexandra', passage)
+
+    assert span is not None
+    assert passage[span[0] : span[1]] == "queued \u201cfor hours\u201d at\nAlexandra"
+
+
+def test_part_of_a_word_is_not_a_quote() -> None:
+    assert find_quote("ke Humphries won", PASSAGES[0]) is None
+    assert find_quote("Luke Humphries wo", PASSAGES[0]) is None
+    assert find_quote("Luke Humphries won", PASSAGES[0]) == (0, 18)
+
+
+def test_a_quote_shorter_than_three_words_verifies_nothing() -> None:
+    checked = check(
+        answer(
+            claim("Humphries won.", [1], "Luke Humphries"),
+            claim("It was a final.", [1], '  "" '),
+        ),
+        four_hits(),
+    )
+
+    assert checked.claims == ()
+    assert [c.reason for c in checked.dropped] == [NO_QUOTE, NO_QUOTE]
+
+
+def test_markers_the_model_writes_in_a_sentence_are_replaced_by_the_checked_ones() -> None:
+    shown = llm_answer(
+        answer(
+            claim("Humphries won [4].", [1], "Humphries won the darts"),
+            claim(" [1] ", [1], "Humphries won the darts"),
+        )
+    )
+
+    assert shown.answer == "Humphries won. [1]"
+    assert shown.dropped_claims == 1
+    assert [d.reason for d in check(answer(claim("[2]", [1], "won the darts")), []).dropped] == [
+        NO_TEXT
+    ]
+
+
+def test_a_half_verified_answer_shows_the_verified_claim_and_counts_the_other() -> None:
+    shown = llm_answer(
+        answer(
+            claim("Humphries won.", [1], "Humphries won the darts"),
+            claim("Littler won.", [1], "Luke Littler won the darts"),
+        )
+    )
+
+    assert shown.answer == "Humphries won. [1]"
+    assert shown.dropped_claims == 1
+
+
+def test_nothing_verified_gives_the_offline_answer() -> None:
+    shown = answer_or_fallback(
+        QUESTION,
+        answer(
+            claim("Littler won.", [1], "Luke Littler won the darts"),
+            claim("Humphries won.", [5], "Humphries won the darts"),
+        ),
+        four_hits(),
+        OFFLINE,
+    )
+
+    assert shown.mode == MODE_EXTRACTIVE
+    assert shown.answer == OFFLINE.answer
+    assert shown.dropped_claims == 2
+
+
+def test_not_covered_gives_the_offline_answer_and_drops_nothing() -> None:
+    offline = Answer(QUESTION, False, NOT_COVERED)
+    claims = [claim("Humphries won.", [1], "Humphries won the darts")]
+    shown = answer_or_fallback(
+        QUESTION, LlmAnswer(not_covered=True, claims=claims), four_hits(), offline
+    )
+
+    assert shown == offline
+    assert shown.mode == MODE_EXTRACTIVE and shown.dropped_claims == 0
+
+
+def test_the_json_says_how_the_answer_was_made() -> None:
+    shown = llm_answer(
+        answer(
+            claim("Humphries won.", [1], "Humphries won the darts"),
+            claim("Littler won.", [1], "Luke Littler won the darts"),
+        )
+    )
+    data = shown.to_dict()
+
+    assert (data["mode"], data["dropped_claims"]) == ("llm", 1)
+    assert data["citations"][0]["highlight"] == [5, 28]
+    assert Answer.from_dict(data) == shown
+    assert OFFLINE.to_dict()["mode"] == "extractive"
+    assert OFFLINE.to_dict()["dropped_claims"] == 0
+
+
+def test_the_schema_is_a_tool_with_descriptions_for_the_model() -> None:
+    tool = convert_to_openai_tool(LlmAnswer)["function"]
+    claim_schema = tool["parameters"]["properties"]["claims"]["items"]
+
+    assert tool["name"] == "LlmAnswer" and tool["description"]
+    assert set(tool["parameters"]["required"]) == {"not_covered", "claims"}
+    assert set(claim_schema["required"]) == {"text", "sources", "quote"}
+    assert all(p.get("description") for p in claim_schema["properties"].values())
+    parsed = LlmAnswer.model_validate_json(
+        '{"not_covered": false, "claims": [{"text": "Humphries won.", "sources": [1], '
+        '"quote": "Humphries won the darts"}]}'
+    )
+    assert parsed.claims[0].sources == [1]
