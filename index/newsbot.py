@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from index.answer import Answer, Answerer
+from index.answer import Answer, Answerer, compose
 from index.answer_model import AnswerModel
 from index.catalog import Catalog
 from index.corpus.metadata import normalise_date
@@ -70,6 +70,24 @@ def prepared(question: str, asked_on: str | None) -> tuple[str, str | None]:
     return question, day
 
 
+def default_answerer(settings: Settings) -> Answerer:
+    """The extractive answer step; with `NEWSBOT_LLM` set, the model's, falling back on it.
+
+    Raises:
+        ConfigError: `NEWSBOT_LLM` names a model whose provider package is missing.
+    """
+    offline = ExtractiveAnswerer(
+        Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
+    )
+    if not settings.llm.strip():
+        return offline
+    from index.llm_answer import LlmAnswerer, load_llm  # LangChain only when it is used
+
+    model = load_llm(settings)
+    assert model is not None
+    return LlmAnswerer(model, offline, timeout=settings.llm_timeout)
+
+
 class Newsbot:
     """Answers questions from the index in `settings.index_dir`.
 
@@ -94,17 +112,17 @@ class Newsbot:
         Args:
             settings: where the index is, and the settings it must have been built with.
             embedder: the model that embeds questions (the index's own).
-            answerer: the answer step (default: the extractive one, weighted by `settings`).
+            answerer: the answer step (default: the extractive one, weighted by `settings`;
+                with `NEWSBOT_LLM` set, the model's, the extractive one its fallback).
             ranking: the retriever's weights (default: `Ranking.from_settings(settings)`).
 
         Raises:
-            IndexMissingError, IndexMismatchError, StoreUnavailableError.
+            IndexMissingError, IndexMismatchError, StoreUnavailableError;
+            ConfigError: `NEWSBOT_LLM` names a model whose provider package is missing.
         """
         self.settings = settings
         self.embedder = embedder
-        self.answerer = answerer or ExtractiveAnswerer(
-            Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
-        )
+        self.answerer = answerer or default_answerer(settings)
         self.ranking = ranking or Ranking.from_settings(settings)
         self.layout = IndexLayout(settings.index_dir)
         # One lock for everything: the catalog connection, the store client and bm25s are
@@ -187,7 +205,7 @@ class Newsbot:
             hits = self.search(
                 question, k=max(limit, ANSWER_POOL), filters=filters, asked_on=asked_on
             )
-            answer = self.answerer.compose(question, hits, limit=limit)
+            answer = compose(self.answerer, question, hits, limit=limit, asked_on=asked_on)
         latency = (time.perf_counter() - started) * 1000
         return replace(answer, latency_ms=round(latency, 1))
 

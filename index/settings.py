@@ -26,6 +26,7 @@ MODEL = "Embedding model"
 STORE = "Vector store"
 CHUNKING = "Chunking (changing either requires `newsbot index --rebuild`)"
 ANSWERS = "Answers"
+LLM = "The optional language-model answer (docs/llm.md)"
 DISCORD = "The Discord bot (`newsbot bot`)"
 # `.env.example`'s width: its comments are wrapped to fit.
 EXAMPLE_WIDTH = 88
@@ -176,6 +177,45 @@ class Settings(BaseSettings):
         "The learned model that picks the answer sentence and decides when to say 'not "
         "covered' (a JSON file made by `python -m index.learn`). Empty: the one shipped.",
     )
+    llm: str = _env(
+        "NEWSBOT_LLM",
+        "",
+        LLM,
+        "A chat model that writes the answer from the retrieved passages, every citation "
+        "checked, named as LangChain's init_chat_model does (openai:gpt-4o-mini, "
+        "ollama:llama3.1, anthropic:claude-3-5-haiku-latest; install the extra, e.g. "
+        "pip install 'newsbot[openai]'). The question and the passages are sent to it. "
+        "Empty: the offline answer only.",
+    )
+    llm_base_url: str | None = _env(
+        "NEWSBOT_LLM_BASE_URL",
+        None,
+        LLM,
+        "The model server's URL, for any OpenAI-compatible server (vLLM, llama.cpp, LM "
+        "Studio...). Empty: the provider's own.",
+    )
+    llm_api_key: SecretStr | None = _env(
+        "NEWSBOT_LLM_API_KEY",
+        None,
+        LLM,
+        "The provider's API key. Secret: keep it in .env only; never logged. Empty: the "
+        "provider's own variable (OPENAI_API_KEY, ANTHROPIC_API_KEY...) if set.",
+    )
+    llm_timeout: float = _env(
+        "NEWSBOT_LLM_TIMEOUT",
+        20.0,
+        LLM,
+        "Seconds to wait for the model before giving the offline answer instead (Discord "
+        "waits 15 minutes for a deferred reply, a user far less).",
+        gt=0.0,
+    )
+    llm_max_tokens: int = _env(
+        "NEWSBOT_LLM_MAX_TOKENS",
+        600,
+        LLM,
+        "Most tokens the model may write per answer.",
+        ge=50,
+    )
 
     discord_token: SecretStr | None = _env(
         "DISCORD_TOKEN",
@@ -235,6 +275,8 @@ class Settings(BaseSettings):
         "discord_guild_id",
         "embed_cache_dir",
         "answer_model",
+        "llm_base_url",
+        "llm_api_key",
         mode="before",
     )
     @classmethod

@@ -1,0 +1,179 @@
+"""The optional language-model answer step: a chat model writes the answer, every citation
+checked (`index.citations`), the offline answer on any failure.
+
+The model sees the numbered passages (title, outlet, date, text) and the date of the
+question, and returns an `LlmAnswer`. Whatever goes wrong (an error, a timeout, a rate
+limit, output that is not an `LlmAnswer`, nothing verified) the user gets the extractive
+answer, and one log line says what went wrong, never the key or the passages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.output_parsers import PydanticOutputParser
+from langchain_core.runnables import Runnable
+
+from index.answer import Answer, Answerer
+from index.citations import LlmAnswer, answer_or_fallback
+from index.errors import ConfigError
+from index.retrieval import Hit
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYSTEM = """\
+You answer questions about news from the numbered passages given, and from nothing else.
+Answer in a few short sentences. Give each sentence the numbers of the passages that support \
+it and the exact words, copied from one of those passages, that it rests on (at least three \
+words, no ellipsis). Do not put passage numbers in the sentences. Mind the dates: the question \
+was asked on the date given, and a passage speaks as of its own date. If the passages do not \
+answer the question, set not_covered to true and give no claims."""
+
+# Threads that wait on the model; a call that times out keeps its thread until it ends.
+MODEL_THREADS = 4
+# `init_chat_model`'s provider → the extra that installs it.
+EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
+
+
+class LlmAnswerer:
+    """Has a chat model write the answer, every citation checked; the offline answer when
+    the model fails or nothing it says verifies."""
+
+    takes_date = True  # `Newsbot.ask` passes the question's date (`DatedAnswerer`)
+
+    def __init__(self, model: BaseChatModel, offline: Answerer, *, timeout: float) -> None:
+        """Args:
+        model: the chat model (`load_llm`, or a fake in tests).
+        offline: the extractive answer step, the fallback.
+        timeout: seconds to wait for the model, whatever its own timeout.
+        """
+        self.model = model
+        self.offline = offline
+        self.timeout = timeout
+        self.structured: Runnable[Any, Any]
+        self.parser: PydanticOutputParser[LlmAnswer] | None
+        try:
+            self.structured = model.with_structured_output(LlmAnswer)
+            self.parser = None
+        except NotImplementedError:  # no tool calling: ask for JSON in the prompt, parse it
+            self.parser = PydanticOutputParser(pydantic_object=LlmAnswer)
+            self.structured = model | self.parser
+        self._pool = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="newsbot-llm")
+
+    def compose(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        limit: int | None = None,
+        asked_on: str | None = None,
+    ) -> Answer:
+        """The model's answer to `question` from the best `limit` of `hits`, every citation
+        checked, or the offline answer; `asked_on` (ISO date) is when it was asked, by
+        default today."""
+        offline = self.offline.compose(question, hits, limit=limit)
+        shown = list(hits[: limit or len(hits)])
+        if not shown:
+            return offline
+        messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
+        future = self._pool.submit(self.structured.invoke, messages)
+        if not wait([future], timeout=self.timeout).done:
+            future.cancel()  # it runs on in its thread; the user is not kept waiting
+            log.warning(
+                "language model: timed out, no answer in %g s; the offline answer", self.timeout
+            )
+            return offline
+        try:
+            reply = future.result()
+        except Exception as exc:  # any failure of the model is the offline answer
+            log.warning("language model: %s; the offline answer", _kind(exc))
+            return offline
+        if not isinstance(reply, LlmAnswer):
+            try:
+                reply = LlmAnswer.model_validate(reply)
+            except Exception as exc:
+                log.warning("language model: %s; the offline answer", _kind(exc))
+                return offline
+        return answer_or_fallback(question, reply, shown, offline)
+
+    def messages(self, question: str, hits: Sequence[Hit], asked_on: str) -> list[Any]:
+        """What the model is sent: the instructions, the numbered passages, the question."""
+        system = SYSTEM
+        if self.parser is not None:
+            system += "\n\n" + self.parser.get_format_instructions()
+        passages = "\n\n".join(_passage(n, hit) for n, hit in enumerate(hits, start=1))
+        return [
+            SystemMessage(system),
+            HumanMessage(f"Passages:\n\n{passages}\n\nAsked on {asked_on}: {question}"),
+        ]
+
+
+def _passage(n: int, hit: Hit) -> str:
+    article = hit.passage.article
+    about = ", ".join(
+        part for part in (article.source, article.published or "date unknown") if part
+    )
+    return f"[{n}] {article.title} ({about})\n{hit.passage.chunk.text}"
+
+
+def _kind(exc: BaseException) -> str:
+    """The kind of failure, in a few words: never the exception's message, which may hold
+    the request (and so the passages) or a key."""
+    status = getattr(exc, "status_code", None) or getattr(
+        getattr(exc, "response", None), "status_code", None
+    )
+    name = type(exc).__name__
+    if status == 429 or "RateLimit" in name:
+        return f"rate limited ({name})"
+    if isinstance(exc, TimeoutError) or "Timeout" in name:
+        return f"timed out ({name})"
+    if status is not None:
+        return f"HTTP {status} ({name})"
+    if "Parser" in name or "Validation" in name or "JSON" in name:
+        return f"malformed output ({name})"
+    return f"failed ({name})"
+
+
+def load_llm(settings: Settings) -> BaseChatModel | None:
+    """The chat model `NEWSBOT_LLM` names, or None when it is empty.
+
+    Raises:
+        ConfigError: the provider's package is not installed, or the name is not one
+        `init_chat_model` knows.
+    """
+    name = settings.llm.strip()
+    if not name:
+        return None
+    provider = name.split(":", 1)[0] if ":" in name else "openai"
+    extra = EXTRAS.get(provider, provider)
+    missing = (
+        f"NEWSBOT_LLM is set but its provider package is missing: pip install 'newsbot[{extra}]'"
+    )
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:
+        raise ConfigError(missing) from exc
+    kwargs: dict[str, Any] = {
+        "timeout": settings.llm_timeout,
+        "max_tokens": settings.llm_max_tokens,
+    }
+    if settings.llm_base_url:
+        kwargs["base_url"] = settings.llm_base_url
+    if settings.llm_api_key is not None:
+        kwargs["api_key"] = settings.llm_api_key.get_secret_value()
+    try:
+        model: BaseChatModel = init_chat_model(name, **kwargs)
+    except ImportError as exc:
+        raise ConfigError(missing) from exc
+    except ValueError as exc:  # its message may quote the arguments: not shown
+        raise ConfigError(
+            f"NEWSBOT_LLM={name!r} is not a model init_chat_model knows (provider:model)"
+        ) from exc
+    return model
