@@ -29,6 +29,7 @@ from index.llm_answer import LlmAnswerer, load_llm
 from index.newsbot import Newsbot
 from index.retrieval import Hit
 from index.settings import Settings
+from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
 from tests.passages import make_hit
 
@@ -304,3 +305,22 @@ def test_ask_with_a_missing_provider_package_fails_in_one_line(
         "pip install 'newsbot[openai]'\n"
     )
     assert KEY not in result.output
+
+
+def test_the_bot_with_a_missing_provider_package_fails_in_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.setenv("NEWSBOT_LLM", "ollama:llama3.1")
+
+    with serving_in_thread() as fake:
+        result = runner.invoke(app, ["bot"])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "error: NEWSBOT_LLM is set but its provider package is missing: "
+        "pip install 'newsbot[ollama]'\n"
+    )
+    assert fake.requests == []  # refused before logging in to Discord
