@@ -4,7 +4,9 @@ answer is shown; any failure of the model gives the offline answer and one log l
 from __future__ import annotations
 
 import json
+import sys
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -324,3 +326,71 @@ def test_the_bot_with_a_missing_provider_package_fails_in_one_line(
         "pip install 'newsbot[ollama]'\n"
     )
     assert fake.requests == []  # refused before logging in to Discord
+
+
+class QuotingFirst(BaseChatModel):
+    """Answers with the first five words of passage [1], cited."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "quoting-first"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        lines = str(messages[-1].content).splitlines()
+        first = lines[lines.index(next(line for line in lines if line.startswith("[1] "))) + 1]
+        text = reply(("The first passage says so.", [1], " ".join(first.split()[:5])))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+
+def test_newsbot_llm_set_answers_with_the_model_it_names(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[tuple[str, dict[str, Any]]] = []
+
+    def init_chat_model(name: str, **kwargs: Any) -> BaseChatModel:
+        loaded.append((name, kwargs))
+        return QuotingFirst()
+
+    chat_models = types.ModuleType("langchain.chat_models")
+    chat_models.init_chat_model = init_chat_model  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "langchain", types.ModuleType("langchain"))
+    monkeypatch.setitem(sys.modules, "langchain.chat_models", chat_models)
+    runner = CliRunner()
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    monkeypatch.setenv("NEWSBOT_LLM", "openai:my-model")
+    monkeypatch.setenv("NEWSBOT_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("NEWSBOT_LLM_API_KEY", KEY)
+    monkeypatch.setenv("NEWSBOT_LLM_TIMEOUT", "7")
+    monkeypatch.setenv("NEWSBOT_LLM_MAX_TOKENS", "300")
+
+    result = runner.invoke(app, ["ask", "Who won the Chicago Marathon?", "--json"])
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert (shown["mode"], shown["answer"]) == ("llm", "The first passage says so. [1]")
+    assert loaded == [
+        (
+            "openai:my-model",
+            {
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key": KEY,
+                "timeout": 7.0,
+                "max_tokens": 300,
+            },
+        )
+    ]
+
+
+def test_newsbot_llm_empty_keeps_the_offline_answer(env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["index"]).exit_code == 0
+
+    result = runner.invoke(app, ["ask", "Who won the Chicago Marathon?", "--json"])
+
+    assert json.loads(result.stdout)["mode"] == MODE_EXTRACTIVE
