@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from index.retrieval import Hit
 
@@ -106,17 +106,6 @@ class Answerer(Protocol):
     `Newsbot` is given one; the extractive one (`index.extractive`) quotes a sentence.
     """
 
-    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
-        """An answer to `question` from `hits` (best first) citing at most `limit` of them,
-        or the not-covered answer."""
-        ...
-
-
-class DatedAnswerer(Protocol):
-    """An answer step that is told the question's date (`takes_date` true), e.g. a model's."""
-
-    takes_date: bool
-
     def compose(
         self,
         question: str,
@@ -124,13 +113,8 @@ class DatedAnswerer(Protocol):
         *,
         limit: int | None = None,
         asked_on: str | None = None,
-    ) -> Answer: ...
-
-
-def compose(
-    answerer: Answerer, question: str, hits: Sequence[Hit], *, limit: int, asked_on: str | None
-) -> Answer:
-    """`answerer`'s answer, told the question's date (ISO, None for today) if it takes it."""
-    if getattr(answerer, "takes_date", False):
-        return cast(DatedAnswerer, answerer).compose(question, hits, limit=limit, asked_on=asked_on)
-    return answerer.compose(question, hits, limit=limit)
+    ) -> Answer:
+        """An answer to `question` from `hits` (best first) citing at most `limit` of them,
+        or the not-covered answer; `asked_on` (an ISO date, None for today) is when it was
+        asked."""
+        ...

@@ -75,7 +75,14 @@ class ExtractiveAnswerer:
         self.hedge_above = m.hedge_above if w.hedge_above is None else w.hedge_above
         self.describer = Describer(passages=w.passages or m.passages)
 
-    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
+    def compose(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        limit: int | None = None,
+        asked_on: str | None = None,
+    ) -> Answer:
         """An `Answer` to `question` from `hits` (best first), citing at most `limit` of them.
 
         The supporting passage is source [1]; a hedged answer cites the two closest passages,

@@ -268,7 +268,14 @@ def _always(model: AnswerModel) -> AnswerModel:
 class _Unused:
     """The answer step of the indexes opened here: only their search is used."""
 
-    def compose(self, question: str, hits: Sequence[Any], *, limit: int | None = None) -> Any:
+    def compose(
+        self,
+        question: str,
+        hits: Sequence[Any],
+        *,
+        limit: int | None = None,
+        asked_on: str | None = None,
+    ) -> Any:
         raise NotImplementedError
 
 

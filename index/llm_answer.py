@@ -46,8 +46,6 @@ class LlmAnswerer:
     """Has a chat model write the answer, every citation checked; the offline answer when
     the model fails or nothing it says verifies."""
 
-    takes_date = True  # `Newsbot.ask` passes the question's date (`DatedAnswerer`)
-
     def __init__(self, model: BaseChatModel, offline: Answerer, *, timeout: float) -> None:
         """Args:
         model: the chat model (`load_llm`, or a fake in tests).

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from index.answer import Answer, Answerer, compose
+from index.answer import Answer, Answerer
 from index.answer_model import AnswerModel
 from index.catalog import Catalog
 from index.corpus.metadata import normalise_date
@@ -205,7 +205,7 @@ class Newsbot:
             hits = self.search(
                 question, k=max(limit, ANSWER_POOL), filters=filters, asked_on=asked_on
             )
-            answer = compose(self.answerer, question, hits, limit=limit, asked_on=asked_on)
+            answer = self.answerer.compose(question, hits, limit=limit, asked_on=asked_on)
         latency = (time.perf_counter() - started) * 1000
         return replace(answer, latency_ms=round(latency, 1))
 

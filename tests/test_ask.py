@@ -267,7 +267,14 @@ class EchoAnswerer:
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
 
-    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
+    def compose(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        limit: int | None = None,
+        asked_on: str | None = None,
+    ) -> Answer:
         self.seen.append([h.passage.article.id for h in hits])
         return Answer(question, True, f"{len(hits)} passages", [])
 

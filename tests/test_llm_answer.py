@@ -62,7 +62,14 @@ class Offline:
     def __init__(self) -> None:
         self.calls = 0
 
-    def compose(self, question: str, hits: Sequence[Hit], *, limit: int | None = None) -> Answer:
+    def compose(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        limit: int | None = None,
+        asked_on: str | None = None,
+    ) -> Answer:
         self.calls += 1
         return Answer(question, True, OFFLINE_TEXT)
 
