@@ -43,6 +43,12 @@ def clean(text: str) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(plain(text)))
 
 
+def unescaped(text: str) -> str:
+    """The plain text of something `clean` (or `answer_embed`'s bold) made safe to show."""
+    text = text.replace("**", "").replace("\u200b", "")
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def fit(text: str, limit: int, cut: Callable[[str, int], str] | None = None) -> str:
     """`text` shortened (by `cut`, default `shorten`) and then cleaned, in at most `limit`.
 

@@ -47,7 +47,9 @@ class Answer:
     (no citations) or, `hedged`, that the articles don't say for sure and what the two
     closest passages say. `mode` says how it was made (`MODE_EXTRACTIVE`, `MODE_LLM`) and
     `dropped_claims` how many of a model's claims were not shown for want of a verified
-    source. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
+    source. `follow_up` is what the user typed when it was a follow-up rewritten to stand
+    alone (`index.conversation`): `question` is then the rewritten question, the one
+    answered. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
     answer step's order, the cited ones first: what the eval's hit@k counts.
     """
 
@@ -61,6 +63,7 @@ class Answer:
     ranked: list[Citation] = field(default_factory=list, repr=False, compare=False)
     mode: str = MODE_EXTRACTIVE
     dropped_claims: int = 0
+    follow_up: str | None = None
 
     @property
     def hedged(self) -> bool:
@@ -97,6 +100,7 @@ class Answer:
             confidence=data.get("confidence"),
             mode=data.get("mode", MODE_EXTRACTIVE),
             dropped_claims=data.get("dropped_claims", 0),
+            follow_up=data.get("follow_up"),
         )
 
 

@@ -6,6 +6,7 @@ It names no adapter: `newsbot bot` and any other adapter's commands are added th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from index.answer import SUPPORT, Answer
 from index.answer_model import AnswerModel
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
-from index.errors import ArticleError, CorpusProblemsError
+from index.errors import ArticleError, CorpusProblemsError, NewsbotError
 from index.evaluation import CITED_FOR_EVAL, EvalReport, evaluate, read_questions
 from index.extractive import Extraction, ExtractiveAnswerer
 from index.indexer import IndexReport, reindex
@@ -213,6 +214,96 @@ def ask_command(
         sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
     else:
         render_answer(answer)
+
+
+CHAT_HELP = (
+    'Ask a question, then follow-ups ("and Germany?"): they are understood with the '
+    "conversation so far. /reset forgets it; /quit (or Ctrl-D) leaves."
+)
+CHAT_QUIT = {"/quit", "/exit", "/q"}
+
+
+@app.command("chat")
+def chat_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per answer.")
+    ] = False,
+    asked_on: Annotated[
+        str | None,
+        typer.Option(
+            "--asked-on", help="When the questions are asked (YYYY-MM-DD; default today)."
+        ),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "--k",
+            min=1,
+            max=50,
+            help="At most this many passages cited (default: NEWSBOT_TOP_K or 5).",
+        ),
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Ask questions one after another: follow-ups ("and Germany?") are understood with the
+    earlier questions and answers (the last NEWSBOT_CHAT_TURNS); /reset forgets them."""
+    from index.conversation import Conversation
+
+    settings = load_settings(index_dir=index_dir, top_k=k)
+    day = _iso_date(asked_on, "--asked-on")
+    with user_errors():
+        from index.newsbot import Newsbot
+
+        bot = Newsbot(settings, load_embedder(settings, purpose="query"))
+        bot.embedder.warm_up()
+    conversation = Conversation(settings.chat_turns)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        out.print(CHAT_HELP, style="dim", highlight=False)
+    for line in _chat_lines(interactive):
+        text = line.strip()
+        command = text.lower()
+        if not text:
+            continue
+        if command in CHAT_QUIT:
+            break
+        if command == "/reset":
+            conversation.reset()
+            err.print("Conversation cleared: the next question stands on its own.", style="dim")
+            continue
+        if command.startswith("/") and " " not in command:
+            err.print(f"unknown command {inert(text)}: {CHAT_HELP}", highlight=False)
+            continue
+        try:
+            answer = bot.ask(text, k=settings.top_k, asked_on=day, history=conversation.history)
+        except NewsbotError as exc:  # this question fails; the conversation goes on
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            continue
+        conversation.add(answer.question, answer.answer)
+        if as_json:
+            sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            continue
+        if answer.follow_up is not None:
+            out.print(Text(f"({inert(answer.question)})", style="dim italic"))
+        render_answer(answer)
+
+
+def _chat_lines(interactive: bool) -> Iterator[str]:
+    """The lines typed (with line editing), or read from standard input (bytes that are not
+    UTF-8 become U+FFFD)."""
+    if not interactive:
+        for raw in sys.stdin.buffer:
+            yield raw.decode("utf-8", "replace")
+        return
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history for input())
+    while True:
+        try:
+            yield input("> ")
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
 
 
 def _read_batch(path: Path) -> list[tuple[str, str | None]]:

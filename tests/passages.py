@@ -19,6 +19,7 @@ ANSWER_KEYS = frozenset(
         "latency_ms",
         "mode",
         "dropped_claims",
+        "follow_up",
     }
 )
 
