@@ -390,3 +390,41 @@ def test_with_no_turns_kept_a_thread_follow_up_stands_alone(
         assert not s.fake.matching("GET", f"/channels/{thread_id}/messages")
 
     scenario(settings, fake_embedder, steps)
+
+
+@pytest.mark.integration
+def test_newsbot_chat_with_the_real_embedding_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simple_model: Path
+) -> None:
+    """The bundled all-MiniLM-L6-v2 retrieves (with BM25) for the rewritten follow-ups; the
+    hand-set answer model cites what was retrieved, so the test reads the retrieval."""
+    corpus = tmp_path / "corpus"
+    write_article(
+        corpus,
+        "aid.md",
+        "The United States has sent $56.2 billion in military aid to Ukraine since 2022.\n\n"
+        "Officials said more help would follow in the spring.",
+        title="US aid to Ukraine",
+        source="Example News",
+    )
+    add_aid_articles(corpus)
+    write_article(
+        corpus,
+        "marathon.md",
+        "Kenyan runner Ruth Chepngetich won the Chicago Marathon in a world record time.",
+        title="Chepngetich breaks marathon record",
+    )
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("NEWSBOT_ANSWER_MODEL", str(simple_model))
+    indexed = runner.invoke(app, ["index"])
+    assert indexed.exit_code == 0, indexed.output
+
+    first, second, third = chat([US, "and Germany?", "what about France?"])
+
+    assert [a["citations"][0]["article_id"] for a in (first, second, third)] == [
+        "aid.md",
+        "germany.md",
+        "france.md",
+    ]
+    assert second["question"] == GERMANY and third["question"] == FRANCE
