@@ -30,7 +30,8 @@ from index.conversation import (
     recent,
 )
 from index.indexer import reindex
-from index.newsbot import Newsbot
+from index.llm_answer import LlmAnswerer
+from index.newsbot import Newsbot, default_answerer
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_discord import APP_ID, BOT_ID, BOT_USER, CHANNEL_ID, thread_channel
@@ -428,3 +429,32 @@ def test_newsbot_chat_with_the_real_embedding_model(
         "france.md",
     ]
     assert second["question"] == GERMANY and third["question"] == FRANCE
+
+
+def test_with_a_language_model_newsbot_has_it_rewrite_follow_ups(
+    aid_settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """The model that writes the answers rewrites the follow-up; its answer is checked."""
+    claim = {
+        "text": "France has sent 3.7 billion euros.",
+        "sources": [1],
+        "quote": "France has sent 3.7 billion euros in military aid",
+    }
+    model = Recording(
+        responses=[
+            "How much military aid has France sent to Ukraine?",  # the rewrite
+            json.dumps({"not_covered": False, "claims": [claim]}),  # the answer
+        ]
+    )
+    offline = default_answerer(aid_settings)
+    bot = Newsbot(aid_settings, fake_embedder, answerer=LlmAnswerer(model, offline, timeout=5))
+    try:
+        assert isinstance(bot.rewriter, LlmRewriter)
+        answer = bot.ask("and the French?", history=[Turn(US, "The US has sent $56.2 billion.")])
+    finally:
+        bot.close()
+
+    assert answer.question == FRANCE and answer.follow_up == "and the French?"
+    assert answer.mode == "llm" and answer.citations[0].article_id == "france.md"
+    rewrite = model.seen[0]
+    assert rewrite[-1].content == "and the French?" and rewrite[1].content == US
