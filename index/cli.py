@@ -41,6 +41,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 EVAL_INDEX_DIR = ".newsbot-eval"
+TopKOption = Annotated[
+    int | None,
+    typer.Option(
+        "--k", min=1, max=50, help="At most this many passages cited (default: NEWSBOT_TOP_K or 5)."
+    ),
+]
 
 
 @app.command("index")
@@ -167,15 +173,7 @@ def ask_command(
             "rank higher.",
         ),
     ] = None,
-    k: Annotated[
-        int | None,
-        typer.Option(
-            "--k",
-            min=1,
-            max=50,
-            help="At most this many passages cited (default: NEWSBOT_TOP_K or 5).",
-        ),
-    ] = None,
+    k: TopKOption = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Only articles from this outlet.")
     ] = None,
@@ -234,15 +232,7 @@ def chat_command(
             "--asked-on", help="When the questions are asked (YYYY-MM-DD; default today)."
         ),
     ] = None,
-    k: Annotated[
-        int | None,
-        typer.Option(
-            "--k",
-            min=1,
-            max=50,
-            help="At most this many passages cited (default: NEWSBOT_TOP_K or 5).",
-        ),
-    ] = None,
+    k: TopKOption = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Ask questions one after another: follow-ups ("and Germany?") are understood with the

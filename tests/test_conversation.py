@@ -36,11 +36,11 @@ from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_discord import APP_ID, BOT_ID, BOT_USER, CHANNEL_ID, thread_channel
 from tests.fakes import FakeEmbedder
-from tests.test_bot import Session, embed_of, message_of, scenario
+from tests.test_bot import AID_QUESTION, Session, embed_of, message_of, scenario
 
 runner = CliRunner()
 
-US = "How much military aid has the United States sent to Ukraine?"
+US = AID_QUESTION  # "How much military aid has the United States sent to Ukraine?"
 
 
 def add_aid_articles(corpus: Path) -> None:
@@ -315,9 +315,7 @@ def test_a_three_turn_conversation_in_a_thread_is_answered_in_context(
 
     async def steps(s: Session) -> None:
         heard = Heard(s)
-        first = await s.say(f"<@{BOT_ID}> {US}", mentions=[BOT_USER])
-        thread_id = int(message_of(s.fake, first)["id"])  # a thread shares its starter's id
-        await s.fake.dispatch("THREAD_CREATE", {**thread_channel(thread_id), "newly_created": True})
+        thread_id = await s.thread_on_an_answer()  # on the answer to US, asked by @mention
         second = await s.say("and Germany?", channel_id=thread_id)
         third = await s.say("what about France?", channel_id=thread_id)
         # /ask in the thread is a follow-up too.
@@ -330,7 +328,6 @@ def test_a_three_turn_conversation_in_a_thread_is_answered_in_context(
             after=start,
         )
 
-        assert "United States" in embed_of(first)["title"]
         assert embed_of(second)["title"] == GERMANY
         assert "28 billion euros" in embed_of(second)["description"]
         assert "Berlin Daily" in embed_of(second)["fields"][0]["name"]
@@ -383,9 +380,7 @@ def test_with_no_turns_kept_a_thread_follow_up_stands_alone(
     settings = settings.model_copy(update={"chat_turns": 0})
 
     async def steps(s: Session) -> None:
-        first = await s.say(f"<@{BOT_ID}> {US}", mentions=[BOT_USER])
-        thread_id = int(message_of(s.fake, first)["id"])
-        await s.fake.dispatch("THREAD_CREATE", {**thread_channel(thread_id), "newly_created": True})
+        thread_id = await s.thread_on_an_answer()
         second = await s.say("and Germany?", channel_id=thread_id)
         assert embed_of(second)["title"] == "and Germany?"
         assert not s.fake.matching("GET", f"/channels/{thread_id}/messages")
