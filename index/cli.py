@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from index.answer import SUPPORT, Answer
+from index.answer import MODE_EXTRACTIVE, MODE_LLM, SUPPORT, Answer, Answerer
 from index.answer_model import AnswerModel
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
@@ -47,6 +47,8 @@ TopKOption = Annotated[
         "--k", min=1, max=50, help="At most this many passages cited (default: NEWSBOT_TOP_K or 5)."
     ),
 ]
+# Figures of `newsbot eval` that are counts, not shares.
+COUNTS = frozenset({"claims_made"})
 
 
 @app.command("index")
@@ -364,18 +366,40 @@ def eval_command(
             "Extraction in index/extractive.py).",
         ),
     ] = None,
+    mode: Annotated[
+        Literal["extractive", "llm"] | None,
+        typer.Option(
+            "--mode",
+            help="Which answer step answers: extractive (offline), or llm: the language model "
+            "NEWSBOT_LLM names, every citation checked, the extractive one (with any --set "
+            "weights) its fallback. Default: llm if NEWSBOT_LLM is set, else extractive.",
+        ),
+    ] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Score answers on questions with known answers: hit@k, accuracy, not covered, hedged,
-    wrong answers, sources holding the answer, latency."""
+    wrong answers, sources holding the answer, latency; with a language model (--mode llm),
+    also the claims it made, the share verified and how often the offline answer was given."""
 
     if articles is not None and index_dir is None:
         index_dir = Path(EVAL_INDEX_DIR)
     settings = load_settings(index_dir=index_dir, corpus_dir=articles)
+    llm = settings.llm.strip()
+    answered_by = mode or (MODE_LLM if llm else MODE_EXTRACTIVE)
+    if answered_by == MODE_LLM and not llm:
+        fail("--mode llm needs NEWSBOT_LLM, the model to ask (e.g. openai:gpt-4o-mini)")
     ranking, extraction = _weighted(settings, weights or [])
     with user_errors():
         wanted = read_questions(questions)[:limit]
         unanswerable = read_questions(uncovered)[:limit] if uncovered is not None else []
+        # The model first: a missing provider package stops the run before any indexing.
+        answerer: Answerer = ExtractiveAnswerer(extraction, AnswerModel.load(settings.answer_model))
+        if answered_by == MODE_LLM:
+            from index.llm_answer import LlmAnswerer, load_llm  # LangChain only when used
+
+            model = load_llm(settings)
+            assert model is not None
+            answerer = LlmAnswerer(model, answerer, timeout=settings.llm_timeout)
         if articles is not None:
             with _progress_bar() as progress:
                 report = reindex(settings, load_embedder(settings), progress=progress)
@@ -389,7 +413,7 @@ def eval_command(
         bot = Newsbot(
             settings,
             load_embedder(settings, purpose="query"),
-            answerer=ExtractiveAnswerer(extraction, AnswerModel.load(settings.answer_model)),
+            answerer=answerer,
             ranking=ranking,
         )
         bot.embedder.warm_up()
@@ -398,12 +422,15 @@ def eval_command(
             lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date),
             uncovered=unanswerable,
             shown=settings.top_k,
+            mode=answered_by,
         )
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) + "\n")
     title = f"{result.count} questions from {questions.name}"
     if uncovered is not None:
         title += f", {len(result.uncovered)} uncovered from {uncovered.name}"
+    if answered_by == MODE_LLM:
+        title += f", answered by {escape(inert(llm))}"
     _print_eval(result, title)
 
 
@@ -413,7 +440,12 @@ def _print_eval(result: EvalReport, title: str) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in result.figures().items():
-        shown = f"{value:.0f} ms" if name.endswith("_ms") else f"{value:.3f}"
+        if name.endswith("_ms"):
+            shown = f"{value:.0f} ms"
+        elif name in COUNTS:
+            shown = f"{value:.0f}"
+        else:
+            shown = f"{value:.3f}"
         table.add_row(name.replace("_", " "), shown)
     out.print(table)
     misses = result.worst_misses()

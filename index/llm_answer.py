@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -20,7 +21,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.runnables import Runnable
 
-from index.answer import Answer, Answerer
+from index.answer import MODEL_FAILED, NO_PASSAGES, Answer, Answerer
 from index.citations import LlmAnswer, answer_or_fallback
 from index.errors import ConfigError
 from index.retrieval import Hit
@@ -79,7 +80,8 @@ class LlmAnswerer:
         offline = self.offline.compose(question, hits, limit=limit)
         shown = list(hits[: limit or len(hits)])
         if not shown:
-            return offline
+            return replace(offline, fallback=NO_PASSAGES)
+        failed = replace(offline, fallback=MODEL_FAILED)
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
         future = self._pool.submit(self.structured.invoke, messages)
         if not wait([future], timeout=self.timeout).done:
@@ -87,18 +89,18 @@ class LlmAnswerer:
             log.warning(
                 "language model: timed out, no answer in %g s; the offline answer", self.timeout
             )
-            return offline
+            return failed
         try:
             reply = future.result()
         except Exception as exc:  # any failure of the model is the offline answer
             log.warning("language model: %s; the offline answer", _kind(exc))
-            return offline
+            return failed
         if not isinstance(reply, LlmAnswer):
             try:
                 reply = LlmAnswer.model_validate(reply)
             except Exception as exc:
                 log.warning("language model: %s; the offline answer", _kind(exc))
-                return offline
+                return failed
         return answer_or_fallback(question, reply, shown, offline)
 
     def messages(self, question: str, hits: Sequence[Hit], asked_on: str) -> list[Any]:

@@ -20,6 +20,8 @@ ANSWER_KEYS = frozenset(
         "mode",
         "dropped_claims",
         "follow_up",
+        "claims",
+        "fallback",
     }
 )
 
