@@ -225,17 +225,19 @@ def test_the_model_sees_only_the_passages_it_may_cite() -> None:
     assert PASSAGES[1] in sent and PASSAGES[2] not in sent
 
 
+@pytest.mark.parametrize("kind", [Recording, Structured], ids=["parsed", "structured"])
 @pytest.mark.parametrize(
     "text",
     [
         "Luke Humphries won.",  # no JSON at all
         '{"not_covered": false, "claims": [{"text": "Humphries won."}]}',  # missing fields
     ],
+    ids=["not-json", "missing-fields"],
 )
 def test_malformed_output_is_the_offline_answer_and_one_log_line(
-    text: str, caplog: pytest.LogCaptureFixture
+    kind: type[Recording], text: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    shown = ask(Recording(responses=[text]))
+    shown = ask(kind(responses=[text]))
 
     assert (shown.mode, shown.answer, shown.fallback) == (
         MODE_EXTRACTIVE,
