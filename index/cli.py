@@ -417,12 +417,17 @@ def eval_command(
             ranking=ranking,
         )
         bot.embedder.warm_up()
+        # The offline answer step ranks CITED_FOR_EVAL passages, so that hit@10 is measured
+        # (a user is shown the first NEWSBOT_TOP_K); the model is shown NEWSBOT_TOP_K, as in
+        # `newsbot ask`, so that its claims, fallbacks and latency are those users get.
+        k = settings.top_k if answered_by == MODE_LLM else CITED_FOR_EVAL
         result = evaluate(
             wanted,
-            lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date),
+            lambda q: bot.ask(q.question, k=k, asked_on=q.date),
             uncovered=unanswerable,
             shown=settings.top_k,
             mode=answered_by,
+            ranks=k,
         )
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) + "\n")

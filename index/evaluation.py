@@ -119,6 +119,7 @@ class EvalReport:
     scored: list[Scored] = field(default_factory=list)
     uncovered: list[Scored] = field(default_factory=list)
     mode: str = MODE_EXTRACTIVE
+    ranks: int = CITED_FOR_EVAL  # passages each answer ranks: hit@k up to k = ranks
 
     @property
     def count(self) -> int:
@@ -207,8 +208,10 @@ class EvalReport:
         return (missed + late)[:n]
 
     def figures(self) -> dict[str, float]:
-        out: dict[str, float] = {f"strict_hit@{k}": self.strict_hit(k) for k in STRICT_KS}
-        out.update({f"loose_hit@{k}": self.loose_hit(k) for k in LOOSE_KS})
+        out: dict[str, float] = {
+            f"strict_hit@{k}": self.strict_hit(k) for k in STRICT_KS if k <= self.ranks
+        }
+        out.update({f"loose_hit@{k}": self.loose_hit(k) for k in LOOSE_KS if k <= self.ranks})
         out["answer_accuracy"] = self.answer_accuracy
         out["not_covered"] = self.not_covered
         out["hedged"] = self.hedged
@@ -339,6 +342,7 @@ def evaluate(
     uncovered: Sequence[EvalQuestion] = (),
     shown: int = SHOWN_SOURCES,
     mode: str = MODE_EXTRACTIVE,
+    ranks: int = CITED_FOR_EVAL,
 ) -> EvalReport:
     """Ask every question (through `ask`) and score the answers.
 
@@ -349,9 +353,12 @@ def evaluate(
             out of the index): answering "not covered" is right for them.
         shown: the sources a user is shown (NEWSBOT_TOP_K).
         mode: how `ask` answers (`MODE_LLM`: a language model, whose figures are added).
+        ranks: the passages each answer ranks (the `k` it is asked with): hit@k is
+            reported for k up to it.
     """
     return EvalReport(
         [score(q, ask(q), shown=shown) for q in questions],
         [score(q, ask(q), shown=shown) for q in uncovered],
         mode,
+        ranks,
     )

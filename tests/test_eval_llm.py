@@ -63,6 +63,7 @@ LLM_FIGURES = [
     "fallback_no_passages",
 ]
 TIMEOUT = 0.3
+TOP_K = 3  # NEWSBOT_TOP_K: the passages the model is shown
 ARTICLES = [
     ("aid", "The United States has sent $56.2 billion in military aid to Ukraine."),
     ("marathon", "Ruth Chepngetich won the Chicago Marathon in record time on Sunday."),
@@ -154,6 +155,7 @@ class Scripted(BaseChatModel):
     """Replies to each question as `SCRIPT` says, from the numbered passages it was sent."""
 
     asked: list[str] = Field(default_factory=list)
+    shown: list[int] = Field(default_factory=list)  # passages in each prompt
 
     @property
     def _llm_type(self) -> str:
@@ -173,6 +175,7 @@ class Scripted(BaseChatModel):
         passages = {
             int(n): text for n, text in re.findall(r"^\[(\d+)\] .*\n(.*)$", prompt, re.MULTILINE)
         }
+        self.shown.append(len(passages))
         text = SCRIPT[question[1]](passages)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 
@@ -193,6 +196,7 @@ def eval_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Fak
     """Articles, covered and uncovered questions under tmp_path; the index in tmp_path/idx."""
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(tmp_path / "idx"))
     monkeypatch.setenv("NEWSBOT_LLM_TIMEOUT", str(TIMEOUT))
+    monkeypatch.setenv("NEWSBOT_TOP_K", str(TOP_K))
     write_jsonl(
         tmp_path / "articles.jsonl",
         [{"id": i, "title": i.title(), "text": text} for i, text in ARTICLES],
@@ -237,8 +241,13 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
     shown, data = run_eval(eval_set)
 
     assert sorted(model.asked) == sorted(SCRIPT)  # every question, covered or not, once
+    assert set(model.shown) == {TOP_K}  # as in `newsbot ask`, not the 10 hit@10 needs
     figures = data["figures"]
-    assert list(figures) == EXTRACTIVE_FIGURES[:-2] + LLM_FIGURES + EXTRACTIVE_FIGURES[-2:]
+    # Each answer ranks the TOP_K passages the model saw: hit@5 and hit@10 are not measured.
+    ranked = ["strict_hit@1", "strict_hit@3"]
+    assert (
+        list(figures) == ranked + EXTRACTIVE_FIGURES[5:-2] + LLM_FIGURES + EXTRACTIVE_FIGURES[-2:]
+    )
     # Claims: verified 2 of 2, half-verified 1 of 2, unverifiable 0 of 2, too short 0 of 1.
     assert figures["claims_made"] == 7
     assert figures["claims_verified"] == pytest.approx(3 / 7)
