@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+-- An article's story signature goes with it when it is removed or written again (REPLACE
+-- deletes the old row, and the cascade with it).
 CREATE TABLE IF NOT EXISTS stories (
     article_id TEXT PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
     signature BLOB NOT NULL,
@@ -209,11 +211,9 @@ class Catalog:
             for batch in _batches(list(removed), 500):
                 marks = ",".join("?" * len(batch))
                 db.execute(f"DELETE FROM chunks WHERE article_id IN ({marks})", batch)
-                db.execute(f"DELETE FROM stories WHERE article_id IN ({marks})", batch)
                 db.execute(f"DELETE FROM articles WHERE id IN ({marks})", batch)
             for article, chunks, vectors in articles:
                 db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
-                db.execute("DELETE FROM stories WHERE article_id = ?", (article.id,))
                 db.execute(
                     "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (

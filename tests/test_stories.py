@@ -18,6 +18,7 @@ from index.answer import Answer, Citation, Copy
 from index.catalog import Catalog
 from index.cli import app
 from index.indexer import reindex
+from index.langchain_retriever import NewsbotRetriever
 from index.newsbot import Newsbot
 from index.ranking import Ranking
 from index.settings import Settings
@@ -55,6 +56,18 @@ OSTBY = (
     "weekend, but warned of more rain in the hills.\n\n"
     "Farmers along the valley said the water had ruined the winter wheat in low fields, and "
     "the regional government promised to pay for part of the damage."
+)
+# The next day's story from Pellmouth: new facts, the background paragraphs of the first
+# (about a third of its word 5-grams are the wire story's): a different story.
+NEXT_DAY = (
+    "Engineers found a second breach in the sea wall of Pellmouth on Thursday, and the "
+    "county asked the army for sandbags before the high tides expected next week. Residents "
+    "of Quay Street were told they could not return home before Monday.\n\n"
+    "Two of the three shelters closed as families moved in with relatives; the school on "
+    "Hill Road stays open for the 180 people still without a place to stay.\n\n"
+    + WIRE.split("\n\n")[2]
+    + "\n\n"
+    + WIRE.split("\n\n")[3]
 )
 # (file, outlet, URL, date, headline, text): the wire story three times, small edits each.
 COPIES = [
@@ -156,16 +169,51 @@ def test_a_copy_published_after_the_question_is_not_listed(env: Path, corpus: Pa
     assert listed == {"times/pellmouth.md", "courier/flood.md"}
 
 
+def test_copies_the_filters_leave_out_are_not_listed(env: Path, corpus: Path) -> None:
+    write_copies(corpus, COPIES)
+    assert runner.invoke(app, ["index"]).exit_code == 0
+
+    data = ask_json(QUESTION, "--source", "Coastal Courier")
+
+    [cited] = story_citations(data)
+    assert (cited["article_id"], cited["also_reported_by"]) == ("courier/flood.md", [])
+
+
+def test_the_langchain_documents_carry_the_copies(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    write_copies(corpus, COPIES)
+    reindex(settings, fake_embedder)
+    retriever = NewsbotRetriever(newsbot=Newsbot(settings, fake_embedder))
+
+    [doc] = [d for d in retriever.invoke(QUESTION) if d.metadata["also_reported_by"]]
+
+    listed = [
+        doc.metadata["article_id"],
+        *(c["article_id"] for c in doc.metadata["also_reported_by"]),
+    ]
+    assert sorted(listed) == sorted(path for path, *_ in COPIES)
+    assert set(doc.metadata["also_reported_by"][0]) == {
+        "article_id",
+        "title",
+        "source",
+        "url",
+        "published",
+    }
+
+
 def test_a_different_story_on_the_same_topic_is_not_merged(
     settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
 ) -> None:
     write_copies(corpus, COPIES)
     write_ostby(corpus)
+    write_article(corpus, "times/breach.md", NEXT_DAY, title="Second breach", source="Times")
     reindex(settings, fake_embedder)
 
     stories = {a.id: a.story for a in live_catalog(settings).articles()}
 
     assert len({stories[path] for path, *_ in COPIES}) == 1
+    assert stories["times/breach.md"] == "times/breach.md"  # shares a third of its text
     assert stories["courier/ostby.md"] == "courier/ostby.md"
     assert stories["aid.md"] == "aid.md"
     bot = Newsbot(settings, fake_embedder)
@@ -256,6 +304,21 @@ def test_a_copy_added_later_joins_the_story_and_a_removed_one_leaves_it(
     assert all(not h.copies for h in bot.search(QUESTION, k=5))
     stories = {a.id: a.story for a in live_catalog(settings).articles()}
     assert stories["ledger/storm.md"] == "ledger/storm.md"
+
+
+def test_a_copy_edited_into_another_story_leaves_it(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    write_copies(corpus, COPIES)
+    reindex(settings, fake_embedder)
+    path, outlet, url, published, _, _ = COPIES[2]
+    write_article(corpus, path, OSTBY, title="Ostby", source=outlet, url=url, published=published)
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.updated == [path] and (report.copies, report.stories) == (1, 1)
+    stories = {a.id: a.story for a in live_catalog(settings).articles()}
+    assert stories[path] == path
 
 
 def forget_stories(catalog_path: Path) -> None:
@@ -363,17 +426,14 @@ def test_short_briefs_sharing_a_standing_line_are_not_copies() -> None:
 
 def test_stories_are_chained_and_named_by_their_smallest_id() -> None:
     syndication = Syndication()
-    # b shares most of its text with a and with c; a and c share less than the threshold.
-    words = [f"w{i}" for i in range(300)]
-    texts = {
-        "c": " ".join(words[:200]),
-        "b": " ".join(words[50:250]),
-        "a": " ".join(words[100:300]),
-        "z": " ".join(f"x{i}" for i in range(200)),
-    }
+    # Each text shares 0.6 of its shingles with the next (an update of it), 0.33 with the
+    # one after: a chain of updates is one story.
+    words = [f"w{i}" for i in range(500)]
+    texts = {name: " ".join(words[50 * i : 50 * i + 200]) for i, name in enumerate("edcbafg")}
+    texts["z"] = " ".join(f"x{i}" for i in range(200))
     signatures = dict(zip(texts, syndication.signatures(texts.values()), strict=True))
 
-    assert syndication.stories(signatures) == {"a": "a", "b": "a", "c": "a", "z": "z"}
+    assert syndication.stories(signatures) == {**{name: "a" for name in "abcdefg"}, "z": "z"}
 
 
 def test_a_citation_carries_its_copies_through_json() -> None:
