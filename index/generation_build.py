@@ -25,7 +25,7 @@ from index.lexical import LexicalIndex
 from index.progress import Progress
 from index.settings import Settings
 from index.store import VectorStore, collection_name
-from index.stories import Syndication, signature_bytes, signature_from
+from index.stories import Syndication, group_stories
 from index.vector_copy import write_store
 
 # The setting that moves the index elsewhere, for "put it on another disk".
@@ -67,7 +67,6 @@ class BuiltGeneration:
     repaired: list[str]
     chunks_embedded: int
     chunks_total: int
-    signed: int = 0  # articles whose story signature was made (no model call)
 
 
 def kept_generations(layout: IndexLayout, current: int) -> set[int]:
@@ -132,7 +131,7 @@ class GenerationBuild:
             changed = _drop_and_find_changed(catalog, articles, plan.kept)
             repaired = sorted(a.id for a in changed if a.id not in plan.planned)
             chunks_embedded = self._embed(catalog, changed) if changed else 0
-            signed = group_stories(catalog, changed, plan.syndication)
+            group_stories(catalog, changed, plan.syndication)
             catalog.set_meta("manifest", {**plan.manifest, "dimension": catalog.dimension()})
             catalog.set_meta("last_indexed", _now())
             name = collection_name(self.settings, index_id, number)
@@ -153,7 +152,7 @@ class GenerationBuild:
             catalog.close()
         self._writing = self.layout.root
         self._switch(index_id, number)
-        return BuiltGeneration(repaired, chunks_embedded, len(stored), signed)
+        return BuiltGeneration(repaired, chunks_embedded, chunks_total=len(stored))
 
     def _leave_resumable(self) -> str:
         """After a failed write: free what the next run rebuilds anyway (the vectors' store,
@@ -262,42 +261,6 @@ class GenerationBuild:
                 index_id,
                 {collection_name(self.settings, index_id, n) for n in keep},
             )
-
-
-def group_stories(catalog: Catalog, changed: list[Article], syndication: Syndication) -> int:
-    """Sign the articles of `catalog` without a story signature, then group them all into
-    stories (`index.stories`); how many were signed.
-
-    The texts of `changed` are at hand; any other article lacking a signature (an index
-    from before stories, signatures made another way) is signed from the text its chunks
-    hold. No model call either way.
-    """
-    recipe = syndication.recipe()
-    if catalog.get_meta("stories") != recipe:
-        catalog.drop_signatures()
-    missing = catalog.articles_missing_signatures()
-    texts = {a.id: a.text for a in changed if a.id in missing}
-    texts |= {a.id: a.text for a in catalog.pieced_articles(sorted(missing - texts.keys()))}
-    ids = sorted(texts)
-    new = {
-        aid: signature_bytes(sig)
-        for aid, sig in zip(ids, syndication.signatures(texts[aid] for aid in ids), strict=True)
-    }
-    every = {aid: signature_from(blob) for aid, blob in {**catalog.signatures(), **new}.items()}
-    catalog.set_stories(new, syndication.stories(every))
-    catalog.set_meta("stories", recipe)
-    return len(new)
-
-
-def stories_current(catalog: Catalog, syndication: Syndication) -> bool:
-    """Whether every article of `catalog` has a signature made as `syndication` makes them."""
-    try:
-        return (
-            catalog.get_meta("stories") == syndication.recipe()
-            and not catalog.articles_missing_signatures()
-        )
-    except sqlite3.OperationalError:  # a catalog from before stories: no table
-        return False
 
 
 def _resumable(path: Path) -> bool:

@@ -11,19 +11,13 @@ from index.corpus.scan import CorpusScan, scan_corpus
 from index.disk import writing
 from index.embeddings import Embedder
 from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
-from index.generation_build import (
-    BuildPlan,
-    GenerationBuild,
-    LiveSummary,
-    kept_generations,
-    stories_current,
-)
+from index.generation_build import BuildPlan, GenerationBuild, LiveSummary, kept_generations
 from index.layout import Generation, IndexLayout
 from index.manifest import check_manifest, manifest_for
 from index.progress import Progress
 from index.settings import Settings
 from index.store import VectorStore
-from index.stories import Syndication
+from index.stories import Syndication, stories_current
 from index.writer_lock import AGAIN, writer_lock
 
 

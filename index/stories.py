@@ -6,18 +6,22 @@ finds the pairs likely to share `Syndication.threshold` of their shingles, the s
 confirm them, and the articles linked that way, directly or through each other, are one
 story. Signatures are kept in the catalog, so an unchanged article is never shingled again;
 the grouping is redone from them at every build (a new article is compared with all the
-others; a removed one leaves its story). Why the threshold is what it is: docs/stories.md.
+others; a removed one leaves its story: `group_stories`). Why the threshold is what it is:
+docs/stories.md.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from index.catalog import Catalog
+from index.corpus.article import Article
 
 # datasketch's permutation scheme: signatures are uint32, 4 bytes a permutation.
 SCHEME = "affine32"
@@ -111,11 +115,44 @@ class Syndication:
         return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
 
 
-def signature_bytes(signature: np.ndarray) -> bytes:
+def _signature_bytes(signature: np.ndarray) -> bytes:
     """A signature as the catalog stores it."""
     return np.asarray(signature, dtype=SIGNATURE_DTYPE).tobytes()
 
 
-def signature_from(blob: bytes) -> np.ndarray:
+def _signature_from(blob: bytes) -> np.ndarray:
     """A signature the catalog stored."""
     return np.frombuffer(blob, dtype=SIGNATURE_DTYPE)
+
+
+def group_stories(catalog: Catalog, changed: Sequence[Article], syndication: Syndication) -> None:
+    """Sign the articles of `catalog` without a story signature, then group them all into
+    stories, recorded in the catalog.
+
+    The texts of `changed` are at hand; any other article lacking a signature (an index
+    from before stories, signatures made another way) is signed from the text its chunks
+    hold. No model call either way.
+    """
+    recipe = syndication.recipe()
+    if catalog.get_meta("stories") != recipe:
+        catalog.drop_signatures()
+    missing = catalog.articles_missing_signatures()
+    texts = {a.id: a.text for a in changed if a.id in missing}
+    texts |= {a.id: a.text for a in catalog.pieced_articles(sorted(missing - texts.keys()))}
+    ids = sorted(texts)
+    new = {
+        aid: _signature_bytes(sig)
+        for aid, sig in zip(ids, syndication.signatures(texts[aid] for aid in ids), strict=True)
+    }
+    every = {aid: _signature_from(blob) for aid, blob in {**catalog.signatures(), **new}.items()}
+    catalog.set_stories(new, syndication.stories(every))
+    catalog.set_meta("stories", recipe)
+
+
+def stories_current(catalog: Catalog, syndication: Syndication) -> bool:
+    """Whether every article of `catalog` has a signature made as `syndication` makes them."""
+    # A catalog from before stories has no such meta (nor table).
+    return (
+        catalog.get_meta("stories") == syndication.recipe()
+        and not catalog.articles_missing_signatures()
+    )
