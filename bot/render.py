@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import discord
 
-from index.answer import CLOSEST, FURTHER_READING, Answer, Citation
+from index.answer import CLOSEST, FURTHER_READING, Answer, Citation, Copy
 from index.text import plain
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -36,6 +36,10 @@ MIN_QUOTE = 24
 MIN_FIELD = 48
 SOURCE_NAME_LIMIT = 100
 ANSWER_LIMIT = 1500  # an answer is a sentence or two; the rest of the embed is for sources
+ALSO_REPORTED = "*Also reported by* "
+# At most this share of a source's field names its story's other copies; the quote keeps
+# the rest. Outlets that do not fit are counted ("and 3 more").
+ALSO_SHARE = 3
 
 
 def clean(text: str) -> str:
@@ -176,8 +180,35 @@ def _source_value(citation: Citation, limit: int) -> str:
         head = f"[{title.replace('[', '(').replace(']', ')')}]({url})"
     else:
         head = f"**{fit(citation.title, min(TITLE_LIMIT, head_room) - len('****'))}**"
+    also = _also_reported(citation.also_reported_by, (limit - len(head)) // ALSO_SHARE)
+    if also:
+        head += "\n" + also
     quote = _quote(citation, limit - len(head) - len(QUOTE_FRAME))
     return f"{head}\n> “{quote}”" if quote else head
+
+
+def _also_reported(copies: Sequence[Copy], limit: int) -> str:
+    """ "Also reported by" the story's other copies, each `Outlet · date` linked to its URL,
+    in at most `limit` characters; those that do not fit are counted, never cut."""
+    names = [_copy_name(copy) for copy in copies]
+    if not names:
+        return ""
+    for shown in range(len(names), -1, -1):
+        more = len(names) - shown
+        tail = f" and {more} more" if more and shown else (f"{more} outlets" if more else "")
+        text = ALSO_REPORTED + ", ".join(names[:shown]) + tail
+        if len(text) <= limit:
+            return text
+    return ""
+
+
+def _copy_name(copy: Copy) -> str:
+    """`Outlet · date`, linked to the copy when its URL is safe to link."""
+    details = " · ".join(x for x in (copy.source, copy.published) if x) or copy.title
+    name = fit(details, SOURCE_NAME_LIMIT).replace("[", "(").replace("]", ")")
+    if copy.url and _SAFE_URL.fullmatch(copy.url):
+        return f"[{name}]({copy.url})"
+    return name
 
 
 def _quote(citation: Citation, limit: int) -> str:

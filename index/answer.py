@@ -32,10 +32,22 @@ FALLBACKS = (MODEL_FAILED, NOTHING_VERIFIED, MODEL_NOT_COVERED, NO_PASSAGES)
 
 
 @dataclass(frozen=True)
+class Copy:
+    """Another outlet's copy of a cited article: the same story, syndicated (`index.stories`)."""
+
+    article_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None
+
+
+@dataclass(frozen=True)
 class Citation:
     """A numbered source: the article and the quoted passage; `highlight` marks the sentence
     that bears on the answer; `role` says how (`SUPPORT`, `FURTHER_READING`, `CLOSEST`,
-    `RETRIEVED`)."""
+    `RETRIEVED`). `also_reported_by` are the story's other copies (earliest first), which
+    are not cited apart."""
 
     n: int
     article_id: str
@@ -46,6 +58,25 @@ class Citation:
     passage: str
     highlight: tuple[int, int] | None = None
     role: str = SUPPORT
+    also_reported_by: tuple[Copy, ...] = ()
+
+    @classmethod
+    def of(cls, hit: Hit, n: int, role: str = SUPPORT) -> Citation:
+        """Citation `n` of the retrieved passage `hit`, with its story's other copies."""
+        article = hit.passage.article
+        return cls(
+            n=n,
+            article_id=article.id,
+            title=article.title,
+            source=article.source,
+            url=article.url,
+            published=article.published,
+            passage=hit.passage.chunk.text,
+            role=role,
+            also_reported_by=tuple(
+                Copy(a.id, a.title, a.source, a.url, a.published) for a in hit.copies
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,13 +125,20 @@ class Answer:
         for citation in data["citations"]:
             highlight = citation.pop("highlight")
             citation["highlight"] = list(highlight) if highlight else None
+            citation["also_reported_by"] = list(citation["also_reported_by"])
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Answer:
         """The inverse of `to_dict`."""
         citations = [
-            Citation(**{**c, "highlight": tuple(c["highlight"]) if c.get("highlight") else None})
+            Citation(
+                **{
+                    **c,
+                    "highlight": tuple(c["highlight"]) if c.get("highlight") else None,
+                    "also_reported_by": tuple(Copy(**o) for o in c.get("also_reported_by", [])),
+                }
+            )
             for c in data.get("citations", [])
         ]
         span = data.get("answer_span")

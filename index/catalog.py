@@ -39,6 +39,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+-- An article's story signature goes with it when it is removed or written again (REPLACE
+-- deletes the old row, and the cascade with it).
+CREATE TABLE IF NOT EXISTS stories (
+    article_id TEXT PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+    signature BLOB NOT NULL,
+    story TEXT
+);
+CREATE INDEX IF NOT EXISTS stories_story ON stories(story);
 """
 
 
@@ -77,6 +85,14 @@ class ArticleRecord:
     author: str | None
     n_chunks: int
     indexed_at: str
+    # The story it is one copy of (`index.stories`): the id it shares with its syndicated
+    # copies; None in an index from before stories (each article is then its own story).
+    story: str | None = None
+
+    @property
+    def story_id(self) -> str:
+        """Its story: its copies' shared id, else its own."""
+        return self.story or self.id
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,7 @@ class Catalog:
         if not writable:
             self._db = read_only_connection(path)
             self._db.row_factory = sqlite3.Row
+            self._stories = self._has_table("stories")
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -111,6 +128,13 @@ class Catalog:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(chunks)")}
         if "vector" not in columns:  # a catalog from before vectors were kept in it
             self._db.execute("ALTER TABLE chunks ADD COLUMN vector BLOB")
+        self._stories = True
+
+    def _has_table(self, name: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     def close(self) -> None:
         self._db.close()
@@ -224,8 +248,9 @@ class Catalog:
         for batch in _batches(list(chunk_ids), 500):
             marks = ",".join("?" * len(batch))
             rows = self._db.execute(
-                'SELECT c.id AS cid, c.article_id, c.ord, c.start, c."end", c.text, a.* '
-                f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+                'SELECT c.id AS cid, c.article_id, c.ord, c.start, c."end", c.text, '
+                f"{self._article_columns} FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"{self._story_join} WHERE c.id IN ({marks})",
                 batch,
             )
             for r in rows:
@@ -336,8 +361,81 @@ class Catalog:
                 yield ids, vectors, metas
 
     def articles(self) -> list[ArticleRecord]:
-        rows = self._db.execute("SELECT * FROM articles ORDER BY id")
+        rows = self._db.execute(
+            f"SELECT {self._article_columns} FROM articles a {self._story_join} ORDER BY a.id"
+        )
         return [_article_record(r) for r in rows]
+
+    # -- stories (syndicated copies, `index.stories`) ------------------------------------------
+    @property
+    def _article_columns(self) -> str:
+        return "a.*, s.story" if self._stories else "a.*, NULL AS story"
+
+    @property
+    def _story_join(self) -> str:
+        return "LEFT JOIN stories s ON s.article_id = a.id" if self._stories else ""
+
+    def copies(self, story_ids: Iterable[str]) -> dict[str, list[ArticleRecord]]:
+        """Story id → its articles, for the given stories that have more than one."""
+        if not self._stories:
+            return {}
+        out: dict[str, list[ArticleRecord]] = {}
+        for batch in _batches(sorted(set(story_ids)), 500):
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT a.*, s.story FROM stories s JOIN articles a ON a.id = s.article_id "
+                f"WHERE s.story IN ({marks}) ORDER BY a.id",
+                batch,
+            )
+            for r in rows:
+                out.setdefault(r["story"], []).append(_article_record(r))
+        return {story: found for story, found in out.items() if len(found) > 1}
+
+    def signatures(self) -> dict[str, bytes]:
+        """Article id → its stored story signature."""
+        rows = self._db.execute("SELECT article_id, signature FROM stories")
+        return {r[0]: r[1] for r in rows}
+
+    def articles_missing_signatures(self) -> set[str]:
+        """Articles without a stored story signature."""
+        rows = self._db.execute(
+            "SELECT a.id FROM articles a LEFT JOIN stories s ON s.article_id = a.id "
+            "WHERE s.article_id IS NULL"
+        )
+        return {r[0] for r in rows}
+
+    def set_stories(self, signatures: dict[str, bytes], stories: dict[str, str]) -> None:
+        """Store new signatures (article id → signature), then every article's story (article
+        id → story id), in one transaction; `signatures` empty drops all first."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO stories(article_id, signature, story) VALUES (?, ?, NULL)",
+                list(signatures.items()),
+            )
+            db.executemany(
+                "UPDATE stories SET story = ? WHERE article_id = ?",
+                [(story, aid) for aid, story in stories.items()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+
+    def drop_signatures(self) -> None:
+        """Forget every signature (they were made another way)."""
+        self._db.execute("DELETE FROM stories")
+
+    def copy_count(self) -> tuple[int, int]:
+        """(articles that are a copy of another, stories with copies)."""
+        if not self._stories:
+            return 0, 0
+        row = self._db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT story) FROM stories WHERE story IN "
+            "(SELECT story FROM stories GROUP BY story HAVING COUNT(*) > 1)"
+        ).fetchone()
+        return int(row[0]) - int(row[1]), int(row[1])
 
     def counts(self) -> tuple[int, int]:
         """(articles, chunks)."""
@@ -380,6 +478,7 @@ def _article_record(r: sqlite3.Row) -> ArticleRecord:
         author=r["author"],
         n_chunks=r["n_chunks"],
         indexed_at=r["indexed_at"],
+        story=r["story"],
     )
 
 

@@ -17,14 +17,7 @@ from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, Field
 
-from index.answer import (
-    MODE_LLM,
-    MODEL_NOT_COVERED,
-    NOTHING_VERIFIED,
-    SUPPORT,
-    Answer,
-    Citation,
-)
+from index.answer import MODE_LLM, MODEL_NOT_COVERED, NOTHING_VERIFIED, Answer, Citation
 from index.retrieval import Hit
 
 MIN_QUOTE_WORDS = 3
@@ -212,11 +205,11 @@ def verified_answer(question: str, checked: Checked, hits: Sequence[Hit]) -> Ans
         markers = "".join(f"[{n}]" for n in sorted(numbers[s.hit_index] for s in claim.support))
         sentences.append(f"{claim.text} {markers}")
     citations = [
-        replace(_citation(hits[i], n), highlight=highlights[i]) for i, n in numbers.items()
+        replace(Citation.of(hits[i], n), highlight=highlights[i]) for i, n in numbers.items()
     ]
     others = [i for i in range(len(hits)) if i not in numbers]
     ranked = citations + [
-        _citation(hits[i], n) for n, i in enumerate(others, start=len(citations) + 1)
+        Citation.of(hits[i], n) for n, i in enumerate(others, start=len(citations) + 1)
     ]
     return Answer(
         question,
@@ -246,18 +239,4 @@ def answer_or_fallback(
         dropped_claims=len(checked.dropped),
         claims=checked.made,
         fallback=MODEL_NOT_COVERED if checked.not_covered else NOTHING_VERIFIED,
-    )
-
-
-def _citation(hit: Hit, n: int) -> Citation:
-    article = hit.passage.article
-    return Citation(
-        n=n,
-        article_id=article.id,
-        title=article.title,
-        source=article.source,
-        url=article.url,
-        published=article.published,
-        passage=hit.passage.chunk.text,
-        role=SUPPORT,
     )

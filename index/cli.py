@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from index.answer import MODE_EXTRACTIVE, MODE_LLM, SUPPORT, Answer, Answerer
+from index.answer import MODE_EXTRACTIVE, MODE_LLM, SUPPORT, Answer, Answerer, Copy
 from index.answer_model import AnswerModel
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
@@ -141,9 +141,16 @@ def _print_report(report: IndexReport, settings: Settings) -> None:
     table.add_row("skipped records (bad JSON line or record)", str(report.skipped_records))
     if report.kept:
         table.add_row("kept as indexed before (file unreadable)", str(len(report.kept)))
+    if report.copies:
+        table.add_row(
+            f"syndicated copies (of {report.stories} stories; each story cited once)",
+            str(report.copies),
+        )
     out.print(table)
     if report.vectors_restored:
         out.print("The vector store had lost this index's vectors: restored from the catalog.")
+    if report.stories_grouped:
+        out.print("Grouped the articles' syndicated copies into stories (no model call).")
     rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
     out.print(
         f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index, "
@@ -521,11 +528,27 @@ def render_answer(answer: Answer) -> None:
         out.print(head)
         if c.url:
             out.print(Text(f"    {inert(c.url)}", style="blue underline"))
+        if c.also_reported_by:
+            out.print(Text("    also reported by ", style="italic") + _copies(c.also_reported_by))
         quote = Text(inert(c.passage), style="dim")
         if c.highlight:
             quote.stylize("not dim bold yellow", *c.highlight)
         out.print(Text("    “") + quote + Text("”"))
         out.print()
+
+
+def _copies(copies: Sequence[Copy]) -> Text:
+    """The story's other copies: `Outlet · date (URL)`, comma-separated."""
+    text = Text()
+    for i, copy in enumerate(copies):
+        if i:
+            text.append(", ")
+        text.append(inert(" · ".join(x for x in (copy.source, copy.published) if x) or copy.title))
+        if copy.url:
+            text.append(" (")
+            text.append(inert(copy.url), style="blue underline")
+            text.append(")")
+    return text
 
 
 @app.command("status")

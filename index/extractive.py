@@ -205,15 +205,4 @@ def _passage_order(described: Described, chances: np.ndarray, count: int) -> lis
 def _citations(hits: Sequence[Hit], order: Sequence[int], limit: int) -> list[Citation]:
     """Citations of `hits` in `order` (default: their own), numbered from 1."""
     indexes = list(order) or list(range(len(hits)))
-    return [
-        Citation(
-            n=n,
-            article_id=hits[i].passage.article.id,
-            title=hits[i].passage.article.title,
-            source=hits[i].passage.article.source,
-            url=hits[i].passage.article.url,
-            published=hits[i].passage.article.published,
-            passage=hits[i].passage.chunk.text,
-        )
-        for n, i in enumerate(indexes[:limit], start=1)
-    ]
+    return [Citation.of(hits[i], n) for n, i in enumerate(indexes[:limit], start=1)]

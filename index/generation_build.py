@@ -25,6 +25,7 @@ from index.lexical import LexicalIndex
 from index.progress import Progress
 from index.settings import Settings
 from index.store import VectorStore, collection_name
+from index.stories import Syndication, group_stories
 from index.vector_copy import write_store
 
 # The setting that moves the index elsewhere, for "put it on another disk".
@@ -41,6 +42,9 @@ class LiveSummary:
     manifest: dict[str, Any] | None = None
     index_id: str | None = None
     chunks: int = 0
+    # Whether its articles are grouped into stories as `Syndication` now groups them (not in
+    # an index from before stories, or with signatures made another way).
+    stories_current: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class BuildPlan:
     planned: set[str]  # the articles the plan (re)embeds: embedding any other is a repair
     rebuild: bool  # from nothing, rather than from a copy of the generation in service
     vectors_restored: bool  # the store lost the vectors in service: there are none to copy
+    syndication: Syndication = field(default_factory=Syndication)  # how copies are grouped
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class GenerationBuild:
             changed = _drop_and_find_changed(catalog, articles, plan.kept)
             repaired = sorted(a.id for a in changed if a.id not in plan.planned)
             chunks_embedded = self._embed(catalog, changed) if changed else 0
+            group_stories(catalog, changed, plan.syndication)
             catalog.set_meta("manifest", {**plan.manifest, "dimension": catalog.dimension()})
             catalog.set_meta("last_indexed", _now())
             name = collection_name(self.settings, index_id, number)

@@ -17,6 +17,7 @@ from index.manifest import check_manifest, manifest_for
 from index.progress import Progress
 from index.settings import Settings
 from index.store import VectorStore
+from index.stories import Syndication, stories_current
 from index.writer_lock import AGAIN, writer_lock
 
 
@@ -35,6 +36,12 @@ class IndexReport:
     # The store had lost the vectors of the index in service: they were put back from the
     # catalog (no model call).
     vectors_restored: bool = False
+    # The index in service had no stories (it is from before them): its articles were
+    # grouped into stories from their indexed text (no model call).
+    stories_grouped: bool = False
+    # Articles that are a syndicated copy of another (`index.stories`), and their stories.
+    copies: int = 0
+    stories: int = 0
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -105,12 +112,14 @@ def reindex(
         report = _plan(settings, scan, base.hashes, rebuild=rebuild)
         if live is not None and live.number and not rebuild and not report.changed:
             report.vectors_restored = not _store_whole(settings, live, base)
+            report.stories_grouped = not base.stories_current
         if (
             live is not None
             and live.number
             and not rebuild
             and not report.changed
             and not report.vectors_restored
+            and not report.stories_grouped
         ):
             shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
             layout.remove_stale(kept_generations(layout, live.number))
@@ -128,6 +137,7 @@ def reindex(
             report.repaired = built.repaired
             report.chunks_embedded = built.chunks_embedded
             report.chunks_total = built.chunks_total
+        report.copies, report.stories = _copies(layout.current())
         report.seconds = time.perf_counter() - started
         return report
 
@@ -143,7 +153,19 @@ def _read_live(live: Generation | None) -> LiveSummary:
             manifest=catalog.get_meta("manifest"),
             index_id=catalog.get_meta("index_id"),
             chunks=catalog.counts()[1],
+            stories_current=stories_current(catalog, Syndication()),
         )
+    finally:
+        catalog.close()
+
+
+def _copies(live: Generation | None) -> tuple[int, int]:
+    """(syndicated copies, stories with copies) in the generation in service."""
+    if live is None:
+        return 0, 0
+    catalog = Catalog(live.catalog, writable=False)
+    try:
+        return catalog.copy_count()
     finally:
         catalog.close()
 

@@ -24,7 +24,8 @@ class NewsbotRetriever(BaseRetriever):
     is the passage's chunk id; its `metadata` holds `article_id`, `chunk_id`, `title`,
     `source` (the outlet), `published` (YYYY-MM-DD), `url`, `author` (each None when the
     article does not say), `ord` (the passage's place in its article), `start`, `end`,
-    `score` and `rank` (1 = best).
+    `score`, `rank` (1 = best) and `also_reported_by` (the story's other copies, each a dict
+    of `article_id`, `title`, `source`, `url`, `published`; empty when it has none).
 
     An empty query raises `NewsbotError`; a store that is down, `StoreUnavailableError`.
     The retriever may be used from several threads (and `ainvoke`) at once: the `Newsbot`
@@ -109,5 +110,15 @@ def document(hit: Hit, rank: int) -> Document:
             "end": chunk.end,
             "score": hit.score,
             "rank": rank,
+            "also_reported_by": [
+                {
+                    "article_id": a.id,
+                    "title": a.title,
+                    "source": a.source,
+                    "url": a.url,
+                    "published": a.published,
+                }
+                for a in hit.copies
+            ],
         },
     )

@@ -35,6 +35,10 @@ class Ranking:
     recency_half_life: float = 7.0
     # At most this many passages from one article; one and three were worse on rtqa-dev.
     max_per_article: int = 2
+    # Passages come from at most this many copies of one story (syndicated copies grouped at
+    # index time, `index.stories`; 0: any number): five copies of a wire story are one
+    # source. A product rule (issue 17), not tuned; rtqa-dev figures: docs/stories.md.
+    story_copies: int = 1
     # Passages sharing this share of their `shingle`-word shingles are one passage said
     # twice (syndicated copies). The first version's choice, not tuned.
     duplicate_jaccard: float = 0.6

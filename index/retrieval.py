@@ -1,4 +1,5 @@
-"""Hybrid retrieval: dense and BM25 candidates, fused, de-duplicated, capped per article."""
+"""Hybrid retrieval: dense and BM25 candidates, fused, de-duplicated, capped per article,
+one copy of each story (syndicated copies: `index.stories`)."""
 
 from __future__ import annotations
 
@@ -41,12 +42,14 @@ class Filters:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage and why it was retrieved."""
+    """A retrieved passage and why it was retrieved; `copies` are the other articles of its
+    story (syndicated copies that could have been cited instead), earliest first."""
 
     passage: Passage
     score: float
     dense: float | None
     lexical: float | None
+    copies: tuple[ArticleRecord, ...] = ()
 
 
 @dataclass
@@ -67,7 +70,9 @@ class Retriever:
         filters: Filters | None = None,
         asked_on: str | None = None,
     ) -> list[Hit]:
-        """The `k` best passages for `question`, at most `ranking.max_per_article` per article.
+        """The `k` best passages for `question`, at most `ranking.max_per_article` per article
+        and all from one copy of each story (`ranking.story_copies`): the copy whose passage
+        ranks best; the story's other copies are the hit's `copies`.
 
         Args:
             question: the user's words (for BM25).
@@ -95,9 +100,7 @@ class Retriever:
             passage = passages.get(chunk_id)
             if passage is None:  # removed by a reindex still being switched in
                 continue
-            if filters and not filters.admits(passage.article):
-                continue
-            if asked_on and (passage.article.published or "") > asked_on:
+            if not _citable(passage.article, filters, asked_on):
                 continue
             if kept.admits(passage):
                 hits.append(
@@ -105,7 +108,24 @@ class Retriever:
                 )
             if len(hits) >= max(k, r.rerank_pool):
                 break
-        return rerank(question, hits, r)[:k]
+        return self._with_copies(rerank(question, hits, r)[:k], filters, asked_on)
+
+    def _with_copies(
+        self, hits: list[Hit], filters: Filters | None, asked_on: str | None
+    ) -> list[Hit]:
+        """`hits`, each with the other copies of its story that could have been cited."""
+        stories = self.catalog.copies(hit.passage.article.story_id for hit in hits)
+        out = []
+        for hit in hits:
+            cited = hit.passage.article
+            copies = [
+                a
+                for a in stories.get(cited.story_id, [])
+                if a.id != cited.id and _citable(a, filters, asked_on)
+            ]
+            copies.sort(key=lambda a: (a.published is None, a.published or "", a.id))
+            out.append(replace(hit, copies=tuple(copies)))
+        return out
 
     def _fused(self, *rankings: list[str]) -> dict[str, float]:
         """Reciprocal-rank fusion of chunk-id rankings (best first)."""
@@ -124,18 +144,33 @@ class Retriever:
         return r.recency_weight / (r.rrf_k + 1) * 0.5 ** (age / r.recency_half_life)
 
 
+def _citable(article: ArticleRecord, filters: Filters | None, asked_on: str | None) -> bool:
+    """Whether `article` may answer: `filters` admit it, and it is not known to be published
+    after the question was asked (`asked_on`)."""
+    if filters and not filters.admits(article):
+        return False
+    return not (asked_on and (article.published or "") > asked_on)
+
+
 class _Variety:
-    """Which passages may join the answer: at most `max_per_article` from one article, and
-    none that repeats (near enough word for word) one already taken."""
+    """Which passages may join the answer: at most `max_per_article` from one article and
+    `story_copies` articles from one story, and none that repeats (near enough word for
+    word) one already taken."""
 
     def __init__(self, ranking: Ranking) -> None:
         self.ranking = ranking
         self.per_article: dict[str, int] = {}
+        self.cited_copies: dict[str, set[str]] = {}  # story id -> its articles cited
         self.shingles: list[set[str]] = []
 
     def admits(self, passage: Passage) -> bool:
         """Whether `passage` may join those taken so far; if so, it is taken."""
         article_id = passage.article.id
+        story = passage.article.story_id
+        cited = self.cited_copies.setdefault(story, set())
+        most = self.ranking.story_copies
+        if article_id not in cited and most and len(cited) >= most:
+            return False
         if self.per_article.get(article_id, 0) >= self.ranking.max_per_article:
             return False
         shingles = _shingles(passage.chunk.text, self.ranking.shingle)
@@ -143,6 +178,7 @@ class _Variety:
         if any(_jaccard(shingles, other) >= limit for other in self.shingles):
             return False
         self.shingles.append(shingles)
+        cited.add(article_id)
         self.per_article[article_id] = self.per_article.get(article_id, 0) + 1
         return True
 

@@ -24,6 +24,21 @@ ANSWER_KEYS = frozenset(
         "fallback",
     }
 )
+# The keys of each of its citations; `also_reported_by` lists the story's other copies.
+CITATION_KEYS = frozenset(
+    {
+        "n",
+        "article_id",
+        "title",
+        "source",
+        "url",
+        "published",
+        "passage",
+        "highlight",
+        "role",
+        "also_reported_by",
+    }
+)
 
 
 def make_hit(n: int, text: str, score: float, *, ord_: int = 0, dense: float | None = 0.5) -> Hit:

@@ -24,7 +24,7 @@ from bot.render import (
     shorten,
     shorten_left,
 )
-from index.answer import HEDGE, Answer, Citation
+from index.answer import HEDGE, Answer, Citation, Copy
 
 SENTENCE = (
     "Officials in Kyiv said on Tuesday that another shipment of air-defence missiles arrived."
@@ -77,6 +77,60 @@ def test_a_huge_answer_fits_every_limit_and_keeps_links_whole() -> None:
 
 def test_more_sources_embed_fits_too() -> None:
     assert_within_limits(more_sources_embed(huge_answer().citations))
+
+
+def copies(count: int, url: str = LONG_URL, outlet: str = "Outlet " * 20) -> tuple[Copy, ...]:
+    """`count` other outlets' copies of a story."""
+    return tuple(Copy(f"c{i}", "Headline", f"{outlet}{i}", url, "2024-11-18") for i in range(count))
+
+
+def test_a_source_says_which_outlets_also_reported_it_as_links() -> None:
+    passage = "First, context. " + SENTENCE + " Then, more."
+    cited = replace(
+        citation(1, passage, url="https://e.com/x"),
+        source="Paper A",
+        also_reported_by=(
+            Copy("b", "Other", "Paper B", "https://b.example/x", "2024-11-18"),
+            Copy("c", "Third", "Paper [C]", "javascript:alert(1)", None),
+        ),
+    )
+
+    embed = answer_embed(Answer("q?", True, "a [1]", [cited]), shown=1)
+
+    assert embed.fields[0].name == "[1] Paper A · 2024-11-17"
+    assert embed.fields[0].value == (
+        "[Title](https://e.com/x)\n"
+        "*Also reported by* [Paper B · 2024-11-18](https://b.example/x), Paper (C)\n"
+        f"> “First, context. **{SENTENCE}** Then, more.”"
+    )
+
+
+def test_many_copies_fit_every_limit_counted_never_cut() -> None:
+    answer = huge_answer()
+    answer = replace(
+        answer, citations=[replace(c, also_reported_by=copies(40)) for c in answer.citations]
+    )
+
+    for embed in (answer_embed(answer, shown=30), answer_embed(answer, shown=3)):
+        assert_within_limits(embed)
+        for f in embed.fields:
+            lines = (f.value or "").split("\n")
+            also = [line for line in lines if line.startswith("*Also reported by*")]
+            # In a crowded embed it may give way to the quote; where shown, it is counted.
+            for line in also:
+                assert re.search(r"(and \d+ more|\d+ outlets)$", line), line
+                links = re.findall(r"\]\((\S*?)\)", line)
+                assert links == [LONG_URL] * line.count("](")
+    short = [
+        replace(c, also_reported_by=copies(40, "https://e.example/c", "Paper "))
+        for c in answer.citations
+    ]
+    roomy = answer_embed(replace(answer, citations=short), shown=3)
+    assert_within_limits(roomy)
+    line = (roomy.fields[0].value or "").split("\n")[1]
+    assert line.startswith("*Also reported by* [Paper 0 · 2024-11-18](https://e.example/c), [")
+    assert re.search(r"\) and \d+ more$", line)
+    assert_within_limits(more_sources_embed(answer.citations))
 
 
 def test_the_answer_is_cut_at_a_sentence_end() -> None:
