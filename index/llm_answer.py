@@ -20,7 +20,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.runnables import Runnable
 
-from index.answer import Answer, Answerer
+from index.answer import MODE_LLM, Answer, Answerer
 from index.citations import LlmAnswer, answer_or_fallback
 from index.errors import ConfigError
 from index.retrieval import Hit
@@ -40,6 +40,13 @@ answer the question, set not_covered to true and give no claims."""
 MODEL_THREADS = 4
 # `init_chat_model`'s provider → the extra that installs it.
 EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
+# Providers whose client retries a failed call by itself (`max_retries`, default 2): on a 429
+# it waits as long as the server's Retry-After says (up to two minutes), so the user would wait
+# out NEWSBOT_LLM_TIMEOUT for the offline answer, and the call would hold a model thread long
+# after. The offline answer is the retry: one request a question, and the next question tries
+# again.
+NO_CLIENT_RETRIES = ("openai", "anthropic")
+HTTP_ERRORS = 400  # the first HTTP status that is an error
 
 
 class LlmAnswerer:
@@ -99,7 +106,13 @@ class LlmAnswerer:
             except Exception as exc:
                 log.warning("language model: %s; the offline answer", _kind(exc))
                 return offline
-        return answer_or_fallback(question, reply, shown, offline)
+        answer = answer_or_fallback(question, reply, shown, offline)
+        if answer.mode != MODE_LLM and answer.dropped_claims:
+            log.warning(
+                "language model: none of its %d claim(s) verified; the offline answer",
+                answer.dropped_claims,
+            )
+        return answer
 
     def messages(self, question: str, hits: Sequence[Hit], asked_on: str) -> list[Any]:
         """What the model is sent: the instructions, the numbered passages, the question."""
@@ -127,6 +140,10 @@ def _kind(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None) or getattr(
         getattr(exc, "response", None), "status_code", None
     )
+    if isinstance(status, int) and status < HTTP_ERRORS:
+        # ChatOpenAI attaches the HTTP response to any exception, a reply it could not
+        # parse too (200 OK): the reply's content was the failure, not the HTTP call.
+        status = None
     name = type(exc).__name__
     if status == 429 or "RateLimit" in name:
         return f"rate limited ({name})"
@@ -162,6 +179,8 @@ def load_llm(settings: Settings) -> BaseChatModel | None:
         "timeout": settings.llm_timeout,
         "max_tokens": settings.llm_max_tokens,
     }
+    if provider in NO_CLIENT_RETRIES:
+        kwargs["max_retries"] = 0
     if settings.llm_base_url:
         kwargs["base_url"] = settings.llm_base_url
     if settings.llm_api_key is not None:

@@ -407,6 +407,7 @@ def test_newsbot_llm_set_answers_with_the_model_it_names(
                 "api_key": KEY,
                 "timeout": 7.0,
                 "max_tokens": 300,
+                "max_retries": 0,
             },
         )
     ]
