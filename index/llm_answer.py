@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -27,6 +28,7 @@ from index.retrieval import Hit
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SYSTEM = """\
 You answer questions about news from the numbered passages given, and from nothing else.
@@ -36,8 +38,6 @@ words, no ellipsis). Do not put passage numbers in the sentences. Mind the dates
 was asked on the date given, and a passage speaks as of its own date. If the passages do not \
 answer the question, set not_covered to true and give no claims."""
 
-# Threads that wait on the model; a call that times out keeps its thread until it ends.
-MODEL_THREADS = 4
 # `init_chat_model`'s provider → the extra that installs it.
 EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
 # Providers whose client retries a failed call by itself (`max_retries`, default 2): on a 429
@@ -70,7 +70,6 @@ class LlmAnswerer:
         except NotImplementedError:  # no tool calling: ask for JSON in the prompt, parse it
             self.parser = PydanticOutputParser(pydantic_object=LlmAnswer)
             self.structured = model | self.parser
-        self._pool = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="newsbot-llm")
 
     def compose(
         self,
@@ -88,9 +87,8 @@ class LlmAnswerer:
         if not shown:
             return offline
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
-        future = self._pool.submit(self.structured.invoke, messages)
-        if not wait([future], timeout=self.timeout).done:
-            future.cancel()  # it runs on in its thread; the user is not kept waiting
+        future = _on_a_thread(lambda: self.structured.invoke(messages))
+        if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
             log.warning(
                 "language model: timed out, no answer in %g s; the offline answer", self.timeout
             )
@@ -124,6 +122,23 @@ class LlmAnswerer:
             SystemMessage(system),
             HumanMessage(f"Passages:\n\n{passages}\n\nAsked on {asked_on}: {question}"),
         ]
+
+
+def _on_a_thread(call: Callable[[], T]) -> Future[T]:
+    """`call()` on a daemon thread of its own: a call that outlives the timeout (a server
+    sending its reply a byte at a time never trips the client's read timeout) ends when it
+    ends, without keeping the process alive, so `newsbot ask` exits once it has answered."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to whoever waits: `compose`, or nobody
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="newsbot-llm", daemon=True).start()
+    return future
 
 
 def _passage(n: int, hit: Hit) -> str:

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 COMPLETIONS = "/v1/chat/completions"
+DRIP_EVERY = 0.1  # seconds between the bytes of a dripping reply
 MODEL = "newsroom-model"
 _PASSAGE = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nAsked on |\Z)", re.S | re.M)
 
@@ -57,11 +58,14 @@ class Request:
 @dataclass(frozen=True)
 class Reply:
     """One scripted reply: `status`, then `body` (JSON if a dict; a function of the request
-    gives it), after `delay` seconds."""
+    gives it), after `delay` seconds. With `drip`, the body is preceded by spaces sent one
+    every `DRIP_EVERY` seconds for `drip` seconds: each read comes well within a client's
+    read timeout, the whole reply does not."""
 
     body: Body | Callable[[Request], Body] = ""
     status: int = 200
     delay: float = 0.0
+    drip: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -164,13 +168,19 @@ class FakeOpenAI:
                     return
                 body = reply.body(request) if callable(reply.body) else reply.body
                 data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+                drips = round(reply.drip / DRIP_EVERY)
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Content-Length", str(drips + len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
+                    for _ in range(drips):  # JSON may start with any amount of whitespace
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        if fake._stopping.wait(DRIP_EVERY):
+                            return
                     self.wfile.write(data)
                 except OSError:  # the client gave up waiting
                     pass

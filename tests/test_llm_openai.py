@@ -71,6 +71,7 @@ QUOTE_NOT_IN_IT = (
     "threw a perfect nine-dart finish",
 )
 OFFLINE_IN_DISCORD = f"**Luke Humphries** {WON.removeprefix('Luke Humphries ')} [1]"  # in bold
+DRIPPING = 60  # seconds: far longer than a run of `newsbot ask` takes (`test_ask_in_a_terminal…`)
 MALFORMED = '{"not_covered": false, "claims": [{"text": "Humphries sealed it with a nine-darter'
 
 
@@ -134,6 +135,14 @@ CASES = {
         warning="timed out",
         timeout=1.0,
     ),
+    # The client's read timeout never fires (a byte comes every 0.1 s): only newsbot's does.
+    "dripping-past-the-timeout": Case(
+        lambda: Reply(answer_with(AUDIENCE_CLAIM).body, drip=DRIPPING),
+        MODE_EXTRACTIVE,
+        invented=(AUDIENCE_CLAIM[0],),
+        warning="timed out",
+        timeout=1.0,
+    ),
     "429": Case(
         lambda: error(
             429,
@@ -167,7 +176,7 @@ def corpus(tmp_path: Path) -> Path:
         AUDIENCE,
         title="Record audience for the final",
         source="Media Week",
-        published="2024-01-04",
+        published="2024-01-01",
     )
     write_article(
         root,
@@ -270,6 +279,9 @@ def test_a_good_answer_cites_its_sources_in_order_of_first_citation(
         llm_env(monkeypatch, server.url, 10)
         shown = ask_json(runner)
 
+    # Sent as [2] and [1] (or [3] and [1]): shown as [1] and [2], the order first cited.
+    (request,) = server.requests
+    assert request.number_of("record television audience") > request.number_of("Humphries won")
     first, second = shown["citations"][:2]
     assert (first["n"], first["title"], first["source"]) == (
         1,
@@ -334,7 +346,7 @@ def test_ask_in_a_terminal_shows_the_answer_and_at_most_one_line_on_stderr(
             capture_output=True,
             text=True,
             env={**os.environ, "COLUMNS": "400", "PYTHONIOENCODING": "utf-8"},
-            timeout=120,
+            timeout=DRIPPING / 2,  # it exits once it has answered, whatever the model does
         )
 
     assert result.returncode == 0, result.stderr
@@ -405,7 +417,7 @@ def test_discord_names_the_sources_in_order_of_first_citation(
             assert followup is not None
             fields = embed_of(followup)["fields"]
             assert [f["name"] for f in fields[:2]] == [
-                "[1] Media Week · 2024-01-04",
+                "[1] Media Week · 2024-01-01",
                 "[2] Sports Daily · 2024-01-03",
             ]
             assert "**a record television audience of 3.7 million**" in fields[0]["value"]
@@ -415,3 +427,6 @@ def test_discord_names_the_sources_in_order_of_first_citation(
             assert f"**{WINNER_CLAIM[2]}**" in fields[1]["value"]
 
         scenario(with_llm, fake_embedder, steps)
+
+    (request,) = server.requests
+    assert request.number_of("record television audience") > request.number_of("Humphries won")
