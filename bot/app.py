@@ -13,6 +13,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -26,6 +27,7 @@ from bot.ask import AskCog
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
 from index.answer import RETRIEVED, Answer
+from index.conversation import Turn
 from index.embeddings import Embedder, load_embedder
 from index.errors import (
     ConfigError,
@@ -151,13 +153,16 @@ class NewsbotBot(commands.Bot):
         ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
         return any(i in allowed for i in ids if i is not None)
 
-    async def answer(self, question: str, *, user_id: int, channel: Any) -> StoredAnswer:
-        """Answer `question` off the event loop and record it for the buttons."""
+    async def answer(
+        self, question: str, *, user_id: int, channel: Any, history: Sequence[Turn] = ()
+    ) -> StoredAnswer:
+        """Answer `question` (a follow-up to `history`) off the event loop and record it for
+        the buttons."""
         shown = self.settings.top_k
 
         def work() -> StoredAnswer:
             answer, listed = with_more_sources(
-                self.newsbot.ask(question, k=shown + MORE_SOURCES), shown
+                self.newsbot.ask(question, k=shown + MORE_SOURCES, history=history), shown
             )
             return self.feedback.record_answer(
                 answer, user_id=user_id, channel_id=getattr(channel, "id", None), shown=listed

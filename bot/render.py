@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import discord
 
-from index.answer import CLOSEST, FURTHER_READING, MODE_LLM, Answer, Citation
+from index.answer import CLOSEST, FURTHER_READING, MODE_LLM, MODEL_FAILED, Answer, Citation
 from index.text import plain
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -28,6 +28,7 @@ FOLLOW_UP_HINT = "Start a thread on this answer to ask a follow-up."
 # How an answer was made, said in the footer whenever a language model had a part in it.
 WRITTEN_BY_MODEL = "Written by a language model; every quote checked"
 MODEL_LEFT_OUT = "Quoted from the articles: the language model's answer could not be checked"
+MODEL_GAVE_NONE = "Quoted from the articles: the language model gave no usable answer"
 # A masked link is only made for URLs that cannot break out of the markdown around them.
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]]+", re.I)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
@@ -44,6 +45,12 @@ ANSWER_LIMIT = 1500  # an answer is a sentence or two; the rest of the embed is 
 def clean(text: str) -> str:
     """`text` on one line, unable to format, link, mention, ping or hide anything."""
     return discord.utils.escape_mentions(discord.utils.escape_markdown(plain(text)))
+
+
+def unescaped(text: str) -> str:
+    """The plain text of something `clean` (or `answer_embed`'s bold) made safe to show."""
+    text = text.replace("**", "").replace("\u200b", "")
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def fit(text: str, limit: int, cut: Callable[[str, int], str] | None = None) -> str:
@@ -112,13 +119,17 @@ def answer_embed(answer: Answer, *, shown: int, footer: str | None = None) -> di
 def model_note(answer: Answer) -> str | None:
     """How the answer was made, when a language model had a part in it: written by the
     model (and how many of its sentences were left out), or quoted from the articles
-    because none of its sentences could be checked. None for an answer no model touched."""
+    because none of its sentences could be checked or it failed (an error, a timeout, a
+    rate limit, output that is not an answer). None for an answer no model was asked for,
+    or when the model said the articles do not cover the question."""
     left_out = answer.dropped_claims
     sentences = f"{left_out} unsupported sentence{'s' if left_out != 1 else ''}"
     if answer.mode == MODE_LLM:
         return WRITTEN_BY_MODEL + (f" · {sentences} left out" if left_out else "")
     if left_out:
         return f"{MODEL_LEFT_OUT} ({sentences})"
+    if answer.fallback == MODEL_FAILED:
+        return MODEL_GAVE_NONE
     return None
 
 

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import discord
 
 from bot.ratelimit import RateLimiter
+from index.conversation import Turn
 from index.feedback import FeedbackLog, StoredAnswer
 from index.settings import Settings
 
@@ -22,6 +24,10 @@ class AnsweringBot(Protocol):
     feedback: FeedbackLog
     limiter: RateLimiter
 
+    def get_partial_messageable(self, id: int, /) -> discord.PartialMessageable:
+        """A channel to fetch messages from by its id."""
+        ...
+
     @property
     def user(self) -> discord.ClientUser | None:
         """The bot's own user once logged in."""
@@ -31,8 +37,11 @@ class AnsweringBot(Protocol):
         """Whether questions may be answered in `channel`."""
         ...
 
-    async def answer(self, question: str, *, user_id: int, channel: Any) -> StoredAnswer:
-        """Answer `question` off the event loop and record it."""
+    async def answer(
+        self, question: str, *, user_id: int, channel: Any, history: Sequence[Turn] = ()
+    ) -> StoredAnswer:
+        """Answer `question` (a follow-up to `history`, oldest turn first) off the event loop
+        and record it."""
         ...
 
     async def report_interaction_failure(

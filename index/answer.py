@@ -20,6 +20,16 @@ SUPPORT, FURTHER_READING, CLOSEST, RETRIEVED = "support", "further reading", "cl
 # model with every citation checked (`index.citations`).
 MODE_EXTRACTIVE, MODE_LLM = "extractive", "llm"
 
+# Why a language model's answer was not shown and the offline one was (`Answer.fallback`):
+# the model failed (an error, a 429, a timeout, output that is not an `LlmAnswer`); none of
+# its claims verified; it said the passages do not cover the question; or there were no
+# passages to ask it about.
+MODEL_FAILED = "model failed"
+NOTHING_VERIFIED = "nothing verified"
+MODEL_NOT_COVERED = "not covered"
+NO_PASSAGES = "no passages"
+FALLBACKS = (MODEL_FAILED, NOTHING_VERIFIED, MODEL_NOT_COVERED, NO_PASSAGES)
+
 
 @dataclass(frozen=True)
 class Citation:
@@ -45,9 +55,13 @@ class Answer:
     `found`: the answer text is an answer, quoted from source [1]; `answer_span` marks the
     answer itself (a name, number or date) in it. Not found: the text says "not covered"
     (no citations) or, `hedged`, that the articles don't say for sure and what the two
-    closest passages say. `mode` says how it was made (`MODE_EXTRACTIVE`, `MODE_LLM`) and
-    `dropped_claims` how many of a model's claims were not shown for want of a verified
-    source. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
+    closest passages say. `mode` says how it was made (`MODE_EXTRACTIVE`, `MODE_LLM`);
+    `claims` is how many claims a model made (0 without one) and `dropped_claims` how many
+    of them were not shown for want of a verified source; `fallback` (one of `FALLBACKS`)
+    why a model's answer was not shown and the offline one was (None when it was shown, or
+    without a model). `follow_up` is what the user typed when it was a follow-up rewritten
+    to stand alone (`index.conversation`): `question` is then the rewritten question, the
+    one answered. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
     answer step's order, the cited ones first: what the eval's hit@k counts.
     """
 
@@ -61,6 +75,9 @@ class Answer:
     ranked: list[Citation] = field(default_factory=list, repr=False, compare=False)
     mode: str = MODE_EXTRACTIVE
     dropped_claims: int = 0
+    follow_up: str | None = None
+    claims: int = 0
+    fallback: str | None = None
 
     @property
     def hedged(self) -> bool:
@@ -97,6 +114,9 @@ class Answer:
             confidence=data.get("confidence"),
             mode=data.get("mode", MODE_EXTRACTIVE),
             dropped_claims=data.get("dropped_claims", 0),
+            follow_up=data.get("follow_up"),
+            claims=data.get("claims", 0),
+            fallback=data.get("fallback"),
         )
 
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, Field
 
-from index.answer import MODE_LLM, SUPPORT, Answer, Citation
+from index.answer import (
+    MODE_LLM,
+    MODEL_NOT_COVERED,
+    NOTHING_VERIFIED,
+    SUPPORT,
+    Answer,
+    Citation,
+)
 from index.retrieval import Hit
 
 MIN_QUOTE_WORDS = 3
@@ -100,6 +107,11 @@ class Checked:
     not_covered: bool
     claims: tuple[Verified, ...]
     dropped: tuple[Dropped, ...]
+
+    @property
+    def made(self) -> int:
+        """The claims checked: those of an answer that says not covered are not."""
+        return len(self.claims) + len(self.dropped)
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
@@ -214,6 +226,7 @@ def verified_answer(question: str, checked: Checked, hits: Sequence[Hit]) -> Ans
         ranked=ranked,
         mode=MODE_LLM,
         dropped_claims=len(checked.dropped),
+        claims=checked.made,
     )
 
 
@@ -221,13 +234,19 @@ def answer_or_fallback(
     question: str, answer: LlmAnswer, hits: Sequence[Hit], offline: Answer
 ) -> Answer:
     """The model's answer with every citation checked, or `offline` (the extractive answer)
-    when nothing verified remains; `dropped_claims` counts the claims not shown either way.
+    when nothing verified remains, its `fallback` saying whether the model said not covered;
+    `claims` and `dropped_claims` count the claims checked and not shown either way.
     """
     checked = check(answer, hits)
     verified = verified_answer(question, checked, hits)
     if verified is not None:
         return verified
-    return replace(offline, dropped_claims=len(checked.dropped))
+    return replace(
+        offline,
+        dropped_claims=len(checked.dropped),
+        claims=checked.made,
+        fallback=MODEL_NOT_COVERED if checked.not_covered else NOTHING_VERIFIED,
+    )
 
 
 def _citation(hit: Hit, n: int) -> Citation:

@@ -6,12 +6,13 @@ It names no adapter: `newsbot bot` and any other adapter's commands are added th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -19,11 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from index.answer import SUPPORT, Answer
+from index.answer import MODE_EXTRACTIVE, MODE_LLM, SUPPORT, Answer, Answerer
 from index.answer_model import AnswerModel
 from index.console import IndexDirOption, err, fail, load_settings, out, user_errors
 from index.embeddings import load_embedder
-from index.errors import ArticleError, CorpusProblemsError
+from index.errors import ArticleError, CorpusProblemsError, NewsbotError
 from index.evaluation import CITED_FOR_EVAL, EvalReport, evaluate, read_questions
 from index.extractive import Extraction, ExtractiveAnswerer
 from index.indexer import IndexReport, reindex
@@ -40,6 +41,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 EVAL_INDEX_DIR = ".newsbot-eval"
+TopKOption = Annotated[
+    int | None,
+    typer.Option(
+        "--k", min=1, max=50, help="At most this many passages cited (default: NEWSBOT_TOP_K or 5)."
+    ),
+]
+# Figures of `newsbot eval` that are counts, not shares.
+COUNTS = frozenset({"claims_made"})
 
 
 @app.command("index")
@@ -166,15 +175,7 @@ def ask_command(
             "rank higher.",
         ),
     ] = None,
-    k: Annotated[
-        int | None,
-        typer.Option(
-            "--k",
-            min=1,
-            max=50,
-            help="At most this many passages cited (default: NEWSBOT_TOP_K or 5).",
-        ),
-    ] = None,
+    k: TopKOption = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Only articles from this outlet.")
     ] = None,
@@ -213,6 +214,88 @@ def ask_command(
         sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
     else:
         render_answer(answer)
+
+
+CHAT_HELP = (
+    'Ask a question, then follow-ups ("and Germany?"): they are understood with the '
+    "conversation so far. /reset forgets it; /quit (or Ctrl-D) leaves."
+)
+CHAT_QUIT = {"/quit", "/exit", "/q"}
+
+
+@app.command("chat")
+def chat_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per answer.")
+    ] = False,
+    asked_on: Annotated[
+        str | None,
+        typer.Option(
+            "--asked-on", help="When the questions are asked (YYYY-MM-DD; default today)."
+        ),
+    ] = None,
+    k: TopKOption = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Ask questions one after another: follow-ups ("and Germany?") are understood with the
+    earlier questions and answers (the last NEWSBOT_CHAT_TURNS); /reset forgets them."""
+    from index.conversation import Conversation
+
+    settings = load_settings(index_dir=index_dir, top_k=k)
+    day = _iso_date(asked_on, "--asked-on")
+    with user_errors():
+        from index.newsbot import Newsbot
+
+        bot = Newsbot(settings, load_embedder(settings, purpose="query"))
+        bot.embedder.warm_up()
+    conversation = Conversation(settings.chat_turns)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        out.print(CHAT_HELP, style="dim", highlight=False)
+    for line in _chat_lines(interactive):
+        text = line.strip()
+        command = text.lower()
+        if not text:
+            continue
+        if command in CHAT_QUIT:
+            break
+        if command == "/reset":
+            conversation.reset()
+            err.print("Conversation cleared: the next question stands on its own.", style="dim")
+            continue
+        if command.startswith("/") and " " not in command:
+            err.print(f"unknown command {inert(text)}: {CHAT_HELP}", highlight=False)
+            continue
+        try:
+            answer = bot.ask(text, k=settings.top_k, asked_on=day, history=conversation.history)
+        except NewsbotError as exc:  # this question fails; the conversation goes on
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            continue
+        conversation.add(answer.question, answer.answer)
+        if as_json:
+            sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            continue
+        if answer.follow_up is not None:
+            out.print(Text(f"({inert(answer.question)})", style="dim italic"))
+        render_answer(answer)
+
+
+def _chat_lines(interactive: bool) -> Iterator[str]:
+    """The lines typed (with line editing), or read from standard input (bytes that are not
+    UTF-8 become U+FFFD)."""
+    if not interactive:
+        for raw in sys.stdin.buffer:
+            yield raw.decode("utf-8", "replace")
+        return
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history for input())
+    while True:
+        try:
+            yield input("> ")
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
 
 
 def _read_batch(path: Path) -> list[tuple[str, str | None]]:
@@ -283,18 +366,40 @@ def eval_command(
             "Extraction in index/extractive.py).",
         ),
     ] = None,
+    mode: Annotated[
+        Literal["extractive", "llm"] | None,
+        typer.Option(
+            "--mode",
+            help="Which answer step answers: extractive (offline), or llm: the language model "
+            "NEWSBOT_LLM names, every citation checked, the extractive one (with any --set "
+            "weights) its fallback. Default: llm if NEWSBOT_LLM is set, else extractive.",
+        ),
+    ] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Score answers on questions with known answers: hit@k, accuracy, not covered, hedged,
-    wrong answers, sources holding the answer, latency."""
+    wrong answers, sources holding the answer, latency; with a language model (--mode llm),
+    also the claims it made, the share verified and how often the offline answer was given."""
 
     if articles is not None and index_dir is None:
         index_dir = Path(EVAL_INDEX_DIR)
     settings = load_settings(index_dir=index_dir, corpus_dir=articles)
+    llm = settings.llm.strip()
+    answered_by = mode or (MODE_LLM if llm else MODE_EXTRACTIVE)
+    if answered_by == MODE_LLM and not llm:
+        fail("--mode llm needs NEWSBOT_LLM, the model to ask (e.g. openai:gpt-4o-mini)")
     ranking, extraction = _weighted(settings, weights or [])
     with user_errors():
         wanted = read_questions(questions)[:limit]
         unanswerable = read_questions(uncovered)[:limit] if uncovered is not None else []
+        # The model first: a missing provider package stops the run before any indexing.
+        answerer: Answerer = ExtractiveAnswerer(extraction, AnswerModel.load(settings.answer_model))
+        if answered_by == MODE_LLM:
+            from index.llm_answer import LlmAnswerer, load_llm  # LangChain only when used
+
+            model = load_llm(settings)
+            assert model is not None
+            answerer = LlmAnswerer(model, answerer, timeout=settings.llm_timeout)
         if articles is not None:
             with _progress_bar() as progress:
                 report = reindex(settings, load_embedder(settings), progress=progress)
@@ -308,21 +413,29 @@ def eval_command(
         bot = Newsbot(
             settings,
             load_embedder(settings, purpose="query"),
-            answerer=ExtractiveAnswerer(extraction, AnswerModel.load(settings.answer_model)),
+            answerer=answerer,
             ranking=ranking,
         )
         bot.embedder.warm_up()
+        # The offline answer step ranks CITED_FOR_EVAL passages, so that hit@10 is measured
+        # (a user is shown the first NEWSBOT_TOP_K); the model is shown NEWSBOT_TOP_K, as in
+        # `newsbot ask`, so that its claims, fallbacks and latency are those users get.
+        k = settings.top_k if answered_by == MODE_LLM else CITED_FOR_EVAL
         result = evaluate(
             wanted,
-            lambda q: bot.ask(q.question, k=CITED_FOR_EVAL, asked_on=q.date),
+            lambda q: bot.ask(q.question, k=k, asked_on=q.date),
             uncovered=unanswerable,
             shown=settings.top_k,
+            mode=answered_by,
+            ranks=k,
         )
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) + "\n")
     title = f"{result.count} questions from {questions.name}"
     if uncovered is not None:
         title += f", {len(result.uncovered)} uncovered from {uncovered.name}"
+    if answered_by == MODE_LLM:
+        title += f", answered by {escape(inert(llm))}"
     _print_eval(result, title)
 
 
@@ -332,7 +445,12 @@ def _print_eval(result: EvalReport, title: str) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in result.figures().items():
-        shown = f"{value:.0f} ms" if name.endswith("_ms") else f"{value:.3f}"
+        if name.endswith("_ms"):
+            shown = f"{value:.0f} ms"
+        elif name in COUNTS:
+            shown = f"{value:.0f}"
+        else:
+            shown = f"{value:.3f}"
         table.add_row(name.replace("_", " "), shown)
     out.print(table)
     misses = result.worst_misses()

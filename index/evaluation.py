@@ -20,6 +20,16 @@ And what a user trusts an answer by:
 - sources holding the answer: of the sources a user is shown under the covered questions'
   answers (at most `shown`, NEWSBOT_TOP_K), the share whose passage contains an answer
   string.
+
+And with a language model writing the answers (`mode` llm), over every question asked,
+covered and uncovered:
+- claims made: the claims the model made (those of an answer saying "not covered" are not
+  checked, so not counted);
+- claims verified: of those, the share shown, a cited passage holding the quote;
+- fallback: the share of questions given the offline answer instead of the model's, and
+  that share by reason (`index.answer.FALLBACKS`): the model failed (an error, a 429, a
+  timeout, malformed output), none of its claims verified, it said "not covered", or no
+  passage was retrieved to ask it about.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from index.answer import Answer
+from index.answer import FALLBACKS, MODE_EXTRACTIVE, MODE_LLM, Answer
 from index.corpus.metadata import normalise_date
 from index.errors import NewsbotError
 
@@ -94,15 +104,22 @@ class Scored:
             "answer": self.answer.answer,
             "cited": [c.article_id for c in self.answer.citations],
             "latency_ms": self.answer.latency_ms,
+            "mode": self.answer.mode,
+            "claims": self.answer.claims,
+            "dropped_claims": self.answer.dropped_claims,
+            "fallback": self.answer.fallback,
         }
 
 
 @dataclass
 class EvalReport:
-    """The figures over a question set, and over questions the index cannot answer."""
+    """The figures over a question set, and over questions the index cannot answer; `mode`
+    is the answer step's (`MODE_LLM`: a language model's, with its own figures)."""
 
     scored: list[Scored] = field(default_factory=list)
     uncovered: list[Scored] = field(default_factory=list)
+    mode: str = MODE_EXTRACTIVE
+    ranks: int = CITED_FOR_EVAL  # passages each answer ranks: hit@k up to k = ranks
 
     @property
     def count(self) -> int:
@@ -152,6 +169,31 @@ class EvalReport:
             return 0.0
         return sum(1 for s in self.uncovered if s.not_covered) / len(self.uncovered)
 
+    @property
+    def claims_made(self) -> int:
+        """The claims a model made, over every question asked."""
+        return sum(s.answer.claims for s in self._asked)
+
+    @property
+    def claims_verified(self) -> float:
+        """Of the claims a model made, the share shown (a cited passage holds the quote)."""
+        made = self.claims_made
+        dropped = sum(s.answer.dropped_claims for s in self._asked)
+        return (made - dropped) / made if made else 0.0
+
+    def fallback(self, reason: str | None = None) -> float:
+        """The share of every question asked given the offline answer instead of the
+        model's: for any reason, or for `reason` (one of `FALLBACKS`)."""
+        asked = self._asked
+        fell = [s for s in asked if s.answer.fallback is not None]
+        if reason is not None:
+            fell = [s for s in fell if s.answer.fallback == reason]
+        return len(fell) / len(asked) if asked else 0.0
+
+    @property
+    def _asked(self) -> list[Scored]:
+        return [*self.scored, *self.uncovered]
+
     def latency(self, q: float) -> float:
         values = [s.answer.latency_ms for s in [*self.scored, *self.uncovered]]
         return float(np.percentile(values, q)) if values else float("nan")
@@ -166,8 +208,10 @@ class EvalReport:
         return (missed + late)[:n]
 
     def figures(self) -> dict[str, float]:
-        out: dict[str, float] = {f"strict_hit@{k}": self.strict_hit(k) for k in STRICT_KS}
-        out.update({f"loose_hit@{k}": self.loose_hit(k) for k in LOOSE_KS})
+        out: dict[str, float] = {
+            f"strict_hit@{k}": self.strict_hit(k) for k in STRICT_KS if k <= self.ranks
+        }
+        out.update({f"loose_hit@{k}": self.loose_hit(k) for k in LOOSE_KS if k <= self.ranks})
         out["answer_accuracy"] = self.answer_accuracy
         out["not_covered"] = self.not_covered
         out["hedged"] = self.hedged
@@ -176,12 +220,19 @@ class EvalReport:
             out["uncovered_not_covered"] = self.uncovered_not_covered
             out["uncovered_hedged"] = self.uncovered_hedged
         out["wrong_answers"] = self.wrong_answers
+        if self.mode == MODE_LLM:
+            out["claims_made"] = self.claims_made
+            out["claims_verified"] = self.claims_verified
+            out["fallback"] = self.fallback()
+            for reason in FALLBACKS:
+                out[f"fallback_{reason.replace(' ', '_')}"] = self.fallback(reason)
         out["latency_p50_ms"] = self.latency(50)
         out["latency_p95_ms"] = self.latency(95)
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "mode": self.mode,
             "questions": self.count,
             "uncovered_questions": len(self.uncovered),
             "figures": self.figures(),
@@ -290,6 +341,8 @@ def evaluate(
     *,
     uncovered: Sequence[EvalQuestion] = (),
     shown: int = SHOWN_SOURCES,
+    mode: str = MODE_EXTRACTIVE,
+    ranks: int = CITED_FOR_EVAL,
 ) -> EvalReport:
     """Ask every question (through `ask`) and score the answers.
 
@@ -299,8 +352,13 @@ def evaluate(
         uncovered: questions no indexed article answers (their answer articles were left
             out of the index): answering "not covered" is right for them.
         shown: the sources a user is shown (NEWSBOT_TOP_K).
+        mode: how `ask` answers (`MODE_LLM`: a language model, whose figures are added).
+        ranks: the passages each answer ranks (the `k` it is asked with): hit@k is
+            reported for k up to it.
     """
     return EvalReport(
         [score(q, ask(q), shown=shown) for q in questions],
         [score(q, ask(q), shown=shown) for q in uncovered],
+        mode,
+        ranks,
     )

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -21,7 +22,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.runnables import Runnable
 
-from index.answer import MODE_LLM, Answer, Answerer
+from index.answer import MODEL_FAILED, NO_PASSAGES, NOTHING_VERIFIED, Answer, Answerer
 from index.citations import LlmAnswer, answer_or_fallback
 from index.errors import ConfigError
 from index.retrieval import Hit
@@ -85,27 +86,28 @@ class LlmAnswerer:
         offline = self.offline.compose(question, hits, limit=limit)
         shown = list(hits[: limit or len(hits)])
         if not shown:
-            return offline
+            return replace(offline, fallback=NO_PASSAGES)
+        failed = replace(offline, fallback=MODEL_FAILED)
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
         future = _on_a_thread(lambda: self.structured.invoke(messages))
         if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
             log.warning(
                 "language model: timed out, no answer in %g s; the offline answer", self.timeout
             )
-            return offline
+            return failed
         try:
             reply = future.result()
         except Exception as exc:  # any failure of the model is the offline answer
             log.warning("language model: %s; the offline answer", _kind(exc))
-            return offline
+            return failed
         if not isinstance(reply, LlmAnswer):
             try:
                 reply = LlmAnswer.model_validate(reply)
             except Exception as exc:
                 log.warning("language model: %s; the offline answer", _kind(exc))
-                return offline
+                return failed
         answer = answer_or_fallback(question, reply, shown, offline)
-        if answer.mode != MODE_LLM and answer.dropped_claims:
+        if answer.fallback == NOTHING_VERIFIED:
             log.warning(
                 "language model: none of its %d claim(s) verified; the offline answer",
                 answer.dropped_claims,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from index.answer import Answer, Answerer
 from index.answer_model import AnswerModel
 from index.catalog import Catalog
+from index.conversation import Rewriter, Turn, default_rewriter, recent
 from index.corpus.metadata import normalise_date
 from index.embeddings import Embedder
 from index.errors import IndexMissingError, NewsbotError
@@ -88,6 +90,14 @@ def default_answerer(settings: Settings) -> Answerer:
     return LlmAnswerer(model, offline, timeout=settings.llm_timeout)
 
 
+def language_model(answerer: Answerer) -> Any:
+    """The chat model `answerer` writes with, if it is the language-model answer step."""
+    llm_answer = sys.modules.get("index.llm_answer")  # an LlmAnswerer exists only if imported
+    if llm_answer is not None and isinstance(answerer, llm_answer.LlmAnswerer):
+        return answerer.model
+    return None
+
+
 class Newsbot:
     """Answers questions from the index in `settings.index_dir`.
 
@@ -106,6 +116,7 @@ class Newsbot:
         *,
         answerer: Answerer | None = None,
         ranking: Ranking | None = None,
+        rewriter: Rewriter | None = None,
     ) -> None:
         """Open the index.
 
@@ -115,6 +126,8 @@ class Newsbot:
             answerer: the answer step (default: the extractive one, weighted by `settings`;
                 with `NEWSBOT_LLM` set, the model's, the extractive one its fallback).
             ranking: the retriever's weights (default: `Ranking.from_settings(settings)`).
+            rewriter: makes a follow-up stand alone (default: the language model's when
+                `NEWSBOT_LLM` is set, falling back on the rule; else the rule).
 
         Raises:
             IndexMissingError, IndexMismatchError, StoreUnavailableError;
@@ -123,6 +136,9 @@ class Newsbot:
         self.settings = settings
         self.embedder = embedder
         self.answerer = answerer or default_answerer(settings)
+        self.rewriter = rewriter or default_rewriter(
+            language_model(self.answerer), settings.llm_timeout
+        )
         self.ranking = ranking or Ranking.from_settings(settings)
         self.layout = IndexLayout(settings.index_dir)
         # One lock for everything: the catalog connection, the store client and bm25s are
@@ -188,11 +204,15 @@ class Newsbot:
         k: int | None = None,
         filters: Filters | None = None,
         asked_on: str | None = None,
+        history: Sequence[Turn] = (),
     ) -> Answer:
         """Answer `question` from the index, citing at most `k` passages.
 
         `asked_on` (a date, e.g. 2024-01-05) is when the question was asked; by default,
-        today.
+        today. `history` is the conversation so far, oldest turn first: a follow-up is
+        rewritten to stand alone with its last `NEWSBOT_CHAT_TURNS` turns before it is
+        answered, and the answer's `question` is the rewritten one (`follow_up` what was
+        asked).
 
         Raises:
             NewsbotError: the question is empty or `asked_on` is not a date;
@@ -200,6 +220,10 @@ class Newsbot:
         """
         started = time.perf_counter()
         question, asked_on = prepared(question, asked_on)
+        asked = question
+        turns = recent(history, self.settings.chat_turns)
+        if turns:  # outside the lock: a model's rewrite may take a while
+            question, _ = prepared(self.rewriter.standalone(question, turns) or asked, None)
         limit = k or self.settings.top_k
         with self._lock:
             hits = self.search(
@@ -207,7 +231,8 @@ class Newsbot:
             )
             answer = self.answerer.compose(question, hits, limit=limit, asked_on=asked_on)
         latency = (time.perf_counter() - started) * 1000
-        return replace(answer, latency_ms=round(latency, 1))
+        follow_up = asked if question != asked else None
+        return replace(answer, latency_ms=round(latency, 1), follow_up=follow_up)
 
     def search(
         self,

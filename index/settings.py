@@ -177,6 +177,16 @@ class Settings(BaseSettings):
         "The learned model that picks the answer sentence and decides when to say 'not "
         "covered' (a JSON file made by `python -m index.learn`). Empty: the one shipped.",
     )
+    chat_turns: int = _env(
+        "NEWSBOT_CHAT_TURNS",
+        3,
+        ANSWERS,
+        "A follow-up (in a Discord thread or reply to an answer, or in `newsbot chat`) is "
+        "understood with this many earlier questions and answers: 'and Germany?' after "
+        "'How much aid has the US sent?' asks about German aid. 0: every question on its own.",
+        ge=0,
+        le=20,
+    )
     llm: str = _env(
         "NEWSBOT_LLM",
         "",

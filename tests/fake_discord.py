@@ -215,10 +215,19 @@ class FakeDiscord:
         author_id: int = USER_ID,
         mentions: list[dict[str, Any]] | None = None,
         guild: bool = True,
+        reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A MESSAGE_CREATE payload from a user."""
+        """A MESSAGE_CREATE payload from a user (a reply to the message `reply_to`)."""
         data = self._message_json(str(channel_id), content, author=user(author_id))
         data["mentions"] = mentions or []
+        if reply_to is not None:
+            data["type"] = 19  # a reply
+            data["message_reference"] = {
+                "message_id": reply_to["id"],
+                "channel_id": reply_to["channel_id"],
+                "guild_id": str(GUILD_ID),
+            }
+            data["referenced_message"] = reply_to
         if guild:
             data["guild_id"] = str(GUILD_ID)
             data["member"] = {
@@ -337,11 +346,38 @@ class FakeDiscord:
         if parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if parts[0] == "channels" and parts[2:3] == ["messages"]:
-            if r.method == "POST":
-                return _json(self._posted(parts[1], body))
-            if r.method == "DELETE":
-                return web.Response(status=204)
+            return self._channel_messages(r, parts, body)
         return _json({"message": f"fake Discord: no route {r.path}"}, status=404)
+
+    def _channel_messages(
+        self, r: Request, parts: list[str], body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """/channels/{id}/messages[/{message id}]: read, post, delete."""
+        if r.method == "GET" and len(parts) == 4:
+            found = self.messages.get(parts[3])
+            if found is None or found["channel_id"] != parts[1]:
+                return _json({"message": "Unknown Message", "code": 10008}, status=404)
+            return _json(found)
+        if r.method == "GET":
+            return _json(self._history(parts[1], r.query))
+        if r.method == "POST":
+            reference = body.get("message_reference")
+            return _json(self._posted(parts[1], body, message_reference=reference))
+        if r.method == "DELETE":
+            return web.Response(status=204)
+        return _json({"message": f"fake Discord: no route {r.method} {r.path}"}, status=404)
+
+    def _history(self, channel_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """A channel's messages, newest first, as GET /channels/{id}/messages gives them."""
+        before = int(query.get("before") or 1 << 63)
+        limit = int(query.get("limit") or 50)
+        found = [
+            m
+            for m in self.messages.values()
+            if m["channel_id"] == channel_id and int(m["id"]) < before
+        ]
+        found.sort(key=lambda m: int(m["id"]), reverse=True)
+        return [{k: v for k, v in m.items() if k != "referenced_message"} for m in found[:limit]]
 
     def _posted(self, channel_id: str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return self._message_json(

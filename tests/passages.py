@@ -19,6 +19,9 @@ ANSWER_KEYS = frozenset(
         "latency_ms",
         "mode",
         "dropped_claims",
+        "follow_up",
+        "claims",
+        "fallback",
     }
 )
 

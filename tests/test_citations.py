@@ -3,9 +3,19 @@ quotes, renumbered in order of first citation; with none left, the offline answe
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from index.answer import MODE_EXTRACTIVE, MODE_LLM, NOT_COVERED, SUPPORT, Answer
+from index.answer import (
+    MODE_EXTRACTIVE,
+    MODE_LLM,
+    MODEL_NOT_COVERED,
+    NOT_COVERED,
+    NOTHING_VERIFIED,
+    SUPPORT,
+    Answer,
+)
 from index.citations import (
     NO_QUOTE,
     NO_SOURCE,
@@ -189,7 +199,7 @@ def test_a_half_verified_answer_shows_the_verified_claim_and_counts_the_other() 
     )
 
     assert shown.answer == "Humphries won. [1]"
-    assert shown.dropped_claims == 1
+    assert (shown.claims, shown.dropped_claims, shown.fallback) == (2, 1, None)
 
 
 def test_nothing_verified_gives_the_offline_answer() -> None:
@@ -205,7 +215,7 @@ def test_nothing_verified_gives_the_offline_answer() -> None:
 
     assert shown.mode == MODE_EXTRACTIVE
     assert shown.answer == OFFLINE.answer
-    assert shown.dropped_claims == 2
+    assert (shown.claims, shown.dropped_claims, shown.fallback) == (2, 2, NOTHING_VERIFIED)
 
 
 def test_not_covered_gives_the_offline_answer_and_drops_nothing() -> None:
@@ -215,8 +225,8 @@ def test_not_covered_gives_the_offline_answer_and_drops_nothing() -> None:
         QUESTION, LlmAnswer(not_covered=True, claims=claims), four_hits(), offline
     )
 
-    assert shown == offline
-    assert shown.mode == MODE_EXTRACTIVE and shown.dropped_claims == 0
+    assert shown == replace(offline, fallback=MODEL_NOT_COVERED)
+    assert shown.mode == MODE_EXTRACTIVE and (shown.claims, shown.dropped_claims) == (0, 0)
 
 
 def test_the_json_says_how_the_answer_was_made() -> None:
@@ -228,11 +238,16 @@ def test_the_json_says_how_the_answer_was_made() -> None:
     )
     data = shown.to_dict()
 
-    assert (data["mode"], data["dropped_claims"]) == ("llm", 1)
+    assert (data["mode"], data["claims"], data["dropped_claims"]) == ("llm", 2, 1)
+    assert data["fallback"] is None
     assert data["citations"][0]["highlight"] == [5, 28]
     assert Answer.from_dict(data) == shown
     assert OFFLINE.to_dict()["mode"] == "extractive"
     assert OFFLINE.to_dict()["dropped_claims"] == 0
+    assert (OFFLINE.to_dict()["claims"], OFFLINE.to_dict()["fallback"]) == (0, None)
+    fell_back = answer_or_fallback(QUESTION, answer(), four_hits(), OFFLINE)
+    assert fell_back.to_dict()["fallback"] == NOTHING_VERIFIED
+    assert Answer.from_dict(fell_back.to_dict()) == fell_back
 
 
 def test_the_schema_is_a_tool_with_descriptions_for_the_model() -> None:

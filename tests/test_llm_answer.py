@@ -22,7 +22,15 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import Field, SecretStr
 from typer.testing import CliRunner
 
-from index.answer import MODE_EXTRACTIVE, MODE_LLM, Answer
+from index.answer import (
+    MODE_EXTRACTIVE,
+    MODE_LLM,
+    MODEL_FAILED,
+    MODEL_NOT_COVERED,
+    NO_PASSAGES,
+    NOTHING_VERIFIED,
+    Answer,
+)
 from index.catalog import Passage
 from index.cli import app
 from index.errors import ConfigError
@@ -194,7 +202,7 @@ def test_a_claim_citing_a_missing_passage_or_a_quote_not_in_it_is_dropped() -> N
 
     assert shown.mode == MODE_LLM
     assert shown.answer == "Luke Humphries won. [1]"
-    assert shown.dropped_claims == 2
+    assert (shown.claims, shown.dropped_claims, shown.fallback) == (3, 2, None)
 
 
 def test_the_model_sees_the_numbered_passages_with_outlet_and_date_and_the_question_date() -> None:
@@ -217,19 +225,25 @@ def test_the_model_sees_only_the_passages_it_may_cite() -> None:
     assert PASSAGES[1] in sent and PASSAGES[2] not in sent
 
 
+@pytest.mark.parametrize("kind", [Recording, Structured], ids=["parsed", "structured"])
 @pytest.mark.parametrize(
     "text",
     [
         "Luke Humphries won.",  # no JSON at all
         '{"not_covered": false, "claims": [{"text": "Humphries won."}]}',  # missing fields
     ],
+    ids=["not-json", "missing-fields"],
 )
 def test_malformed_output_is_the_offline_answer_and_one_log_line(
-    text: str, caplog: pytest.LogCaptureFixture
+    kind: type[Recording], text: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    shown = ask(Recording(responses=[text]))
+    shown = ask(kind(responses=[text]))
 
-    assert (shown.mode, shown.answer) == (MODE_EXTRACTIVE, OFFLINE_TEXT)
+    assert (shown.mode, shown.answer, shown.fallback) == (
+        MODE_EXTRACTIVE,
+        OFFLINE_TEXT,
+        MODEL_FAILED,
+    )
     assert len(logs := model_logs(caplog)) == 1
     assert "malformed output" in logs[0]
 
@@ -253,7 +267,11 @@ def test_a_failing_model_is_the_offline_answer_and_one_log_line(
     started = time.perf_counter()
     shown = ask(model, timeout=0.2)
 
-    assert (shown.mode, shown.answer) == (MODE_EXTRACTIVE, OFFLINE_TEXT)
+    assert (shown.mode, shown.answer, shown.fallback) == (
+        MODE_EXTRACTIVE,
+        OFFLINE_TEXT,
+        MODEL_FAILED,
+    )
     assert time.perf_counter() - started < 0.9  # never waits past the timeout
     assert len(logs := model_logs(caplog)) == 1
     assert kind in logs[0]
@@ -264,12 +282,14 @@ def test_not_covered_is_the_offline_answer() -> None:
     shown = ask(Recording(responses=[reply(not_covered=True)]))
 
     assert (shown.mode, shown.answer) == (MODE_EXTRACTIVE, OFFLINE_TEXT)
+    assert (shown.fallback, shown.claims) == (MODEL_NOT_COVERED, 0)
 
 
 def test_nothing_verified_is_the_offline_answer_with_the_dropped_claims_counted() -> None:
     shown = ask(Recording(responses=[reply(("Fans were angry.", [2], "fans were very angry"))]))
 
     assert (shown.mode, shown.answer, shown.dropped_claims) == (MODE_EXTRACTIVE, OFFLINE_TEXT, 1)
+    assert (shown.fallback, shown.claims) == (NOTHING_VERIFIED, 1)
 
 
 def test_no_passages_is_the_offline_answer_without_asking_the_model() -> None:
@@ -278,6 +298,7 @@ def test_no_passages_is_the_offline_answer_without_asking_the_model() -> None:
     shown = LlmAnswerer(model, Offline(), timeout=1).compose(QUESTION, [])
 
     assert shown.answer == OFFLINE_TEXT and model.seen == []
+    assert shown.fallback == NO_PASSAGES
 
 
 def test_the_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:

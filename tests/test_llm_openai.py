@@ -25,8 +25,8 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from bot.render import MODEL_LEFT_OUT, WRITTEN_BY_MODEL
-from index.answer import MODE_EXTRACTIVE, MODE_LLM
+from bot.render import MODEL_GAVE_NONE, MODEL_LEFT_OUT, WRITTEN_BY_MODEL
+from index.answer import MODE_EXTRACTIVE, MODE_LLM, MODEL_FAILED, NOTHING_VERIFIED
 from index.cli import app
 from index.llm_answer import load_llm
 from index.settings import Settings
@@ -88,6 +88,7 @@ class Case:
     warning: str | None = None  # the one log line's kind, on a failure
     timeout: float = 10.0
     footer: str | None = None  # the note over the usual footer in Discord
+    fallback: str | None = None  # why the offline answer was given (`ask --json`)
 
 
 CASES = {
@@ -105,6 +106,7 @@ CASES = {
         invented=("half a million", "[9]"),
         warning="none of its 1 claim(s) verified",
         footer=f"{MODEL_LEFT_OUT} (1 unsupported sentence)",
+        fallback=NOTHING_VERIFIED,
     ),
     "quote-not-in-passage": Case(
         lambda: answer_with(QUOTE_NOT_IN_IT),
@@ -113,6 +115,7 @@ CASES = {
         invented=("nine-dart",),
         warning="none of its 1 claim(s) verified",
         footer=f"{MODEL_LEFT_OUT} (1 unsupported sentence)",
+        fallback=NOTHING_VERIFIED,
     ),
     "half-verified": Case(
         lambda: answer_with(WINNER_CLAIM, QUOTE_NOT_IN_IT),
@@ -127,12 +130,16 @@ CASES = {
         MODE_EXTRACTIVE,
         invented=("nine-darter",),
         warning="malformed output",
+        footer=MODEL_GAVE_NONE,
+        fallback=MODEL_FAILED,
     ),
     "slower-than-the-timeout": Case(
         lambda: Reply(answer_with(AUDIENCE_CLAIM).body, delay=30),
         MODE_EXTRACTIVE,
         invented=(AUDIENCE_CLAIM[0],),
         warning="timed out",
+        footer=MODEL_GAVE_NONE,
+        fallback=MODEL_FAILED,
         timeout=1.0,
     ),
     # The client's read timeout never fires (a byte comes every 0.1 s): only newsbot's does.
@@ -141,6 +148,8 @@ CASES = {
         MODE_EXTRACTIVE,
         invented=(AUDIENCE_CLAIM[0],),
         warning="timed out",
+        footer=MODEL_GAVE_NONE,
+        fallback=MODEL_FAILED,
         timeout=1.0,
     ),
     "429": Case(
@@ -152,6 +161,8 @@ CASES = {
         MODE_EXTRACTIVE,
         invented=("Rate limit reached",),
         warning="rate limited",
+        footer=MODEL_GAVE_NONE,
+        fallback=MODEL_FAILED,
     ),
 }
 cases = pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
@@ -249,11 +260,13 @@ def test_ask_json_shows_the_checked_answer_or_the_offline_one(
         waited = time.perf_counter() - started
 
     assert (shown["mode"], shown["dropped_claims"]) == (case.mode, case.dropped)
+    assert shown["fallback"] == case.fallback
     assert shown["citations"][0]["title"] == case.first_source
     if case.answer is None:
         assert offline["mode"] == MODE_EXTRACTIVE and offline["answer"] == f"{WON} [1]"
-        assert {k: v for k, v in shown.items() if k not in ("latency_ms", "dropped_claims")} == {
-            k: v for k, v in offline.items() if k not in ("latency_ms", "dropped_claims")
+        how = ("latency_ms", "claims", "dropped_claims", "fallback")
+        assert {k: v for k, v in shown.items() if k not in how} == {
+            k: v for k, v in offline.items() if k not in how
         }
     else:
         assert shown["answer"] == case.answer

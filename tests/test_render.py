@@ -27,7 +27,17 @@ from bot.render import (
     shorten_left,
     with_model_note,
 )
-from index.answer import HEDGE, MODE_EXTRACTIVE, MODE_LLM, Answer, Citation
+from index.answer import (
+    HEDGE,
+    MODE_EXTRACTIVE,
+    MODE_LLM,
+    MODEL_FAILED,
+    MODEL_NOT_COVERED,
+    NO_PASSAGES,
+    NOTHING_VERIFIED,
+    Answer,
+    Citation,
+)
 
 SENTENCE = (
     "Officials in Kyiv said on Tuesday that another shipment of air-defence missiles arrived."
@@ -178,32 +188,45 @@ def test_a_hedged_answer_is_grey_and_names_its_source_as_the_closest() -> None:
 
 # -- how the answer was made -----------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("mode", "dropped", "note"),
+    ("mode", "dropped", "fallback", "note"),
     [
-        (MODE_LLM, 0, "Written by a language model; every quote checked"),
+        (MODE_LLM, 0, None, "Written by a language model; every quote checked"),
         (
             MODE_LLM,
             1,
+            None,
             "Written by a language model; every quote checked · 1 unsupported sentence left out",
         ),
         (
             MODE_LLM,
             3,
+            None,
             "Written by a language model; every quote checked · 3 unsupported sentences left out",
         ),
         (
             MODE_EXTRACTIVE,
             2,
+            NOTHING_VERIFIED,
             "Quoted from the articles: the language model's answer could not be checked "
             "(2 unsupported sentences)",
         ),
-        (MODE_EXTRACTIVE, 0, None),  # no model, or it failed: today's footer
+        (
+            MODE_EXTRACTIVE,
+            0,
+            MODEL_FAILED,
+            "Quoted from the articles: the language model gave no usable answer",
+        ),
+        (MODE_EXTRACTIVE, 0, MODEL_NOT_COVERED, None),  # the offline answer stands on its own
+        (MODE_EXTRACTIVE, 0, NO_PASSAGES, None),
+        (MODE_EXTRACTIVE, 0, None, None),  # no model: today's footer
     ],
 )
 def test_the_footer_note_says_how_the_answer_was_made(
-    mode: str, dropped: int, note: str | None
+    mode: str, dropped: int, fallback: str | None, note: str | None
 ) -> None:
-    answer = Answer("Who?", True, f"{SENTENCE} [1]", mode=mode, dropped_claims=dropped)
+    answer = Answer(
+        "Who?", True, f"{SENTENCE} [1]", mode=mode, dropped_claims=dropped, fallback=fallback
+    )
 
     assert model_note(answer) == note
     footer = with_model_note(answer, "Answered in 1.2 s")
