@@ -12,7 +12,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.render import FOLLOW_UP_HINT, MESSAGE_LIMIT, answer_embed, shorten, unescaped
+from bot.render import (
+    FOLLOW_UP_HINT,
+    MESSAGE_LIMIT,
+    answer_embed,
+    shorten,
+    unescaped,
+    with_model_note,
+)
 from bot.services import AnsweringBot
 from bot.views import answer_view
 from index.conversation import Turn
@@ -214,6 +221,7 @@ class AskCog(commands.Cog):
         latency = f"Answered in {stored.answer.latency_ms / 1000:.1f} s"
         can_thread = not isinstance(channel, discord.Thread | discord.DMChannel)
         footer = f"{latency} · {FOLLOW_UP_HINT}" if can_thread else latency
+        footer = with_model_note(stored.answer, footer)
         return answer_embed(stored.answer, shown=stored.shown, footer=footer)
 
     @staticmethod

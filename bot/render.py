@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 
 import discord
 
-from index.answer import CLOSEST, FURTHER_READING, Answer, Citation, Copy
+from index.answer import (
+    CLOSEST,
+    FURTHER_READING,
+    MODE_LLM,
+    MODEL_FAILED,
+    Answer,
+    Citation,
+    Copy,
+)
 from index.text import plain
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -25,6 +33,10 @@ NOT_COVERED_COLOUR = discord.Colour.light_grey()
 ELLIPSIS = "…"
 NOT_COVERED_HINT = "Try other words, or ask an admin to add articles about it."
 FOLLOW_UP_HINT = "Start a thread on this answer to ask a follow-up."
+# How an answer was made, said in the footer whenever a language model had a part in it.
+WRITTEN_BY_MODEL = "Written by a language model; every quote checked"
+MODEL_LEFT_OUT = "Quoted from the articles: the language model's answer could not be checked"
+MODEL_GAVE_NONE = "Quoted from the articles: the language model gave no usable answer"
 # A masked link is only made for URLs that cannot break out of the markdown around them.
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]]+", re.I)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
@@ -116,6 +128,29 @@ def answer_embed(answer: Answer, *, shown: int, footer: str | None = None) -> di
     return embed
 
 
+def model_note(answer: Answer) -> str | None:
+    """How the answer was made, when a language model had a part in it: written by the
+    model (and how many of its sentences were left out), or quoted from the articles
+    because none of its sentences could be checked or it failed (an error, a timeout, a
+    rate limit, output that is not an answer). None for an answer no model was asked for,
+    or when the model said the articles do not cover the question."""
+    left_out = answer.dropped_claims
+    sentences = f"{left_out} unsupported sentence{'s' if left_out != 1 else ''}"
+    if answer.mode == MODE_LLM:
+        return WRITTEN_BY_MODEL + (f" · {sentences} left out" if left_out else "")
+    if left_out:
+        return f"{MODEL_LEFT_OUT} ({sentences})"
+    if answer.fallback == MODEL_FAILED:
+        return MODEL_GAVE_NONE
+    return None
+
+
+def with_model_note(answer: Answer, footer: str) -> str:
+    """`footer` under `model_note(answer)`, if there is one."""
+    note = model_note(answer)
+    return f"{note}\n{footer}" if note else footer
+
+
 def _answer_text(answer: Answer) -> str:
     """The answer, cleaned, with `answer_span` in bold when it all fits."""
     if answer.answer_span:
@@ -141,12 +176,17 @@ def more_sources_embed(citations: Sequence[Citation]) -> discord.Embed:
 
 
 def not_covered_embed(answer: Answer) -> discord.Embed:
-    """The short, grey reply for a question the articles do not answer."""
-    return discord.Embed(
+    """The short, grey reply for a question the articles do not answer; its footer says
+    when a language model's answer was left out."""
+    embed = discord.Embed(
         title=fit(answer.question, EMBED_TITLE_LIMIT),
         description=f"{fit(answer.answer, MESSAGE_LIMIT)}\n{NOT_COVERED_HINT}",
         colour=NOT_COVERED_COLOUR,
     )
+    note = model_note(answer)
+    if note:
+        embed.set_footer(text=shorten(note, FOOTER_LIMIT))
+    return embed
 
 
 def _add_sources(embed: discord.Embed, citations: Sequence[Citation]) -> None:

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.runnables import Runnable
 
-from index.answer import MODEL_FAILED, NO_PASSAGES, Answer, Answerer
+from index.answer import MODEL_FAILED, NO_PASSAGES, NOTHING_VERIFIED, Answer, Answerer
 from index.citations import LlmAnswer, answer_or_fallback
 from index.errors import ConfigError
 from index.retrieval import Hit
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SYSTEM = """\
 You answer questions about news from the numbered passages given, and from nothing else.
@@ -37,10 +39,15 @@ words, no ellipsis). Do not put passage numbers in the sentences. Mind the dates
 was asked on the date given, and a passage speaks as of its own date. If the passages do not \
 answer the question, set not_covered to true and give no claims."""
 
-# Threads that wait on the model; a call that times out keeps its thread until it ends.
-MODEL_THREADS = 4
 # `init_chat_model`'s provider → the extra that installs it.
 EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
+# Providers whose client retries a failed call by itself (`max_retries`, default 2): on a 429
+# it waits as long as the server's Retry-After says (up to two minutes), so the user would wait
+# out NEWSBOT_LLM_TIMEOUT for the offline answer, and the call would hold a model thread long
+# after. The offline answer is the retry: one request a question, and the next question tries
+# again.
+NO_CLIENT_RETRIES = ("openai", "anthropic")
+HTTP_ERRORS = 400  # the first HTTP status that is an error
 
 
 class LlmAnswerer:
@@ -64,7 +71,6 @@ class LlmAnswerer:
         except NotImplementedError:  # no tool calling: ask for JSON in the prompt, parse it
             self.parser = PydanticOutputParser(pydantic_object=LlmAnswer)
             self.structured = model | self.parser
-        self._pool = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="newsbot-llm")
 
     def compose(
         self,
@@ -83,9 +89,8 @@ class LlmAnswerer:
             return replace(offline, fallback=NO_PASSAGES)
         failed = replace(offline, fallback=MODEL_FAILED)
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
-        future = self._pool.submit(self.structured.invoke, messages)
-        if not wait([future], timeout=self.timeout).done:
-            future.cancel()  # it runs on in its thread; the user is not kept waiting
+        future = _on_a_thread(lambda: self.structured.invoke(messages))
+        if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
             log.warning(
                 "language model: timed out, no answer in %g s; the offline answer", self.timeout
             )
@@ -101,7 +106,13 @@ class LlmAnswerer:
             except Exception as exc:
                 log.warning("language model: %s; the offline answer", _kind(exc))
                 return failed
-        return answer_or_fallback(question, reply, shown, offline)
+        answer = answer_or_fallback(question, reply, shown, offline)
+        if answer.fallback == NOTHING_VERIFIED:
+            log.warning(
+                "language model: none of its %d claim(s) verified; the offline answer",
+                answer.dropped_claims,
+            )
+        return answer
 
     def messages(self, question: str, hits: Sequence[Hit], asked_on: str) -> list[Any]:
         """What the model is sent: the instructions, the numbered passages, the question."""
@@ -113,6 +124,23 @@ class LlmAnswerer:
             SystemMessage(system),
             HumanMessage(f"Passages:\n\n{passages}\n\nAsked on {asked_on}: {question}"),
         ]
+
+
+def _on_a_thread(call: Callable[[], T]) -> Future[T]:
+    """`call()` on a daemon thread of its own: a call that outlives the timeout (a server
+    sending its reply a byte at a time never trips the client's read timeout) ends when it
+    ends, without keeping the process alive, so `newsbot ask` exits once it has answered."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to whoever waits: `compose`, or nobody
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="newsbot-llm", daemon=True).start()
+    return future
 
 
 def _passage(n: int, hit: Hit) -> str:
@@ -129,6 +157,10 @@ def _kind(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None) or getattr(
         getattr(exc, "response", None), "status_code", None
     )
+    if isinstance(status, int) and status < HTTP_ERRORS:
+        # ChatOpenAI attaches the HTTP response to any exception, a reply it could not
+        # parse too (200 OK): the reply's content was the failure, not the HTTP call.
+        status = None
     name = type(exc).__name__
     if status == 429 or "RateLimit" in name:
         return f"rate limited ({name})"
@@ -164,6 +196,8 @@ def load_llm(settings: Settings) -> BaseChatModel | None:
         "timeout": settings.llm_timeout,
         "max_tokens": settings.llm_max_tokens,
     }
+    if provider in NO_CLIENT_RETRIES:
+        kwargs["max_retries"] = 0
     if settings.llm_base_url:
         kwargs["base_url"] = settings.llm_base_url
     if settings.llm_api_key is not None:

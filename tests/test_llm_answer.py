@@ -310,11 +310,27 @@ def test_the_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert KEY not in settings.model_dump_json()
 
 
+def provider_missing(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """`init_chat_model` as it is without the provider's package, installed here or not
+    (it raises ImportError; the real one caches a provider once imported)."""
+
+    def init_chat_model(name: str, **kwargs: Any) -> BaseChatModel:
+        raise ImportError(f"Unable to import {package}. Please install with `pip install`")
+
+    chat_models = types.ModuleType("langchain.chat_models")
+    chat_models.init_chat_model = init_chat_model  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "langchain", types.ModuleType("langchain"))
+    monkeypatch.setitem(sys.modules, "langchain.chat_models", chat_models)
+
+
 def test_no_model_is_loaded_when_newsbot_llm_is_empty() -> None:
     assert load_llm(Settings()) is None
 
 
-def test_a_model_whose_provider_package_is_missing_is_one_config_error() -> None:
+def test_a_model_whose_provider_package_is_missing_is_one_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider_missing(monkeypatch, "langchain_anthropic")
     with pytest.raises(ConfigError, match=r"pip install 'newsbot\[anthropic\]'"):
         load_llm(Settings(llm="anthropic:claude-3-5-haiku-latest", llm_api_key=SecretStr(KEY)))
 
@@ -324,6 +340,7 @@ def test_ask_with_a_missing_provider_package_fails_in_one_line(
 ) -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["index"]).exit_code == 0
+    provider_missing(monkeypatch, "langchain_openai")
     monkeypatch.setenv("NEWSBOT_LLM", "openai:gpt-4o-mini")
     monkeypatch.setenv("NEWSBOT_LLM_API_KEY", KEY)
 
@@ -343,6 +360,7 @@ def test_the_bot_with_a_missing_provider_package_fails_in_one_line(
     runner = CliRunner()
     assert runner.invoke(app, ["index"]).exit_code == 0
     monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    provider_missing(monkeypatch, "langchain_ollama")
     monkeypatch.setenv("NEWSBOT_LLM", "ollama:llama3.1")
 
     with serving_in_thread() as fake:
@@ -410,6 +428,7 @@ def test_newsbot_llm_set_answers_with_the_model_it_names(
                 "api_key": KEY,
                 "timeout": 7.0,
                 "max_tokens": 300,
+                "max_retries": 0,
             },
         )
     ]

@@ -16,15 +16,29 @@ from bot.render import (
     EMBED_TOTAL_LIMIT,
     FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
+    FOOTER_LIMIT,
     NOT_COVERED_COLOUR,
     answer_embed,
     clean,
     fit,
+    model_note,
     more_sources_embed,
     shorten,
     shorten_left,
+    with_model_note,
 )
-from index.answer import HEDGE, Answer, Citation, Copy
+from index.answer import (
+    HEDGE,
+    MODE_EXTRACTIVE,
+    MODE_LLM,
+    MODEL_FAILED,
+    MODEL_NOT_COVERED,
+    NO_PASSAGES,
+    NOTHING_VERIFIED,
+    Answer,
+    Citation,
+    Copy,
+)
 
 SENTENCE = (
     "Officials in Kyiv said on Tuesday that another shipment of air-defence missiles arrived."
@@ -225,3 +239,69 @@ def test_a_hedged_answer_is_grey_and_names_its_source_as_the_closest() -> None:
     assert all(len(f.name or "") <= FIELD_NAME_LIMIT for f in grey.fields)
     assert blue.colour == ANSWER_COLOUR
     assert [(f.name or "").endswith("… · further reading") for f in blue.fields] == [False, True]
+
+
+# -- how the answer was made -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "dropped", "fallback", "note"),
+    [
+        (MODE_LLM, 0, None, "Written by a language model; every quote checked"),
+        (
+            MODE_LLM,
+            1,
+            None,
+            "Written by a language model; every quote checked · 1 unsupported sentence left out",
+        ),
+        (
+            MODE_LLM,
+            3,
+            None,
+            "Written by a language model; every quote checked · 3 unsupported sentences left out",
+        ),
+        (
+            MODE_EXTRACTIVE,
+            2,
+            NOTHING_VERIFIED,
+            "Quoted from the articles: the language model's answer could not be checked "
+            "(2 unsupported sentences)",
+        ),
+        (
+            MODE_EXTRACTIVE,
+            0,
+            MODEL_FAILED,
+            "Quoted from the articles: the language model gave no usable answer",
+        ),
+        (MODE_EXTRACTIVE, 0, MODEL_NOT_COVERED, None),  # the offline answer stands on its own
+        (MODE_EXTRACTIVE, 0, NO_PASSAGES, None),
+        (MODE_EXTRACTIVE, 0, None, None),  # no model: today's footer
+    ],
+)
+def test_the_footer_note_says_how_the_answer_was_made(
+    mode: str, dropped: int, fallback: str | None, note: str | None
+) -> None:
+    answer = Answer(
+        "Who?", True, f"{SENTENCE} [1]", mode=mode, dropped_claims=dropped, fallback=fallback
+    )
+
+    assert model_note(answer) == note
+    footer = with_model_note(answer, "Answered in 1.2 s")
+    assert footer == (f"{note}\nAnswered in 1.2 s" if note else "Answered in 1.2 s")
+    assert answer_embed(answer, shown=5, footer=footer).footer.text == footer
+
+
+def test_a_not_covered_answer_says_when_the_models_answer_was_left_out() -> None:
+    text = "The indexed articles don't cover this."
+    offline = Answer("Who won?", False, text)
+    fell_back = Answer("Who won?", False, text, dropped_claims=2)
+
+    assert answer_embed(offline, shown=5).footer.text is None
+    assert answer_embed(fell_back, shown=5).footer.text == model_note(fell_back)
+
+
+def test_the_note_keeps_the_footer_within_its_limit() -> None:
+    answer = Answer("Who?", True, f"{SENTENCE} [1]", mode=MODE_LLM, dropped_claims=1)
+
+    footer = answer_embed(answer, shown=5, footer=with_model_note(answer, "x " * 3000)).footer
+
+    assert footer.text is not None and len(footer.text) <= FOOTER_LIMIT
+    assert footer.text.startswith(f"{model_note(answer)}\n")
