@@ -20,7 +20,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -246,15 +246,15 @@ class LlmRewriter:
         self.chain = prompt | model | StrOutputParser()
         self.timeout = timeout
         self.fallback = fallback or RuleRewriter()
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="newsbot-rewrite")
 
     def standalone(self, question: str, history: Sequence[Turn]) -> str:
         if not history:
             return question
+        from index.llm_answer import on_a_thread
+
         inputs = {"chat_history": _messages(history), "input": question}
-        future = self._pool.submit(self.chain.invoke, inputs)
-        if not wait([future], timeout=self.timeout).done:
-            future.cancel()
+        future = on_a_thread(lambda: self.chain.invoke(inputs))
+        if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
             log.warning("language model: timed out rewriting a follow-up; rewritten by rule")
             return self.fallback.standalone(question, history)
         try:

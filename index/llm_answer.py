@@ -89,7 +89,7 @@ class LlmAnswerer:
             return replace(offline, fallback=NO_PASSAGES)
         failed = replace(offline, fallback=MODEL_FAILED)
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
-        future = _on_a_thread(lambda: self.structured.invoke(messages))
+        future = on_a_thread(lambda: self.structured.invoke(messages))
         if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
             log.warning(
                 "language model: timed out, no answer in %g s; the offline answer", self.timeout
@@ -126,7 +126,7 @@ class LlmAnswerer:
         ]
 
 
-def _on_a_thread(call: Callable[[], T]) -> Future[T]:
+def on_a_thread(call: Callable[[], T]) -> Future[T]:
     """`call()` on a daemon thread of its own: a call that outlives the timeout (a server
     sending its reply a byte at a time never trips the client's read timeout) ends when it
     ends, without keeping the process alive, so `newsbot ask` exits once it has answered."""

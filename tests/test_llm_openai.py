@@ -443,3 +443,59 @@ def test_discord_names_the_sources_in_order_of_first_citation(
 
     (request,) = server.requests
     assert request.number_of("record television audience") > request.number_of("Humphries won")
+
+
+# -- conversations --------------------------------------------------------------------------
+FOLLOW_UP_US = "How much military aid has the United States sent to Ukraine?"
+FOLLOW_UP_GERMANY = "How much military aid has Germany sent to Ukraine?"
+
+
+def test_chat_has_the_model_rewrite_a_follow_up(
+    env: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder
+) -> None:
+    """The rewrite asked of the real client: the conversation sent, its reply used."""
+    assert CliRunner().invoke(app, ["index"]).exit_code == 0
+    script = [error(500, "down"), Reply(completion(FOLLOW_UP_GERMANY)), error(500, "down")]
+
+    with serving(script) as server:
+        llm_env(monkeypatch, server.url, 10)
+        result = CliRunner().invoke(
+            app, ["chat", "--json"], input=f"{FOLLOW_UP_US}\nand the Germans?\n"
+        )
+        requests = list(server.requests)
+
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert answers[1]["question"] == FOLLOW_UP_GERMANY
+    assert answers[1]["follow_up"] == "and the Germans?"
+    rewrite = requests[1].body["messages"]
+    assert [m["role"] for m in rewrite] == ["system", "user", "assistant", "user"]
+    assert rewrite[1]["content"] == FOLLOW_UP_US and rewrite[3]["content"] == "and the Germans?"
+    assert rewrite[2]["content"] == answers[0]["answer"], answers[0]  # the answer given
+
+
+def test_chat_exits_at_once_when_a_rewrite_drips_past_the_timeout(
+    env: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder
+) -> None:
+    """The real program: a rewrite that never ends is replaced by the rule's, one log line,
+    and `newsbot chat` ends when its input does, not when the model does."""
+    assert CliRunner().invoke(app, ["index"]).exit_code == 0
+    script = [error(500, "down"), Reply(completion(FOLLOW_UP_GERMANY), drip=DRIPPING)]
+    script.append(error(500, "down"))
+
+    with serving(script) as server:
+        llm_env(monkeypatch, server.url, 1)
+        result = subprocess.run(
+            [sys.executable, str(NEWSBOT), "chat"],
+            input=f"{FOLLOW_UP_US}\nand Germany?\n",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "400", "PYTHONIOENCODING": "utf-8"},
+            timeout=DRIPPING / 2,
+        )
+
+    assert result.returncode == 0, result.stderr
+    assert f"({FOLLOW_UP_GERMANY})" in result.stdout  # rewritten by rule
+    rewrites = [line for line in result.stderr.splitlines() if "follow-up" in line]
+    assert len(rewrites) == 1 and "timed out" in rewrites[0]
+    assert KEY not in result.stdout + result.stderr
