@@ -35,6 +35,7 @@ NOT_COVERED_HINT = "Try other words, or ask an admin to add articles about it."
 FOLLOW_UP_HINT = "Start a thread on this answer to ask a follow-up."
 # How an answer was made, said in the footer whenever a language model had a part in it.
 WRITTEN_BY_MODEL = "Written by a language model; every quote checked"
+MODEL_FOUND_NONE = "A language model read the closest passages and found no answer in them"
 MODEL_LEFT_OUT = "Quoted from the articles: the language model's answer could not be checked"
 MODEL_GAVE_NONE = "Quoted from the articles: the language model gave no usable answer"
 # A masked link is only made for URLs that cannot break out of the markdown around them.
@@ -132,10 +133,11 @@ def model_note(answer: Answer) -> str | None:
     """How the answer was made, when a language model had a part in it: written by the
     model (and how many of its sentences were left out), or quoted from the articles
     because none of its sentences could be checked or it failed (an error, a timeout, a
-    rate limit, output that is not an answer). None for an answer no model was asked for,
-    or when the model said the articles do not cover the question."""
+    rate limit, output that is not an answer). None for an answer no model was asked for."""
     left_out = answer.dropped_claims
     sentences = f"{left_out} unsupported sentence{'s' if left_out != 1 else ''}"
+    if answer.mode == MODE_LLM and not answer.found and not answer.citations:
+        return MODEL_FOUND_NONE
     if answer.mode == MODE_LLM:
         return WRITTEN_BY_MODEL + (f" · {sentences} left out" if left_out else "")
     if left_out:

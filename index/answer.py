@@ -22,13 +22,12 @@ MODE_EXTRACTIVE, MODE_LLM = "extractive", "llm"
 
 # Why a language model's answer was not shown and the offline one was (`Answer.fallback`):
 # the model failed (an error, a 429, a timeout, output that is not an `LlmAnswer`); none of
-# its claims verified; it said the passages do not cover the question; or there were no
-# passages to ask it about.
+# its claims verified; or there were no passages to ask it about. (A model saying the
+# passages do not cover the question is its answer: "not covered", `mode` llm.)
 MODEL_FAILED = "model failed"
 NOTHING_VERIFIED = "nothing verified"
-MODEL_NOT_COVERED = "not covered"
 NO_PASSAGES = "no passages"
-FALLBACKS = (MODEL_FAILED, NOTHING_VERIFIED, MODEL_NOT_COVERED, NO_PASSAGES)
+FALLBACKS = (MODEL_FAILED, NOTHING_VERIFIED, NO_PASSAGES)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, Field
 
-from index.answer import MODE_LLM, MODEL_NOT_COVERED, NOTHING_VERIFIED, Answer, Citation
+from index.answer import MODE_LLM, NOT_COVERED, NOTHING_VERIFIED, Answer, Citation
 from index.retrieval import Hit
 
 MIN_QUOTE_WORDS = 3
@@ -226,11 +226,15 @@ def verified_answer(question: str, checked: Checked, hits: Sequence[Hit]) -> Ans
 def answer_or_fallback(
     question: str, answer: LlmAnswer, hits: Sequence[Hit], offline: Answer
 ) -> Answer:
-    """The model's answer with every citation checked, or `offline` (the extractive answer)
-    when nothing verified remains, its `fallback` saying whether the model said not covered;
-    `claims` and `dropped_claims` count the claims checked and not shown either way.
+    """The model's answer with every citation checked; "not covered" when the model says
+    the passages do not answer the question (it read them: the offline step's guess is not
+    shown instead); or `offline` (the extractive answer) when nothing verified remains,
+    `fallback` `NOTHING_VERIFIED`. `claims` and `dropped_claims` count the claims checked
+    and not shown.
     """
     checked = check(answer, hits)
+    if checked.not_covered:
+        return Answer(question, False, NOT_COVERED, mode=MODE_LLM)
     verified = verified_answer(question, checked, hits)
     if verified is not None:
         return verified
@@ -238,5 +242,5 @@ def answer_or_fallback(
         offline,
         dropped_claims=len(checked.dropped),
         claims=checked.made,
-        fallback=MODEL_NOT_COVERED if checked.not_covered else NOTHING_VERIFIED,
+        fallback=NOTHING_VERIFIED,
     )

@@ -3,14 +3,11 @@ quotes, renumbered in order of first citation; with none left, the offline answe
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from index.answer import (
     MODE_EXTRACTIVE,
     MODE_LLM,
-    MODEL_NOT_COVERED,
     NOT_COVERED,
     NOTHING_VERIFIED,
     SUPPORT,
@@ -218,15 +215,15 @@ def test_nothing_verified_gives_the_offline_answer() -> None:
     assert (shown.claims, shown.dropped_claims, shown.fallback) == (2, 2, NOTHING_VERIFIED)
 
 
-def test_not_covered_gives_the_offline_answer_and_drops_nothing() -> None:
-    offline = Answer(QUESTION, False, NOT_COVERED)
+def test_not_covered_is_said_whatever_the_offline_answer_and_drops_nothing() -> None:
+    offline = Answer(QUESTION, True, "Luke Humphries [1]")  # the offline step's guess
     claims = [claim("Humphries won.", [1], "Humphries won the darts")]
     shown = answer_or_fallback(
         QUESTION, LlmAnswer(not_covered=True, claims=claims), four_hits(), offline
     )
 
-    assert shown == replace(offline, fallback=MODEL_NOT_COVERED)
-    assert shown.mode == MODE_EXTRACTIVE and (shown.claims, shown.dropped_claims) == (0, 0)
+    assert shown == Answer(QUESTION, False, NOT_COVERED, mode=MODE_LLM)
+    assert (shown.claims, shown.dropped_claims, shown.fallback) == (0, 0, None)
 
 
 def test_the_json_says_how_the_answer_was_made() -> None:

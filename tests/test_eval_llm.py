@@ -24,7 +24,6 @@ from index.answer import (
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
-    MODEL_NOT_COVERED,
     NO_PASSAGES,
     NOT_COVERED,
     NOTHING_VERIFIED,
@@ -59,7 +58,6 @@ LLM_FIGURES = [
     "fallback",
     "fallback_model_failed",
     "fallback_nothing_verified",
-    "fallback_not_covered",
     "fallback_no_passages",
 ]
 TIMEOUT = 0.3
@@ -251,13 +249,14 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
     # Claims: verified 2 of 2, half-verified 1 of 2, unverifiable 0 of 2, too short 0 of 1.
     assert figures["claims_made"] == 7
     assert figures["claims_verified"] == pytest.approx(3 / 7)
-    # Of the 8 questions asked, 6 were given the offline answer: the malformed, the failing
-    # and the slow reply; the two with nothing verified; the uncovered one, "not covered".
-    assert figures["fallback"] == pytest.approx(6 / 8)
+    # Of the 8 questions asked, 5 were given the offline answer: the malformed, the failing
+    # and the slow reply; the two with nothing verified. The uncovered one the model said
+    # "not covered" to, and that was shown: right.
+    assert figures["fallback"] == pytest.approx(5 / 8)
     assert figures["fallback_model_failed"] == pytest.approx(3 / 8)
     assert figures["fallback_nothing_verified"] == pytest.approx(2 / 8)
-    assert figures["fallback_not_covered"] == pytest.approx(1 / 8)
     assert figures["fallback_no_passages"] == 0.0
+    assert figures["uncovered_not_covered"] == 1.0
     results = {r["question"]: r for r in [*data["results"], *data["uncovered_results"]]}
     assert {q: (r["mode"], r["claims"], r["dropped_claims"]) for q, r in results.items()} == {
         COVERED[0][0]: (MODE_LLM, 2, 0),
@@ -267,7 +266,7 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
         COVERED[4][0]: (MODE_EXTRACTIVE, 0, 0),
         COVERED[5][0]: (MODE_EXTRACTIVE, 0, 0),
         COVERED[6][0]: (MODE_EXTRACTIVE, 0, 0),
-        UNCOVERED[0][0]: (MODE_EXTRACTIVE, 0, 0),
+        UNCOVERED[0][0]: (MODE_LLM, 0, 0),
     }
     assert results[COVERED[1][0]]["answer"] == "Luke Humphries won. [1]"
     # Latency is the whole answer's: the slow reply was waited for up to the timeout.
@@ -281,7 +280,7 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
         assert row in shown
     assert re.search(r"claims made\s*│\s*7 │", shown)
     assert re.search(r"claims verified\s*│\s*0\.429 │", shown)
-    assert re.search(r"fallback\s*│\s*0\.750 │", shown)
+    assert re.search(r"fallback\s*│\s*0\.625 │", shown)
 
 
 def test_the_offline_fallback_in_llm_mode_gets_the_set_weights(
@@ -370,7 +369,7 @@ def test_llm_figures_count_every_question_asked_by_reason() -> None:
             score(question, answered(MODE_EXTRACTIVE, 2, 2, NOTHING_VERIFIED)),
             score(question, answered(MODE_EXTRACTIVE, fallback=MODEL_FAILED)),
         ],
-        [score(question, answered(MODE_EXTRACTIVE, fallback=MODEL_NOT_COVERED))],
+        [score(question, answered(MODE_LLM))],  # the model said "not covered"
         MODE_LLM,
     )
 
@@ -378,9 +377,10 @@ def test_llm_figures_count_every_question_asked_by_reason() -> None:
 
     assert figures["claims_made"] == 6
     assert figures["claims_verified"] == pytest.approx(3 / 6)
-    assert figures["fallback"] == pytest.approx(4 / 5)
-    for reason in ("model_failed", "nothing_verified", "not_covered", "no_passages"):
+    assert figures["fallback"] == pytest.approx(3 / 5)
+    for reason in ("model_failed", "nothing_verified", "no_passages"):
         assert figures[f"fallback_{reason}"] == pytest.approx(1 / 5)
+    assert "fallback_not_covered" not in figures
     assert report.to_dict()["mode"] == MODE_LLM
 
 

@@ -26,8 +26,8 @@ from index.answer import (
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
-    MODEL_NOT_COVERED,
     NO_PASSAGES,
+    NOT_COVERED,
     NOTHING_VERIFIED,
     Answer,
 )
@@ -278,11 +278,11 @@ def test_a_failing_model_is_the_offline_answer_and_one_log_line(
     assert KEY not in caplog.text and PASSAGES[0] not in caplog.text
 
 
-def test_not_covered_is_the_offline_answer() -> None:
+def test_not_covered_is_said_instead_of_the_offline_answer() -> None:
     shown = ask(Recording(responses=[reply(not_covered=True)]))
 
-    assert (shown.mode, shown.answer) == (MODE_EXTRACTIVE, OFFLINE_TEXT)
-    assert (shown.fallback, shown.claims) == (MODEL_NOT_COVERED, 0)
+    assert (shown.mode, shown.found, shown.answer) == (MODE_LLM, False, NOT_COVERED)
+    assert (shown.citations, shown.fallback, shown.claims) == ([], None, 0)
 
 
 def test_nothing_verified_is_the_offline_answer_with_the_dropped_claims_counted() -> None:

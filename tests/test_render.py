@@ -17,6 +17,7 @@ from bot.render import (
     FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
     FOOTER_LIMIT,
+    MODEL_FOUND_NONE,
     NOT_COVERED_COLOUR,
     answer_embed,
     clean,
@@ -32,8 +33,8 @@ from index.answer import (
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
-    MODEL_NOT_COVERED,
     NO_PASSAGES,
+    NOT_COVERED,
     NOTHING_VERIFIED,
     Answer,
     Citation,
@@ -271,7 +272,6 @@ def test_a_hedged_answer_is_grey_and_names_its_source_as_the_closest() -> None:
             MODEL_FAILED,
             "Quoted from the articles: the language model gave no usable answer",
         ),
-        (MODE_EXTRACTIVE, 0, MODEL_NOT_COVERED, None),  # the offline answer stands on its own
         (MODE_EXTRACTIVE, 0, NO_PASSAGES, None),
         (MODE_EXTRACTIVE, 0, None, None),  # no model: today's footer
     ],
@@ -305,3 +305,14 @@ def test_the_note_keeps_the_footer_within_its_limit() -> None:
 
     assert footer.text is not None and len(footer.text) <= FOOTER_LIMIT
     assert footer.text.startswith(f"{model_note(answer)}\n")
+
+
+def test_a_language_models_not_covered_says_a_model_read_the_passages() -> None:
+    answer = Answer("Who won the cup?", False, NOT_COVERED, mode=MODE_LLM)
+
+    embed = answer_embed(answer, shown=5, footer="Answered in 0.4 s")
+
+    assert embed.footer.text == MODEL_FOUND_NONE
+    assert embed.description and embed.description.startswith(NOT_COVERED)
+    offline = answer_embed(Answer("Who won the cup?", False, NOT_COVERED), shown=5)
+    assert offline.footer.text is None  # no model: no note, as before
