@@ -29,6 +29,7 @@ from index.conversation import (
     borrow_subject,
     recent,
 )
+from index.embeddings import load_embedder
 from index.indexer import reindex
 from index.llm_answer import LlmAnswerer
 from index.newsbot import Newsbot, default_answerer
@@ -388,12 +389,8 @@ def test_with_no_turns_kept_a_thread_follow_up_stands_alone(
     scenario(settings, fake_embedder, steps)
 
 
-@pytest.mark.integration
-def test_newsbot_chat_with_the_real_embedding_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simple_model: Path
-) -> None:
-    """The bundled all-MiniLM-L6-v2 retrieves (with BM25) for the rewritten follow-ups; the
-    hand-set answer model cites what was retrieved, so the test reads the retrieval."""
+def real_model_corpus(tmp_path: Path) -> Path:
+    """The three aid articles and one on something else."""
     corpus = tmp_path / "corpus"
     write_article(
         corpus,
@@ -410,6 +407,42 @@ def test_newsbot_chat_with_the_real_embedding_model(
         "Kenyan runner Ruth Chepngetich won the Chicago Marathon in a world record time.",
         title="Chepngetich breaks marathon record",
     )
+    return corpus
+
+
+@pytest.mark.integration
+def test_a_thread_conversation_with_the_real_embedding_model(
+    tmp_path: Path, simple_model: Path
+) -> None:
+    """As `newsbot bot` runs: the bundled model embeds the articles and the follow-ups."""
+    settings = Settings(
+        corpus_dir=real_model_corpus(tmp_path),
+        index_dir=tmp_path / "index",
+        answer_model=simple_model,
+    )
+    embedder = load_embedder(settings, purpose="query")
+    assert not isinstance(embedder, FakeEmbedder)
+
+    async def steps(s: Session) -> None:
+        thread_id = await s.thread_on_an_answer()
+        second = await s.say("and Germany?", channel_id=thread_id)
+        third = await s.say("what about France?", channel_id=thread_id)
+
+        assert embed_of(second)["title"] == GERMANY
+        assert "Berlin Daily" in embed_of(second)["fields"][0]["name"]
+        assert embed_of(third)["title"] == FRANCE
+        assert "Paris Post" in embed_of(third)["fields"][0]["name"]
+
+    scenario(settings, embedder, steps)  # type: ignore[arg-type]
+
+
+@pytest.mark.integration
+def test_newsbot_chat_with_the_real_embedding_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simple_model: Path
+) -> None:
+    """The bundled all-MiniLM-L6-v2 retrieves (with BM25) for the rewritten follow-ups; the
+    hand-set answer model cites what was retrieved, so the test reads the retrieval."""
+    corpus = real_model_corpus(tmp_path)
     monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("NEWSBOT_ANSWER_MODEL", str(simple_model))
