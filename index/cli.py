@@ -89,7 +89,11 @@ def _index(settings: Settings, *, rebuild: bool = False, strict: bool = False) -
 def add_command(
     urls: Annotated[
         list[str],
-        typer.Argument(help="Web addresses (http or https) of news articles.", show_default=False),
+        typer.Argument(
+            metavar="URL",
+            help="Web addresses (http or https) of news articles.",
+            show_default=False,
+        ),
     ],
     no_index: Annotated[
         bool,

@@ -337,6 +337,14 @@ class Settings(BaseSettings):
             return [part for part in re.split(r"[\s,]+", value) if part]
         return value
 
+    @field_validator("fetch_user_agent")
+    @classmethod
+    def _header_value(cls, value: str) -> str:
+        value = value.strip()
+        if any(not " " <= char <= "~" for char in value):
+            raise ValueError("must be printable ASCII on one line (it is sent as a header)")
+        return value
+
     @field_validator("fetch_allow_private")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

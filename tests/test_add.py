@@ -106,6 +106,7 @@ def test_add_writes_the_article_without_the_page_around_it(web: WebServer, fetch
     }
     assert all(sentence in body for sentence in SENTENCES)
     assert [junk for junk in BOILERPLATE if junk in body] == []
+    assert body.strip().startswith(SENTENCES[0])  # the headline is the title, not repeated
     assert "\n\n" in body.strip()  # paragraphs stay paragraphs
 
 
@@ -281,6 +282,21 @@ def test_an_article_is_found_by_the_address_it_was_added_from(
         f"unchanged {web.url('/news/bridge?utm_source=feed')} → {STORY_FILE}",
         f"unchanged {short} → {STORY_FILE}",
     ]
+
+
+def test_an_article_is_found_by_its_old_address_after_the_site_moved_it(
+    web: WebServer, fetching: Path
+) -> None:
+    old = web.page("/news/bridge", STORY)
+    add(old, "--no-index")
+    web.page("/2024/bridge-budget", STORY)
+    web.redirect("/news/bridge", "/2024/bridge-budget", status=301)
+
+    code, stdout, _ = add(old, "--no-index")
+
+    assert code == 0
+    assert stdout.strip() == f"unchanged {old} → {STORY_FILE}"
+    assert len(list((fetching / "web").rglob("*.md"))) == 1
 
 
 def test_two_articles_with_one_title_get_two_files(web: WebServer, fetching: Path) -> None:

@@ -65,16 +65,28 @@ def test_the_user_agent_setting_is_sent(web: WebServer) -> None:
     assert web.last("/story").headers["user-agent"] == "newsbot/test (+ops@example.org)"
 
 
-def test_text_is_decoded_by_the_header_charset_then_the_pages_own(web: WebServer) -> None:
-    latin = "<html><body><p>São Paulo, Zürich</p></body></html>".encode("latin-1")
-    by_header = web.route("/h", Reply(body=latin, content_type="text/html; charset=iso-8859-1"))
-    declared = b'<html><head><meta charset="windows-1252"></head>' + latin[6:]
+@pytest.mark.parametrize("agent", ["newsbot\r\nX-Injected: 1", "nëwsbot"])
+def test_a_user_agent_that_is_no_header_value_is_refused(
+    agent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSBOT_FETCH_USER_AGENT", agent)
+
+    with pytest.raises(ValueError, match="must be printable ASCII on one line"):
+        Settings()
+
+
+def test_text_is_decoded_by_the_header_charset_else_the_pages_own(web: WebServer) -> None:
+    # 0xA4 is € in ISO-8859-15 and ¤ in Latin-1 and cp1252, which detection would guess.
+    euro = "<html><body><p>Tickets cost 5 €, said the mayor of Zürich.</p></body></html>"
+    data = euro.encode("iso-8859-15")
+    by_header = web.route("/h", Reply(body=data, content_type="text/html; charset=iso-8859-15"))
+    declared = b'<html><head><meta charset="iso-8859-15"></head>' + data[6:]
     by_meta = web.route("/m", Reply(body=declared, content_type="text/html"))
 
     header, meta = fetch_all([by_header, by_meta], policy())
 
-    assert "São Paulo, Zürich" in header.text()
-    assert "São Paulo, Zürich" in meta.text()
+    assert "cost 5 €, said the mayor of Zürich" in header.text()
+    assert "cost 5 €, said the mayor of Zürich" in meta.text()
 
 
 def test_results_come_in_the_order_asked(web: WebServer) -> None:
@@ -183,13 +195,13 @@ def test_too_many_requests_waits_as_long_as_retry_after_asks(web: WebServer) -> 
 
 
 def test_a_retry_after_longer_than_newsbot_waits_fails_the_page_at_once(web: WebServer) -> None:
-    url = web.route("/busy", Reply(429, headers={"Retry-After": "3600"}))
+    url = web.route("/busy", Reply(429, headers={"Retry-After": "2"}))
 
-    result = fetch(url, max_retry_wait=30)
+    result = fetch(url, max_retry_wait=1, retries=1)
 
     assert result.reason == (
-        "HTTP 429 (Too Many Requests): the site asks to wait 3600 s before trying again, "
-        "longer than newsbot waits (30 s)"
+        "HTTP 429 (Too Many Requests): the site asks to wait 2 s before trying again, "
+        "longer than newsbot waits (1 s)"
     )
     assert web.hits("/busy") == 1
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import os
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -47,9 +46,6 @@ BACKOFF_SECONDS = 1.0
 MAX_RETRY_WAIT = 60.0
 # Pages fetched at once in all, whatever their hosts (NEWSBOT_FETCH_PER_HOST bounds each).
 MAX_CONNECTIONS = 16
-# Where an HTML page declares its charset, when the server does not.
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-META_CHARSET_BYTES = 4096
 
 FetchCallback = Callable[["FetchResult"], None]
 
@@ -112,18 +108,17 @@ class FetchResult:
         return PageError(self.url, self.reason or self.outcome.value)
 
     def text(self) -> str:
-        """The body as text: in the charset the server names, else the one the page itself
-        declares (`<meta charset>`), else UTF-8, else the one detected.
+        """The body as text: in the charset the server names, else as UTF-8, else in the
+        encoding detected (charset-normalizer heeds a page's `<meta charset>`).
 
         Raises:
             ArticleError: the body is binary, or no encoding fits it.
         """
-        for charset in (self.charset, _declared_charset(self.body)):
-            if charset:
-                try:
-                    return self.body.decode(charset)
-                except (LookupError, UnicodeDecodeError):
-                    continue
+        if self.charset:
+            try:
+                return self.body.decode(self.charset)
+            except (LookupError, UnicodeDecodeError):
+                pass  # a wrong or unknown charset: the body decides
         return decode_text(self.body, self.final_url or self.url)
 
 
@@ -453,11 +448,6 @@ def _content_type(headers: httpx.Headers) -> tuple[str | None, str | None]:
         if name.strip().lower() == "charset":
             charset = param_value.strip().strip("\"'") or None
     return media_type.strip().lower() or None, charset
-
-
-def _declared_charset(body: bytes) -> str | None:
-    match = _META_CHARSET.search(body[:META_CHARSET_BYTES])
-    return match.group(1).decode("ascii") if match else None
 
 
 def _status(code: int) -> str:
