@@ -75,6 +75,11 @@ def index_command(
 ) -> None:
     """Index the corpus: embed new and changed articles, drop removed ones."""
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    _index(settings, rebuild=rebuild, strict=strict)
+
+
+def _index(settings: Settings, *, rebuild: bool = False, strict: bool = False) -> None:
+    """Reindex with a progress bar, then print what changed."""
     with user_errors():
         embedder = load_embedder(settings)
         try:
@@ -86,6 +91,50 @@ def index_command(
             _print_problems(exc.problems, "[red]problem[/]")
             raise
     _print_report(report, settings)
+
+
+@app.command("add")
+def add_command(
+    urls: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="URL",
+            help="Web addresses (http or https) of news articles.",
+            show_default=False,
+        ),
+    ],
+    no_index: Annotated[
+        bool,
+        typer.Option("--no-index", help="Only write the articles into the corpus; index later."),
+    ] = False,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus folder (default: NEWSBOT_CORPUS_DIR or corpus)."),
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Fetch articles from the web into the corpus (web/HOST/DATE-TITLE.md), then index.
+
+    An address added before is rewritten only if its text changed. Each page that fails is
+    one line; the others are added, and the exit status is 1."""
+    from index.web.add import Added, add_pages
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+
+    def show(result: Added) -> None:
+        url = inert(result.url)
+        if result.saved is None:
+            err.print(Text(f"failed {url}: {inert(result.reason or '')}"), soft_wrap=True)
+            return
+        where = result.path.relative_to(settings.corpus_dir) if result.path else ""
+        out.print(Text(f"{result.saved.value} {url} → {where}"), soft_wrap=True)
+
+    with user_errors():
+        report = add_pages(settings, urls, on_result=show)
+    if not no_index and len(report.failed) < len(report.results):
+        _index(settings)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def _print_problems(problems: list[ArticleError], label: str) -> None:

@@ -83,5 +83,22 @@ class DiskWriteError(NewsbotError):
         self.path = path
 
 
+class HostRefusedError(NewsbotError):
+    """A web address newsbot will not fetch from: its host is not found, or it resolves to
+    an address that is not allowed (private, loopback, link-local...; see
+    NEWSBOT_FETCH_ALLOW_PRIVATE). Never retried."""
+
+
+class PageError(NewsbotError):
+    """A web page could not be fetched or made into an article. `url` names it and `reason`
+    says why, each on one line; the message is `URL: reason`."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        url, reason = _one_line(url), _one_line(reason)
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
 def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -6,6 +6,7 @@ generated from them (`make env-example`, or `python -m index.settings > .env.exa
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import textwrap
 from pathlib import Path
@@ -27,6 +28,7 @@ STORE = "Vector store"
 CHUNKING = "Chunking (changing either requires `newsbot index --rebuild`)"
 ANSWERS = "Answers"
 LLM = "The optional language-model answer (docs/llm.md)"
+FETCH = "Fetching web pages (`newsbot add`; docs/web.md)"
 DISCORD = "The Discord bot (`newsbot bot`)"
 # `.env.example`'s width: its comments are wrapped to fit.
 EXAMPLE_WIDTH = 88
@@ -226,6 +228,62 @@ class Settings(BaseSettings):
         "Most tokens the model may write per answer.",
         ge=50,
     )
+    fetch_user_agent: str = _env(
+        "NEWSBOT_FETCH_USER_AGENT",
+        "",
+        FETCH,
+        "How newsbot names itself to the sites it fetches from (the User-Agent header). "
+        "Empty: newsbot/VERSION. Sites like a way to reach you, e.g. "
+        "'newsbot/0.1 (+https://example.org/bot; ops@example.org)'.",
+    )
+    fetch_timeout: float = _env(
+        "NEWSBOT_FETCH_TIMEOUT",
+        20.0,
+        FETCH,
+        "Seconds one attempt at a page may take in all (resolving, connecting, waiting, "
+        "reading); a slower page fails.",
+        gt=0.0,
+    )
+    fetch_max_mb: float = _env(
+        "NEWSBOT_FETCH_MAX_MB",
+        5.0,
+        FETCH,
+        "Largest page read, in MB: reading stops past it and the page fails.",
+        gt=0.0,
+    )
+    fetch_max_redirects: int = _env(
+        "NEWSBOT_FETCH_MAX_REDIRECTS",
+        5,
+        FETCH,
+        "Redirects followed from one address; more, or a loop, fails the page.",
+        ge=0,
+        le=20,
+    )
+    fetch_retries: int = _env(
+        "NEWSBOT_FETCH_RETRIES",
+        2,
+        FETCH,
+        "Retries after a 429 or 5xx answer or a dropped connection, waiting 1 s, 2 s, 4 s... "
+        "between, or what the site's Retry-After asks (up to 60 s; longer fails the page).",
+        ge=0,
+        le=10,
+    )
+    fetch_per_host: int = _env(
+        "NEWSBOT_FETCH_PER_HOST",
+        2,
+        FETCH,
+        "Pages fetched at once from one host (a site); other hosts are fetched meanwhile.",
+        ge=1,
+        le=16,
+    )
+    fetch_allow_private: Annotated[list[str], NoDecode] = _env(
+        "NEWSBOT_FETCH_ALLOW_PRIVATE",
+        [],
+        FETCH,
+        "Addresses or networks that are not public (loopback, private, link-local) newsbot "
+        "may fetch from, comma-separated: 10.1.2.3, 192.168.0.0/16, 127.0.0.1. Empty: public "
+        "addresses only; a page, or a redirect, to any other is refused.",
+    )
 
     discord_token: SecretStr | None = _env(
         "DISCORD_TOKEN",
@@ -272,11 +330,31 @@ class Settings(BaseSettings):
         le=4000,
     )
 
-    @field_validator("allowed_channel_ids", mode="before")
+    @field_validator("allowed_channel_ids", "fetch_allow_private", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part for part in re.split(r"[\s,]+", value) if part]
+        return value
+
+    @field_validator("fetch_user_agent")
+    @classmethod
+    def _header_value(cls, value: str) -> str:
+        value = value.strip()
+        if any(not " " <= char <= "~" for char in value):
+            raise ValueError("must be printable ASCII on one line (it is sent as a header)")
+        return value
+
+    @field_validator("fetch_allow_private")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (such as 10.0.0.0/8)"
+                ) from None
         return value
 
     @field_validator(

@@ -23,6 +23,7 @@ from index.settings import Settings, env_names
 from index.store import VectorStore
 from tests.fakes import FakeEmbedder
 from tests.readonly import Unwritable, mounted_read_only, refusing_writes
+from tests.web_server import WebServer, serving
 
 DATA = Path(__file__).parent / "data"
 SEED = Path(__file__).resolve().parent.parent / "corpus"
@@ -224,3 +225,10 @@ def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
     assert len(set(in_catalog)) == len(in_catalog), "duplicate chunks in the catalog"
     assert len(set(lexical)) == len(lexical), "duplicate chunks in BM25"
     return vectors, set(lexical), set(in_catalog)
+
+
+@pytest.fixture
+def web() -> Iterator[WebServer]:
+    """A scripted web server on 127.0.0.1 (tests/web_server.py), stopped afterwards."""
+    with serving() as server:
+        yield server
