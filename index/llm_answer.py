@@ -173,6 +173,22 @@ def _kind(exc: BaseException) -> str:
     return f"failed ({name})"
 
 
+def provider_of(name: str) -> str:
+    """The provider of the model `name`: `provider:model`, or as `init_chat_model` infers it
+    from the model's name (claude-… is Anthropic's; gpt-…, o1… and most others OpenAI's)."""
+    if ":" in name:
+        return name.split(":", 1)[0].strip().lower()
+    return "anthropic" if name.lower().startswith("claude") else "openai"
+
+
+def install_hint(name: str) -> str:
+    """What to install for the model `name`: newsbot's extra, or LangChain's package."""
+    provider = provider_of(name)
+    if provider in EXTRAS:
+        return f"pip install 'newsbot[{EXTRAS[provider]}]'"
+    return f"pip install langchain langchain-{provider.replace('_', '-')}"
+
+
 def load_llm(settings: Settings) -> BaseChatModel | None:
     """The chat model `NEWSBOT_LLM` names, or None when it is empty.
 
@@ -183,11 +199,8 @@ def load_llm(settings: Settings) -> BaseChatModel | None:
     name = settings.llm.strip()
     if not name:
         return None
-    provider = name.split(":", 1)[0] if ":" in name else "openai"
-    extra = EXTRAS.get(provider, provider)
-    missing = (
-        f"NEWSBOT_LLM is set but its provider package is missing: pip install 'newsbot[{extra}]'"
-    )
+    provider = provider_of(name)
+    missing = f"NEWSBOT_LLM is set but its provider package is missing: {install_hint(name)}"
     try:
         from langchain.chat_models import init_chat_model
     except ImportError as exc:

@@ -35,7 +35,7 @@ from index.catalog import Passage
 from index.cli import app
 from index.errors import ConfigError
 from index.indexer import reindex
-from index.llm_answer import LlmAnswerer, load_llm
+from index.llm_answer import LlmAnswerer, install_hint, load_llm
 from index.newsbot import Newsbot
 from index.retrieval import Hit
 from index.settings import Settings
@@ -333,6 +333,20 @@ def test_a_model_whose_provider_package_is_missing_is_one_config_error(
     provider_missing(monkeypatch, "langchain_anthropic")
     with pytest.raises(ConfigError, match=r"pip install 'newsbot\[anthropic\]'"):
         load_llm(Settings(llm="anthropic:claude-3-5-haiku-latest", llm_api_key=SecretStr(KEY)))
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("openai:gpt-4o-mini", "pip install 'newsbot[openai]'"),
+        ("gpt-4o-mini", "pip install 'newsbot[openai]'"),
+        ("claude-3-5-haiku-latest", "pip install 'newsbot[anthropic]'"),
+        ("Ollama:llama3.1", "pip install 'newsbot[ollama]'"),
+        ("google_genai:gemini-2.0-flash", "pip install langchain langchain-google-genai"),
+    ],
+)
+def test_the_install_hint_names_the_providers_package(name: str, hint: str) -> None:
+    assert install_hint(name) == hint
 
 
 def test_ask_with_a_missing_provider_package_fails_in_one_line(
