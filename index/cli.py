@@ -238,20 +238,20 @@ def sync_command(
     corpus: CorpusOption = None,
     index_dir: IndexDirOption = None,
 ) -> None:
-    """Poll every feed (`newsbot feeds`), fetch the new entries' articles into the corpus,
-    then index.
+    """Poll every feed (`newsbot feeds`), write new entries' articles to the corpus, index.
 
-    Unchanged feeds cost one conditional request; entries already in the corpus none. Each
-    feed or page that fails is one line; the others are synced, and the exit status is 1."""
+    An unchanged feed costs one conditional request, an entry already in the corpus none.
+    With NEWSBOT_MAX_AGE_DAYS, older fetched articles are deleted. Each feed or page that
+    fails is one line; the others are synced, and the exit status is 1."""
     from index.web.sync import sync_feeds
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
     with user_errors():
         report = sync_feeds(settings, on_event=_show_sync_event(settings))
-    if not report.feeds:
+    if report.feeds:
+        out.print(_sync_summary(report), soft_wrap=True, highlight=False)
+    else:
         out.print("No feeds to sync: `newsbot feeds add URL` follows one.")
-        return
-    out.print(_sync_summary(report), soft_wrap=True, highlight=False)
     if report.changed and not no_index:
         _index(settings)
     if report.failures:
@@ -260,6 +260,7 @@ def sync_command(
 
 def _show_sync_event(settings: Settings) -> Callable[[Any], None]:
     from index.web.add import Added
+    from index.web.retention import Pruned
     from index.web.sync import Polled, corpus_path
 
     def show(event: Any) -> None:
@@ -276,6 +277,10 @@ def _show_sync_event(settings: Settings) -> Callable[[Any], None]:
             else:
                 where = corpus_path(settings, event.path)
                 out.print(Text(f"{event.saved.value} {inert(event.url)} → {where}"), soft_wrap=True)
+        elif isinstance(event, Pruned):
+            where = corpus_path(settings, event.path)
+            line = f"pruned {where}: published {event.dated}, older than NEWSBOT_MAX_AGE_DAYS"
+            out.print(Text(inert(line)), soft_wrap=True)
         else:
             out.print(Text(f"skipped {inert(event.url)}: {inert(event.reason)}"), soft_wrap=True)
 
@@ -293,6 +298,8 @@ def _sync_summary(report: Any) -> str:
     ]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped")
+    if report.pruned:
+        parts.append(f"{len(report.pruned)} pruned")
     if report.failures:
         parts.append(f"{report.failures} failed")
     return f"synced {feeds} feed{'s' if feeds != 1 else ''}: {', '.join(parts)}"

@@ -6,6 +6,7 @@ answers from a synced article."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from typer.testing import CliRunner
 from index.cli import app
 from index.corpus.frontmatter import split_front_matter
 from index.corpus.scan import scan_corpus
-from tests.conftest import DATA
+from index.settings import Settings
+from tests.conftest import DATA, live_catalog, write_article
 from tests.test_add import BOILERPLATE, LONG, SENTENCES, page
 from tests.test_stories import COPIES, QUESTION
 from tests.web_server import Reply, WebServer
@@ -441,3 +443,124 @@ def test_help_says_what_the_commands_do() -> None:
     for command in ("add", "list", "remove", "discover"):
         assert cli("feeds", command, "--help")[0] == 0
     assert "discover" in cli("feeds", "--help")[1]
+
+
+# --- retention: NEWSBOT_MAX_AGE_DAYS -----------------------------------------------------------
+
+
+def test_retention_prunes_old_fetched_articles_files_and_index_alike(
+    web: WebServer, fetching: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = write_article(
+        fetching,
+        "web/example.com/2020-01-02-old-flood.md",
+        "The river flooded the old town of Passau on Monday, the mayor said.",
+        title="Old flood",
+        url="https://example.com/old-flood",
+        published="2020-01-02",
+        fetched="2020-01-03T07:00:00Z",
+    )
+    undated = write_article(
+        fetching,
+        "web/example.com/undated-old-fair.md",
+        "The county fair opened on Saturday with a record number of stalls.",
+        title="Fair",
+        url="https://example.com/fair",
+        fetched="2020-05-01T07:00:00Z",  # no date of its own: as old as its fetching
+    )
+    hand = write_article(  # written by hand, under web/ even: never pruned
+        fetching,
+        "web/example.com/notes.md",
+        "Our own notes on the 2020 flood in Passau.",
+        title="Notes",
+        published="2020-01-02",
+    )
+    assert cli("index")[0] == 0
+    web.page("/news/bridge", STORY)  # dated 2024-11-17 by its metadata
+    web.page("/news/new", page("Ferry terminal to open in June", LONG, LONG))
+    web.page("/news/old", page("Harbour fees to rise", LONG, LONG))
+    recent = datetime.now(UTC).strftime("%a, %d %b %Y 08:00:00 GMT")
+    follow(
+        feed(
+            web,
+            "/rss.xml",
+            rss(
+                item("/news/bridge", "Bridge"),
+                item("/news/new", "Ferry", date=recent),
+                item("/news/old", "Fees", date="Wed, 01 Jan 2020 08:00:00 GMT"),
+            ),
+        )
+    )
+    monkeypatch.setenv("NEWSBOT_MAX_AGE_DAYS", "30")
+
+    code, stdout, stderr = cli("sync")
+
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert (
+        f"skipped {web.url('/news/old')}: published 2020-01-01, older than "
+        "NEWSBOT_MAX_AGE_DAYS (30 days)" in lines
+    )
+    assert (
+        f"skipped {web.url('/news/bridge')}: published 2024-11-17, older than "
+        "NEWSBOT_MAX_AGE_DAYS (30 days)" in lines
+    )
+    assert (
+        "pruned web/example.com/2020-01-02-old-flood.md: published 2020-01-02, older than "
+        "NEWSBOT_MAX_AGE_DAYS" in lines
+    )
+    assert web.hits("/news/old") == 0  # its entry's date said enough
+    assert not old.exists() and not undated.exists() and hand.exists()
+    assert sorted(web_files(fetching)) == [
+        f"web/127.0.0.1/{datetime.now(UTC):%Y-%m-%d}-ferry-terminal-to-open-in-june.md",
+        "web/example.com/notes.md",
+    ]
+    catalog = live_catalog(Settings(corpus_dir=fetching, index_dir=env))
+    try:
+        indexed = set(catalog.hashes())
+    finally:
+        catalog.close()
+    assert indexed == {a.id for a in scan_corpus(fetching).articles}
+    assert "web/example.com/notes.md" in indexed
+    assert not {str(old.relative_to(fetching)), str(undated.relative_to(fetching))} & indexed
+
+
+def test_without_a_max_age_nothing_is_pruned(web: WebServer, fetching: Path) -> None:
+    old = write_article(
+        fetching,
+        "web/example.com/2020-01-02-old-flood.md",
+        "The river flooded.",
+        url="https://example.com/old-flood",
+        published="2020-01-02",
+        fetched="2020-01-03T07:00:00Z",
+    )
+    follow(feed(web, "/rss.xml", rss()))
+
+    assert cli("sync", "--no-index")[0] == 0
+    assert old.exists()
+
+
+def test_a_sync_that_only_prunes_drops_the_article_from_the_index(
+    web: WebServer, fetching: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = write_article(
+        fetching,
+        "web/example.com/2020-01-02-old-flood.md",
+        "The river flooded the old town of Passau on Monday, the mayor said.",
+        url="https://example.com/old-flood",
+        published="2020-01-02",
+        fetched="2020-01-03T07:00:00Z",
+    )
+    assert cli("index")[0] == 0
+    follow(feed(web, "/rss.xml", rss()))
+    monkeypatch.setenv("NEWSBOT_MAX_AGE_DAYS", "30")
+
+    code, stdout, stderr = cli("sync")
+
+    assert code == 0, stderr
+    assert "1 pruned" in stdout and not old.exists()
+    catalog = live_catalog(Settings(corpus_dir=fetching, index_dir=env))
+    try:
+        assert str(old.relative_to(fetching)) not in catalog.hashes()
+    finally:
+        catalog.close()

@@ -4,14 +4,16 @@ Each feed is fetched with the ETag and Last-Modified its last fetch gave (an unc
 a 304 and nothing more). An entry whose URL is in the corpus already is passed over without
 a request; a new one is written from the feed's own text when that is the whole article,
 else from its page, fetched as `newsbot add` fetches. A feed or page that fails is one line
-and changes nothing in the corpus; the rest go on. Nothing is indexed here.
+and changes nothing in the corpus; the rest go on. With NEWSBOT_MAX_AGE_DAYS, older entries
+are passed over and older fetched articles deleted (`index.web.retention`). Nothing is
+indexed here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from index.errors import PageError
@@ -23,6 +25,7 @@ from index.web.feeds import FeedEntry, ParsedFeed, feed_request, full_text_artic
 from index.web.fetcher import FetchOutcome, FetchPolicy, FetchResult, fetch_all
 from index.web.folder import Saved, WebFolder, url_key
 from index.web.pages import WebArticle, article_from_page
+from index.web.retention import Pruned, Retention
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Skipped:
     reason: str
 
 
-SyncEvent = Polled | Added | Skipped
+SyncEvent = Polled | Added | Skipped | Pruned
 SyncCallback = Callable[[SyncEvent], None]
 
 
@@ -67,10 +70,15 @@ class SyncReport:
     feeds: list[Polled] = field(default_factory=list)
     articles: list[Added] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    pruned: list[Pruned] = field(default_factory=list)  # too old (NEWSBOT_MAX_AGE_DAYS)
     known: int = 0  # entries passed over because their article is in the corpus already
 
     def count(self, saved: Saved) -> int:
         return sum(1 for a in self.articles if a.saved is saved)
+
+    @property
+    def failed_articles(self) -> list[Added]:
+        return [a for a in self.articles if a.failed]
 
     @property
     def failures(self) -> int:
@@ -79,15 +87,23 @@ class SyncReport:
 
     @property
     def changed(self) -> bool:
-        """Whether any article file was added or rewritten."""
-        return any(a.saved in (Saved.ADDED, Saved.UPDATED) for a in self.articles)
+        """Whether any article file was added, rewritten or deleted."""
+        written = any(a.saved in (Saved.ADDED, Saved.UPDATED) for a in self.articles)
+        return written or bool(self.pruned)
 
 
 class _Sync:
     """One sync's working state: the corpus, the feeds' state, the report."""
 
-    def __init__(self, settings: Settings, policy: FetchPolicy, on_event: SyncCallback | None):
+    def __init__(
+        self,
+        settings: Settings,
+        policy: FetchPolicy,
+        on_event: SyncCallback | None,
+        today: date,
+    ) -> None:
         self.policy = policy
+        self.retention = Retention(settings.max_age_days, today)
         self.folder = WebFolder(settings.corpus_dir)
         self.state = FeedState(settings.index_dir)
         self.report = SyncReport()
@@ -99,6 +115,8 @@ class _Sync:
             self.report.feeds.append(event)
         elif isinstance(event, Added):
             self.report.articles.append(event)
+        elif isinstance(event, Pruned):
+            self.report.pruned.append(event)
         else:
             self.report.skipped.append(event)
         if self.on_event is not None:
@@ -138,6 +156,9 @@ class _Sync:
                 self.report.known += 1
                 continue
             new += 1
+            if entry.published and self.retention.too_old(entry.published):
+                self.tell(Skipped(entry.url, self.retention.why(entry.published)))
+                continue
             self._take(entry, parsed)
         polled = Polled(feed, FetchOutcome.FETCHED, entries=len(parsed.entries), new=new)
         status = FeedStatus(result.etag, result.last_modified, checked, polled.summary)
@@ -169,6 +190,9 @@ class _Sync:
             self._save(article, entry.url)
 
     def _save(self, article: WebArticle, url: str) -> None:
+        if article.published and self.retention.too_old(article.published):
+            self.tell(Skipped(url, self.retention.why(article.published)))
+            return
         saved, path = self.folder.save(article, url)
         self.tell(Added(url, saved, path))
 
@@ -178,6 +202,7 @@ def sync_feeds(
     *,
     policy: FetchPolicy | None = None,
     on_event: SyncCallback | None = None,
+    today: date | None = None,
 ) -> SyncReport:
     """Poll every feed of the corpus's `feeds.yaml` and write their new entries' articles
     into the corpus (`web/HOST/DATE-SLUG.md`, as `newsbot add` writes them).
@@ -187,7 +212,9 @@ def sync_feeds(
             `policy`).
         policy: how to fetch (default: from `settings`).
         on_event: called with each feed polled (`Polled`), each article written or failed
-            (`Added`) and each entry passed over (`Skipped`), as they come.
+            (`Added`), each entry passed over (`Skipped`) and each article deleted for its
+            age (`Pruned`), as they come.
+        today: the day NEWSBOT_MAX_AGE_DAYS counts to (default: today).
 
     Returns:
         What was done.
@@ -197,9 +224,12 @@ def sync_feeds(
         DiskWriteError: an article file, or the feeds' state, cannot be written.
     """
     feeds = FeedList(settings.corpus_dir).feeds()
-    sync = _Sync(settings, policy or FetchPolicy.from_settings(settings), on_event)
+    policy = policy or FetchPolicy.from_settings(settings)
+    sync = _Sync(settings, policy, on_event, today or date.today())
     sync.poll(feeds)
     sync.fetch_pages()
+    for pruned in sync.retention.prune(sync.folder):
+        sync.tell(pruned)
     sync.state.keep_only([feed.url for feed in feeds])
     if feeds or sync.state.path.exists():
         sync.state.save()
