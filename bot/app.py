@@ -39,6 +39,8 @@ from index.errors import (
 from index.feedback import FeedbackLog, StoredAnswer
 from index.newsbot import Newsbot
 from index.settings import Settings
+from index.web.folder import Saved
+from index.web.schedule import Synced, SyncSchedule
 
 log = logging.getLogger("newsbot.bot")
 
@@ -49,6 +51,7 @@ UNAVAILABLE = "The news index is unavailable right now; please try again in a mi
 NO_INDEX = "There is no news index yet: an admin needs to run `newsbot index`."
 STORE_RETRY_SECONDS = 2.0
 REBUILDING = "The news index is being rebuilt right now; please try again in a few minutes."
+SYNC_STOP_SECONDS = 5.0
 
 
 def check_token(settings: Settings) -> str:
@@ -105,8 +108,10 @@ class NewsbotBot(commands.Bot):
         feedback: FeedbackLog,
         *,
         guild_ready_timeout: float = 2.0,
+        schedule: SyncSchedule | None = None,
     ) -> None:
-        """`guild_ready_timeout`: how long to wait for one more server before being ready."""
+        """`guild_ready_timeout`: how long to wait for one more server before being ready;
+        `schedule`: the feeds' background sync (FEEDS_SYNC_MINUTES), started with the bot."""
         # newsbot never joins voice: no start-up warnings about missing voice libraries.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
@@ -120,11 +125,14 @@ class NewsbotBot(commands.Bot):
         self.newsbot = newsbot
         self.feedback = feedback
         self.limiter = RateLimiter(settings.bot_rate_limit)
+        self.schedule = schedule
         # One worker: asks queue here, and never hold up the default pool quick work uses.
         self._answering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsbot-answer")
         self.tree.on_error = self.report_interaction_failure  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
+        if self.schedule is not None:
+            self.schedule.start()  # its own thread: the event loop never waits on a sync
         await self.add_cog(AskCog(self))
         self.add_dynamic_items(VoteButton, MoreSourcesButton)
         if self.settings.discord_guild_id is not None:
@@ -144,6 +152,10 @@ class NewsbotBot(commands.Bot):
     async def close(self) -> None:
         await super().close()
         self._answering.shutdown(wait=False, cancel_futures=True)
+        if self.schedule is not None:
+            # A sync in progress is let finish for a moment; files and index are written
+            # atomically, so one cut short by the exit loses nothing.
+            await asyncio.to_thread(self.schedule.stop, SYNC_STOP_SECONDS)
 
     def channel_allowed(self, channel: Any) -> bool:
         """Whether questions may be answered in `channel` (a thread counts as its parent)."""
@@ -225,7 +237,16 @@ def run(settings: Settings) -> None:
     if not logging.getLogger().handlers:
         # Quiet until connected, so a refused start-up ends with just the one-line error.
         discord.utils.setup_logging(level=logging.WARNING, root=True)
-    bot = NewsbotBot(settings, newsbot, feedback)
+    schedule = None
+    if settings.feeds_sync_minutes > 0:
+        schedule = SyncSchedule(
+            settings,
+            embedder,
+            minutes=settings.feeds_sync_minutes,
+            on_done=log_sync,
+            on_error=log_sync_failure,
+        )
+    bot = NewsbotBot(settings, newsbot, feedback, schedule=schedule)
     try:
         asyncio.run(serve(bot, token, warm_up=embedder.warm_up))
     except KeyboardInterrupt:
@@ -233,6 +254,31 @@ def run(settings: Settings) -> None:
     finally:
         newsbot.close()
         feedback.close()
+
+
+def log_sync(done: Synced) -> None:
+    """A scheduled sync in the bot's log: one line per failure, then what changed."""
+    report = done.sync
+    for polled in report.feeds:
+        if polled.failed:
+            log.warning("failed feed %s: %s", polled.feed.url, polled.summary)
+    for added in report.failed_articles:
+        log.warning("failed %s: %s", added.url, added.reason)
+    indexed = "" if done.index is None else "; index updated"
+    log.info(
+        "feeds synced: %d added, %d updated, %d pruned, %d failed%s",
+        report.count(Saved.ADDED),
+        report.count(Saved.UPDATED),
+        len(report.pruned),
+        report.failures,
+        indexed,
+    )
+
+
+def log_sync_failure(error: BaseException) -> None:
+    """A scheduled sync that failed as a whole: one line, a traceback if unexpected."""
+    expected = isinstance(error, NewsbotError)
+    log.warning("feeds sync failed: %s", error, exc_info=None if expected else error)
 
 
 def open_index(settings: Settings, embedder: Embedder) -> Newsbot:

@@ -13,7 +13,10 @@ def register_commands(app: typer.Typer) -> None:
 
     @app.command("bot")
     def bot_command(index_dir: IndexDirOption = None) -> None:
-        """Run the Discord bot (needs DISCORD_TOKEN in .env); Ctrl+C stops it."""
+        """Run the Discord bot (needs DISCORD_TOKEN in .env); Ctrl+C stops it.
+
+        With FEEDS_SYNC_MINUTES set, it also syncs the feeds and reindexes that often, in the
+        background."""
         settings = load_settings(index_dir=index_dir)
         with user_errors():
             from bot.app import run

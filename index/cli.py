@@ -137,6 +137,174 @@ def add_command(
         raise typer.Exit(1)
 
 
+feeds_app = typer.Typer(
+    help="The feeds `newsbot sync` polls (RSS, Atom), listed in the corpus's feeds.yaml.",
+    no_args_is_help=True,
+)
+app.add_typer(feeds_app, name="feeds")
+CorpusOption = Annotated[
+    Path | None,
+    typer.Option("--corpus", help="Corpus folder (default: NEWSBOT_CORPUS_DIR or corpus)."),
+]
+
+
+@feeds_app.command("add")
+def feeds_add_command(
+    url: Annotated[str, typer.Argument(metavar="URL", help="The feed's address (RSS or Atom).")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="What to call it in `feeds list`.")
+    ] = None,
+    corpus: CorpusOption = None,
+) -> None:
+    """Follow a feed: check that it is one, then add it to feeds.yaml (`newsbot sync` polls it)."""
+    from index.web.feedlist import follow
+    from index.web.fetcher import FetchPolicy
+
+    settings = load_settings(corpus_dir=corpus)
+    with user_errors():
+        feed, parsed = follow(settings.corpus_dir, url, name, FetchPolicy.from_settings(settings))
+    title = f"{parsed.title}: " if parsed.title else ""
+    plural = "entry" if len(parsed.entries) == 1 else "entries"
+    out.print(
+        Text(
+            f"following {inert(feed.url)} ({inert(title)}{len(parsed.entries)} {plural}); "
+            "`newsbot sync` fetches them"
+        ),
+        soft_wrap=True,
+    )
+
+
+@feeds_app.command("list")
+def feeds_list_command(corpus: CorpusOption = None, index_dir: IndexDirOption = None) -> None:
+    """List the feeds followed, with when each was last fetched and what came of it."""
+    from index.web.feed_state import FeedState
+    from index.web.feedlist import FeedList
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    with user_errors():
+        feeds = FeedList(settings.corpus_dir).feeds()
+    if not feeds:
+        out.print("No feeds yet: `newsbot feeds add URL` follows one.")
+        return
+    state = FeedState(settings.index_dir)
+    for feed in feeds:
+        status = state.get(feed.url)
+        name = f"{feed.name}: " if feed.name else ""
+        last = (
+            f"last fetched {status.checked.replace('T', ' ').rstrip('Z')} UTC: {status.outcome}"
+            if status.checked
+            else "not fetched yet"
+        )
+        out.print(Text(inert(f"{name}{feed.url} ({last})")), soft_wrap=True)
+
+
+@feeds_app.command("remove")
+def feeds_remove_command(
+    feed: Annotated[str, typer.Argument(metavar="URL|NAME", help="The feed's address or name.")],
+    corpus: CorpusOption = None,
+) -> None:
+    """Stop following a feed (its articles stay in the corpus)."""
+    from index.web.feedlist import FeedList
+
+    settings = load_settings(corpus_dir=corpus)
+    with user_errors():
+        removed = FeedList(settings.corpus_dir).remove(feed)
+    out.print(Text(f"removed {inert(removed.label)}"), soft_wrap=True)
+
+
+@feeds_app.command("discover")
+def feeds_discover_command(
+    site: Annotated[str, typer.Argument(metavar="SITE", help="A site's (or a page's) address.")],
+) -> None:
+    """Find the feeds a site offers (each checked to be a feed); follow one with `feeds add`."""
+    from index.web.discover import discover_feeds
+    from index.web.fetcher import FetchPolicy
+
+    settings = load_settings()
+    with user_errors():
+        found = discover_feeds(site, FetchPolicy.from_settings(settings))
+    for feed in found:
+        title = f"{feed.title}, " if feed.title else ""
+        plural = "entry" if feed.entries == 1 else "entries"
+        out.print(Text(inert(f"{feed.url} ({title}{feed.entries} {plural})")), soft_wrap=True)
+
+
+@app.command("sync")
+def sync_command(
+    no_index: Annotated[
+        bool,
+        typer.Option("--no-index", help="Only write the articles into the corpus; index later."),
+    ] = False,
+    corpus: CorpusOption = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Poll every feed (`newsbot feeds`), write new entries' articles to the corpus, index.
+
+    An unchanged feed costs one conditional request, an entry already in the corpus none.
+    With NEWSBOT_MAX_AGE_DAYS, older fetched articles are deleted. Each feed or page that
+    fails is one line; the others are synced, and the exit status is 1."""
+    from index.web.sync import sync_feeds
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    with user_errors():
+        report = sync_feeds(settings, on_event=_show_sync_event(settings))
+    if report.feeds:
+        out.print(_sync_summary(report), soft_wrap=True, highlight=False)
+    else:
+        out.print("No feeds to sync: `newsbot feeds add URL` follows one.")
+    if report.changed and not no_index:
+        _index(settings)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _show_sync_event(settings: Settings) -> Callable[[Any], None]:
+    from index.web.add import Added
+    from index.web.retention import Pruned
+    from index.web.sync import Polled, corpus_path
+
+    def show(event: Any) -> None:
+        if isinstance(event, Polled):
+            if event.failed:
+                line = f"failed feed {inert(event.feed.url)}: {inert(event.summary)}"
+                err.print(Text(line), soft_wrap=True)
+            else:
+                out.print(Text(f"feed {inert(event.feed.label)}: {event.summary}"), soft_wrap=True)
+        elif isinstance(event, Added):
+            if event.saved is None:
+                line = f"failed {inert(event.url)}: {inert(event.reason or '')}"
+                err.print(Text(line), soft_wrap=True)
+            else:
+                where = corpus_path(settings, event.path)
+                out.print(Text(f"{event.saved.value} {inert(event.url)} → {where}"), soft_wrap=True)
+        elif isinstance(event, Pruned):
+            where = corpus_path(settings, event.path)
+            line = f"pruned {where}: published {event.dated}, older than NEWSBOT_MAX_AGE_DAYS"
+            out.print(Text(inert(line)), soft_wrap=True)
+        else:
+            out.print(Text(f"skipped {inert(event.url)}: {inert(event.reason)}"), soft_wrap=True)
+
+    return show
+
+
+def _sync_summary(report: Any) -> str:
+    from index.web.folder import Saved
+
+    feeds = len(report.feeds)
+    parts = [
+        f"{report.count(Saved.ADDED)} added",
+        f"{report.count(Saved.UPDATED)} updated",
+        f"{report.known} already in the corpus",
+    ]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped")
+    if report.pruned:
+        parts.append(f"{len(report.pruned)} pruned")
+    if report.failures:
+        parts.append(f"{report.failures} failed")
+    return f"synced {feeds} feed{'s' if feeds != 1 else ''}: {', '.join(parts)}"
+
+
 def _print_problems(problems: list[ArticleError], label: str) -> None:
     """One line a problem: the file (and line) under the corpus, and why."""
     for problem in problems:

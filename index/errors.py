@@ -102,3 +102,9 @@ class PageError(NewsbotError):
 
 def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class FeedListError(NewsbotError):
+    """The list of feeds (`feeds.yaml` in the corpus folder) cannot be read or changed as
+    asked: broken YAML, an entry without a `url`, a feed added twice or not there to
+    remove."""

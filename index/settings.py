@@ -29,6 +29,7 @@ CHUNKING = "Chunking (changing either requires `newsbot index --rebuild`)"
 ANSWERS = "Answers"
 LLM = "The optional language-model answer (docs/llm.md)"
 FETCH = "Fetching web pages (`newsbot add`; docs/web.md)"
+FEEDS = "Feeds (`newsbot sync`; docs/web.md)"
 DISCORD = "The Discord bot (`newsbot bot`)"
 # `.env.example`'s width: its comments are wrapped to fit.
 EXAMPLE_WIDTH = 88
@@ -284,6 +285,24 @@ class Settings(BaseSettings):
         "may fetch from, comma-separated: 10.1.2.3, 192.168.0.0/16, 127.0.0.1. Empty: public "
         "addresses only; a page, or a redirect, to any other is refused.",
     )
+    max_age_days: int | None = _env(
+        "NEWSBOT_MAX_AGE_DAYS",
+        None,
+        FEEDS,
+        "Keep fetched articles (the files under the corpus's web/ folder that newsbot wrote) "
+        "this many days after their publication date (else the day they were fetched): "
+        "`newsbot sync` deletes older ones, and the index drops them; a feed's older entries "
+        "are not fetched. Files you wrote are never deleted. Empty: keep all.",
+        ge=1,
+    )
+    feeds_sync_minutes: float = _env(
+        "FEEDS_SYNC_MINUTES",
+        0.0,
+        FEEDS,
+        "`newsbot bot` syncs the feeds and reindexes every this many minutes, in the "
+        "background, while it answers. 0: never (run `newsbot sync` yourself, e.g. from cron).",
+        ge=0.0,
+    )
 
     discord_token: SecretStr | None = _env(
         "DISCORD_TOKEN",
@@ -361,6 +380,7 @@ class Settings(BaseSettings):
         "chroma_host",
         "discord_token",
         "discord_guild_id",
+        "max_age_days",
         "embed_cache_dir",
         "answer_model",
         "llm_base_url",

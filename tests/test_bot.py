@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,7 +38,10 @@ from index.feedback import FeedbackLog
 from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
-from tests.conftest import write_article
+from index.web.feedlist import Feed, FeedList
+from index.web.folder import Saved
+from index.web.schedule import Synced, SyncSchedule
+from tests.conftest import DATA, write_article
 from tests.fake_discord import (
     APP_ID,
     BOT_ID,
@@ -54,6 +58,7 @@ from tests.fake_discord import (
     until_ready,
 )
 from tests.fakes import FakeEmbedder
+from tests.web_server import Reply, WebServer
 
 AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
 # discord.py waits this long after the last server arrives before it is ready. The fake sends
@@ -62,13 +67,17 @@ GUILD_READY_SECONDS = 0.02
 
 
 @asynccontextmanager
-async def running(settings: Settings, embedder: FakeEmbedder) -> AsyncIterator[Session]:
+async def running(
+    settings: Settings, embedder: FakeEmbedder, schedule: SyncSchedule | None = None
+) -> AsyncIterator[Session]:
     """The real bot, logged in and READY against a fresh fake Discord."""
     fake = FakeDiscord()
     await fake.start()
     newsbot = Newsbot(settings, embedder)
     feedback = FeedbackLog(settings.index_dir)
-    bot = NewsbotBot(settings, newsbot, feedback, guild_ready_timeout=GUILD_READY_SECONDS)
+    bot = NewsbotBot(
+        settings, newsbot, feedback, guild_ready_timeout=GUILD_READY_SECONDS, schedule=schedule
+    )
     with patched(fake):
         task = asyncio.create_task(serve(bot, TOKEN))
         try:
@@ -724,3 +733,85 @@ def test_commands_are_synced_to_the_development_guild(
         assert (option["name"], option["required"]) == ("question", True)
 
     scenario(settings, fake_embedder, steps)
+
+
+# --- feeds synced on a schedule, while the bot answers -------------------------------------
+
+STALL_TICK = 0.005  # as benchmarks/bench_bot.py: the monitor asks to wake every 5 ms
+MAX_STALL = 0.1  # the event loop may be late by this much at worst
+
+
+async def monitor(stalls: list[float], stop: asyncio.Event) -> None:
+    """Record how late the event loop wakes a sleeper (benchmarks/bench_bot.py's measure)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(STALL_TICK)
+        stalls.append(loop.time() - before - STALL_TICK)
+
+
+def test_a_scheduled_sync_runs_in_the_background_while_questions_are_answered(
+    settings: Settings, fake_embedder: FakeEmbedder, web: WebServer
+) -> None:
+    settings = settings.overridden(fetch_allow_private=["127.0.0.1"], fetch_timeout=5.0)
+    story = (DATA / "web" / "springfield-bridge.html").read_text(encoding="utf-8")
+    web.page("/news/bridge", story, delay=1.5)  # the sync takes a while: questions meanwhile
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Courier</title>'
+        "<item><title>Bridge</title><link>/news/bridge</link></item></channel></rss>"
+    )
+    feed = web.route("/rss.xml", Reply(body=rss, content_type="application/rss+xml"))
+    FeedList(settings.corpus_dir).add(Feed(feed))
+    runs: list[Synced] = []
+    synced = threading.Event()
+
+    def done(run: Synced) -> None:
+        runs.append(run)
+        synced.set()
+
+    schedule = SyncSchedule(settings, fake_embedder, minutes=10, on_done=done)
+    bridge = "How much did the Springfield city council vote to spend on the bridge?"
+    reindex(settings, fake_embedder)
+
+    async def main() -> None:
+        async with running(settings, fake_embedder, schedule) as s:
+            stalls: list[float] = []
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(monitor(stalls, stop))
+            answered = 0
+            while not synced.is_set():  # the sync is running: the bot still answers
+                _, followup = await s.slash_ask(AID_QUESTION, user_id=USER_ID + 1 + answered)
+                assert followup is not None and "56.2 billion" in embed_of(followup)["description"]
+                answered += 1
+            _, after = await s.slash_ask(bridge)
+            stop.set()
+            await watcher
+        assert answered >= 2, "no question was answered while the sync ran"
+        assert after is not None and "3.2 million" in embed_of(after)["description"]
+        assert max(stalls) < MAX_STALL, f"the event loop stalled {max(stalls) * 1000:.0f} ms"
+
+    asyncio.run(main())
+    [run] = runs  # the next one is 10 minutes away
+    assert run.index is not None and run.sync.count(Saved.ADDED) == 1
+    assert web.hits("/news/bridge") == 1
+
+
+def test_a_failed_scheduled_run_is_reported_and_the_next_one_still_runs(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    (settings.corpus_dir / "feeds.yaml").write_text("- url: [broken\n")
+    errors: list[BaseException] = []
+    again = threading.Event()
+
+    def failed(error: BaseException) -> None:
+        errors.append(error)
+        if len(errors) == 2:
+            again.set()
+
+    schedule = SyncSchedule(settings, fake_embedder, minutes=0.001, on_error=failed)
+    schedule.start()
+    try:
+        assert again.wait(10)
+    finally:
+        schedule.stop(5)
+    assert "feeds.yaml is not valid YAML" in str(errors[0])

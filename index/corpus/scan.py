@@ -13,6 +13,11 @@ from index.corpus.frontmatter import SIDECAR_SUFFIX, sidecar_path
 from index.corpus.readers import read_file
 from index.errors import ArticleError, CorpusError
 
+# newsbot's own files at the top of the corpus folder, which are not articles: the list of
+# feeds `newsbot sync` polls (index/web/feedlist.py).
+FEED_LIST_NAME = "feeds.yaml"
+NOT_ARTICLES = frozenset({FEED_LIST_NAME})
+
 
 @dataclass
 class CorpusScan:
@@ -227,6 +232,8 @@ def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: Corpus
     is_dir = _is_dir(entry)
     if entry.name.startswith(".") or (not is_dir and entry.name.endswith(SIDECAR_SUFFIX)):
         return None  # a sidecar is read with its article, and its problems are the article's
+    if rel in NOT_ARTICLES and not is_dir:
+        return None
     printable = os.fsencode(rel).decode("utf-8", "replace")
     refusal = bounds.refusal(entry.path) or (None if is_dir else bounds.file_refusal(entry.path))
     if refusal:

@@ -83,6 +83,11 @@ class WebFolder:
             self._urls().setdefault(url_key(url), path)
         return (Saved.UPDATED if existing else Saved.ADDED), path
 
+    def forget(self, path: Path) -> None:
+        """Forget the article file `path` (deleted)."""
+        if self._by_url is not None:
+            self._by_url = {url: p for url, p in self._by_url.items() if p != path}
+
     def _new_path(self, article: WebArticle) -> Path:
         """`web/HOST/DATE-SLUG.md`, numbered if a file of another article has that name."""
         folder = self.root / _host_folder(article.url)
@@ -99,8 +104,8 @@ class WebFolder:
         """URL key → the file of its article, read once from the files' front matter."""
         if self._by_url is None:
             self._by_url = {}
-            for path in _markdown_files(self.root):
-                url = _front_matter(path).get("url")
+            for path in markdown_files(self.root):
+                url = front_matter(path).get("url")
                 if isinstance(url, str) and url:
                     self._by_url.setdefault(url_key(url), path)
         return self._by_url
@@ -178,7 +183,7 @@ def _last_segment(url: str) -> str:
     return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _markdown_files(root: Path) -> Iterator[Path]:
+def markdown_files(root: Path) -> Iterator[Path]:
     """The `.md` files under `root`, at any depth, dot names skipped (as the corpus scan
     does)."""
     if not root.is_dir():
@@ -190,7 +195,7 @@ def _markdown_files(root: Path) -> Iterator[Path]:
                 yield Path(folder) / name
 
 
-def _front_matter(path: Path) -> dict[str, object]:
+def front_matter(path: Path) -> dict[str, object]:
     """A file's front matter; {} if it has none or cannot be read."""
     try:
         meta, _ = split_front_matter(_text(path), str(path))

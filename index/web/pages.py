@@ -80,7 +80,7 @@ def extract_article(html: str, url: str, *, requested: str | None = None) -> Web
         url=url,
         title=title or text.split("\n", 1)[0][:160],
         text=text,
-        source=_outlet(field_text(doc.get("sitename")), url),
+        source=site_outlet(field_text(doc.get("sitename")), url),
         published=normalise_date(doc.get("date")),
         author=author_text(doc.get("author")),
     )
@@ -95,7 +95,7 @@ def _paragraphs(text: str, title: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def _outlet(sitename: str | None, url: str) -> str:
+def site_outlet(sitename: str | None, url: str) -> str:
     """The site's own name (og:site_name...), else the outlet newsbot knows for the host."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
