@@ -8,6 +8,11 @@ Run from the repository root:
 
     python benchmarks/bench_bot.py                  # 100 questions, the seed corpus
     python benchmarks/bench_bot.py --count 200 --articles ../shared/eval/rtqa-dev/articles.jsonl.gz
+    python benchmarks/bench_bot.py --sync 20        # and a scheduled feed sync meanwhile
+
+With `--sync N`, the bot's scheduled sync (FEEDS_SYNC_MINUTES) starts with the burst: a feed
+of N new articles, each page served (by tests/web_server.py, on 127.0.0.1) after a delay, is
+fetched, written and indexed with the real model while the questions are answered.
 """
 
 from __future__ import annotations
@@ -41,7 +46,14 @@ from index.embeddings import load_embedder
 from index.feedback import FeedbackLog
 from index.indexer import reindex
 from index.newsbot import Newsbot
+from index.settings import Settings
+from index.web.feedlist import Feed, FeedList
+from index.web.folder import Saved
+from index.web.schedule import Synced, SyncSchedule
 from tests.fake_discord import APP_ID, TOKEN, FakeDiscord, patched, until_ready
+from tests.web_server import Reply, WebServer
+
+PAGE_DELAY = 0.5  # seconds each synced page takes to arrive: the sync lasts a while
 
 STALL_TICK = 0.005  # the monitor asks to wake every 5 ms; lateness beyond that is a stall
 
@@ -101,8 +113,10 @@ async def burst(bot: NewsbotBot, conn: Connection) -> dict[str, list[float]]:
     stalls: list[tuple[float, float]] = []
     stop = asyncio.Event()
     watcher = asyncio.create_task(monitor(stalls, stop))
+    began = time.perf_counter()
     conn.send("burst")
     timings: dict[str, tuple[float, float, float]] = await loop.run_in_executor(None, conn.recv)
+    ended = time.perf_counter()
     stop.set()
     await watcher
     last_ack = max(ack for _, ack, _ in timings.values())
@@ -112,7 +126,34 @@ async def burst(bot: NewsbotBot, conn: Connection) -> dict[str, list[float]]:
         # Receiving: until the last acknowledgement; answering: the model at work off the loop.
         "stall while receiving": [lag for at, lag in stalls if at <= last_ack],
         "stall while answering": [lag for at, lag in stalls if at > last_ack],
+        "burst": [began, ended],
     }
+
+
+def feed_of_new_articles(web: WebServer, settings: Settings, count: int) -> None:
+    """A feed in the corpus's list whose `count` entries are pages not in the corpus."""
+    items = []
+    for n in range(count):
+        body = " ".join(
+            f"Paragraph {p} of bulletin {n}: the harbour authority of Port Example reported "
+            f"{n * 7 + p} ferry crossings and a new timetable for the winter season."
+            for p in range(8)
+        )
+        html = (
+            f"<html><head><title>Harbour bulletin {n}</title>"
+            '<meta property="article:published_time" content="2024-11-17">'
+            f"</head><body><article><h1>Harbour bulletin {n}</h1><p>{body}</p>"
+            "</article></body></html>"
+        )
+        web.page(f"/bulletin/{n}", html, delay=PAGE_DELAY)
+        items.append(f"<item><title>Bulletin {n}</title><link>/bulletin/{n}</link></item>")
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour</title>'
+        + "".join(items)
+        + "</channel></rss>"
+    )
+    feed = web.route("/rss.xml", Reply(body=rss, content_type="application/rss+xml"))
+    FeedList(settings.corpus_dir).add(Feed(feed))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -120,6 +161,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=100, help="concurrent /ask (default 100)")
     parser.add_argument("--articles", type=Path, default=SEED_CORPUS, help="corpus to index")
     parser.add_argument("--limit", type=int, default=100, help="articles to index (default 100)")
+    parser.add_argument(
+        "--sync",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the bot's scheduled feed sync during the burst: N new articles",
+    )
     return parser.parse_args(argv)
 
 
@@ -131,6 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         embedder = load_embedder(settings)
         load_model(embedder)
         report = reindex(settings, embedder)
+        web = WebServer().start()
+        schedule, runs = None, []
+        if args.sync:
+            settings = settings.overridden(fetch_allow_private=["127.0.0.1"])
+            feed_of_new_articles(web, settings, args.sync)
+            # Started with the bot, as FEEDS_SYNC_MINUTES does; indexes with the same model.
+            synced_at: list[float] = []
+
+            def done(run: Synced) -> None:
+                synced_at.append(time.perf_counter())
+                runs.append(run)
+
+            schedule = SyncSchedule(settings, embedder, minutes=60, on_done=done)
         query = load_embedder(settings, purpose="query")
         query.warm_up()
         newsbot = Newsbot(settings, query)
@@ -145,8 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         fake = FakeDiscord()
         fake.port = ours.recv()
 
+        started: list[float] = []
+
         async def run() -> dict[str, list[float]]:
-            bot = NewsbotBot(settings, newsbot, feedback)
+            bot = NewsbotBot(settings, newsbot, feedback, schedule=schedule)
+            started.append(time.perf_counter())
             server = asyncio.create_task(serve(bot, TOKEN))
             try:
                 return await burst(bot, ours)
@@ -162,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             process.join(timeout=30)
         newsbot.close()
         feedback.close()
+        web.stop()
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(machine_line())
     print(
@@ -180,6 +245,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" ({len(figures[name])} samples, a {STALL_TICK * 1000:.0f} ms sleep each)"
         )
     print(f"peak RSS {rss_before:.0f} MB before the burst, {rss_after:.0f} MB after")
+    if args.sync:
+        begin, end = (t - started[0] for t in figures["burst"])
+        if not runs:
+            print(
+                f"scheduled sync: running from the bot's start through the whole burst "
+                f"({begin:.1f} to {end:.1f} s), {args.sync} pages at "
+                f"{PAGE_DELAY * 1000:.0f} ms each"
+            )
+        else:
+            run = runs[0]
+            chunks = run.index.chunks_embedded if run.index else 0
+            added = run.sync.count(Saved.ADDED)
+            print(
+                f"scheduled sync: {added} articles added ({PAGE_DELAY * 1000:.0f} ms a page), "
+                f"{chunks} chunks embedded, from the bot's start to "
+                f"{synced_at[0] - started[0]:.1f} s; the burst from {begin:.1f} to {end:.1f} s"
+            )
     return 0
 
 

@@ -737,18 +737,6 @@ def test_commands_are_synced_to_the_development_guild(
 
 # --- feeds synced on a schedule, while the bot answers -------------------------------------
 
-STALL_TICK = 0.005  # as benchmarks/bench_bot.py: the monitor asks to wake every 5 ms
-MAX_STALL = 0.1  # the event loop may be late by this much at worst
-
-
-async def monitor(stalls: list[float], stop: asyncio.Event) -> None:
-    """Record how late the event loop wakes a sleeper (benchmarks/bench_bot.py's measure)."""
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        before = loop.time()
-        await asyncio.sleep(STALL_TICK)
-        stalls.append(loop.time() - before - STALL_TICK)
-
 
 def test_a_scheduled_sync_runs_in_the_background_while_questions_are_answered(
     settings: Settings, fake_embedder: FakeEmbedder, web: WebServer
@@ -774,21 +762,17 @@ def test_a_scheduled_sync_runs_in_the_background_while_questions_are_answered(
     reindex(settings, fake_embedder)
 
     async def main() -> None:
+        # How long the event loop stalls meanwhile is measured, not asserted, by
+        # `benchmarks/bench_bot.py --sync N`: here, that questions are answered at all.
         async with running(settings, fake_embedder, schedule) as s:
-            stalls: list[float] = []
-            stop = asyncio.Event()
-            watcher = asyncio.create_task(monitor(stalls, stop))
             answered = 0
             while not synced.is_set():  # the sync is running: the bot still answers
                 _, followup = await s.slash_ask(AID_QUESTION, user_id=USER_ID + 1 + answered)
                 assert followup is not None and "56.2 billion" in embed_of(followup)["description"]
                 answered += 1
             _, after = await s.slash_ask(bridge)
-            stop.set()
-            await watcher
         assert answered >= 2, "no question was answered while the sync ran"
         assert after is not None and "3.2 million" in embed_of(after)["description"]
-        assert max(stalls) < MAX_STALL, f"the event loop stalled {max(stalls) * 1000:.0f} ms"
 
     asyncio.run(main())
     [run] = runs  # the next one is 10 minutes away
