@@ -232,3 +232,13 @@ def web() -> Iterator[WebServer]:
     """A scripted web server on 127.0.0.1 (tests/web_server.py), stopped afterwards."""
     with serving() as server:
         yield server
+
+
+@pytest.fixture
+def fetching(env: Path, monkeypatch: pytest.MonkeyPatch, corpus: Path) -> Path:
+    """CLI runs that may fetch from the test server (127.0.0.1), with short limits; the
+    corpus folder."""
+    monkeypatch.setenv("NEWSBOT_FETCH_ALLOW_PRIVATE", "127.0.0.1")
+    monkeypatch.setenv("NEWSBOT_FETCH_TIMEOUT", "1")
+    monkeypatch.setenv("NEWSBOT_FETCH_MAX_MB", "1")
+    return corpus

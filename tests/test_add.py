@@ -67,16 +67,6 @@ PAYWALL = (
 )
 
 
-@pytest.fixture
-def fetching(env: Path, monkeypatch: pytest.MonkeyPatch, corpus: Path) -> Path:
-    """CLI runs that may fetch from the test server (127.0.0.1), with short limits; the
-    corpus folder."""
-    monkeypatch.setenv("NEWSBOT_FETCH_ALLOW_PRIVATE", "127.0.0.1")
-    monkeypatch.setenv("NEWSBOT_FETCH_TIMEOUT", "1")
-    monkeypatch.setenv("NEWSBOT_FETCH_MAX_MB", "1")
-    return corpus
-
-
 def add(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, ["add", *args])
     return result.exit_code, result.stdout, result.stderr

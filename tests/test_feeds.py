@@ -66,16 +66,6 @@ def feed(web: WebServer, path: str, xml: str, **reply: object) -> str:
     return web.route(path, Reply(body=xml, content_type=RSS_TYPE, **reply))  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def fetching(env: Path, monkeypatch: pytest.MonkeyPatch, corpus: Path) -> Path:
-    """CLI runs that may fetch from the test server (127.0.0.1), with short limits; the
-    corpus folder."""
-    monkeypatch.setenv("NEWSBOT_FETCH_ALLOW_PRIVATE", "127.0.0.1")
-    monkeypatch.setenv("NEWSBOT_FETCH_TIMEOUT", "1")
-    monkeypatch.setenv("NEWSBOT_FETCH_MAX_MB", "1")
-    return corpus
-
-
 def cli(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
