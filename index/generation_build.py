@@ -58,6 +58,8 @@ class BuildPlan:
     rebuild: bool  # from nothing, rather than from a copy of the generation in service
     vectors_restored: bool  # the store lost the vectors in service: there are none to copy
     syndication: Syndication = field(default_factory=Syndication)  # how copies are grouped
+    # Indexed articles whose file was not read (its stat is as recorded): they stay as they are.
+    unread: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class GenerationBuild:
             index_id = catalog.index_id()
             # A rebuild chunks the kept articles anew from what the generation in service holds.
             articles = [*plan.articles, *(_pieced(live, plan.kept) if plan.rebuild else [])]
-            changed = _drop_and_find_changed(catalog, articles, plan.kept)
+            changed = _drop_and_find_changed(catalog, articles, {*plan.kept, *plan.unread})
             repaired = sorted(a.id for a in changed if a.id not in plan.planned)
             chunks_embedded = self._embed(catalog, changed) if changed else 0
             group_stories(catalog, changed, plan.syndication)
@@ -286,14 +288,15 @@ def _remove(path: Path) -> None:
 
 
 def _drop_and_find_changed(
-    catalog: Catalog, articles: list[Article], kept: list[str]
+    catalog: Catalog, articles: list[Article], kept: set[str]
 ) -> list[Article]:
     """Drop from the catalog the articles the generation no longer holds; the `articles` it
     lacks or holds otherwise (or without vectors)."""
     current = {a.id: a for a in articles}
     done = catalog.hashes()
     missing = catalog.articles_missing_vectors()
-    # An article kept from an unreadable file stays as it is, unless it has no vectors
+    # An article kept from an unreadable file, or from a file not read because its stat is
+    # as recorded, stays as it is, unless it has no vectors
     # (carried over from an index that lost them): then it cannot be served.
     drop = [
         aid

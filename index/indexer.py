@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from index.catalog import Catalog
+from index.corpus.file_stats import FileStatsRecord, KnownFiles
 from index.corpus.scan import CorpusScan, scan_corpus
 from index.disk import writing
 from index.embeddings import Embedder
@@ -99,10 +100,16 @@ def reindex(
     with writer_lock(layout):
         live = layout.current()
         base = _read_live(live)
+        record = FileStatsRecord.of(settings.index_dir)
+        known = None
+        if live is not None and not rebuild:
+            known = record.load(live.name, base.index_id, settings.corpus_dir, base.hashes)
+        scanned_ns = time.time_ns()
         scan = scan_corpus(
             settings.corpus_dir,
             indexed_paths={aid: path for aid, (_, path) in base.hashes.items()},
             index_dir=settings.index_dir,
+            known=known,
         )
         if strict and scan.problems:
             raise CorpusProblemsError(scan.problems)
@@ -124,6 +131,7 @@ def reindex(
             shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
             layout.remove_stale(kept_generations(layout, live.number))
             report.chunks_total = base.chunks
+            _record_stats(record, live, base.index_id, settings, scan, known, scanned_ns)
         else:
             plan = BuildPlan(
                 manifest=wanted,
@@ -132,14 +140,43 @@ def reindex(
                 planned={*report.added, *report.updated, *report.kept},
                 rebuild=rebuild,
                 vectors_restored=report.vectors_restored,
+                unread=set(scan.unread),
             )
             built = GenerationBuild(settings, embedder, layout, progress).run(live, base, plan)
+            now = layout.current()
+            if now is not None:
+                _record_stats(record, now, _index_id(now), settings, scan, None, scanned_ns)
             report.repaired = built.repaired
             report.chunks_embedded = built.chunks_embedded
             report.chunks_total = built.chunks_total
         report.copies, report.stories = _copies(layout.current())
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _record_stats(  # noqa: PLR0913
+    record: FileStatsRecord,
+    live: Generation,
+    index_id: str | None,
+    settings: Settings,
+    scan: CorpusScan,
+    known: KnownFiles | None,
+    scanned_ns: int,
+) -> None:
+    """Record the stats of the files `scan` read or left unread, for the generation in
+    service `live` (it holds their articles as read); not again if they are as recorded."""
+    if known is not None and known.stats == scan.stats:
+        return
+    record.save(live.name, index_id, settings.corpus_dir, scan.stats, scanned_ns)
+
+
+def _index_id(live: Generation) -> str | None:
+    catalog = Catalog(live.catalog, writable=False)
+    try:
+        value = catalog.get_meta("index_id")
+    finally:
+        catalog.close()
+    return None if value is None else str(value)
 
 
 def _read_live(live: Generation | None) -> LiveSummary:
@@ -205,7 +242,7 @@ def _plan(
     articles of `old` whose file, line or folder can no longer be read.
     """
     report = IndexReport()
-    current = {a.id for a in scan.articles}
+    current = {a.id for a in scan.articles} | scan.unread.keys()
     gone = sorted(aid for aid in old if aid not in current)
     report.kept = [aid for aid in gone if scan.failed(old[aid][1])]
     report.problems = _note_kept(scan.problems, [old[aid][1] for aid in report.kept])
@@ -213,7 +250,7 @@ def _plan(
         report.added = [a.id for a in scan.articles]
         return report
     report.removed = [aid for aid in gone if not scan.failed(old[aid][1])]
-    if not scan.articles and report.removed:
+    if not current and report.removed:
         raise CorpusError(
             f"no articles found in {settings.corpus_dir}; refusing to empty an index of "
             f"{len(old)} articles (use --rebuild to really start from nothing)"
@@ -225,6 +262,7 @@ def _plan(
             report.updated.append(article.id)
         else:
             report.unchanged += 1
+    report.unchanged += len(scan.unread)
     return report
 
 

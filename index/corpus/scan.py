@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.corpus.article import Article
+from index.corpus.file_stats import FileStat, KnownFiles, file_stat
 from index.corpus.files import FileLimits
 from index.corpus.frontmatter import SIDECAR_SUFFIX, sidecar_path
 from index.corpus.readers import read_file
@@ -29,6 +30,11 @@ class CorpusScan:
     failed_paths: set[str] = field(default_factory=set)
     # Folders that could not be listed: the same for every file under them.
     failed_dirs: set[str] = field(default_factory=set)
+    # Articles not read: their file's stat is as recorded, so they are as the index holds
+    # them (article id → file).
+    unread: dict[str, str] = field(default_factory=dict)
+    # The stat of every file read without a problem or left unread, taken before reading.
+    stats: dict[str, FileStat] = field(default_factory=dict)
 
     def failed(self, path: str) -> bool:
         """Whether the corpus file `path` could not be read fully this time."""
@@ -43,6 +49,7 @@ def scan_corpus(
     indexed_paths: Mapping[str, str] | None = None,
     limits: FileLimits | None = None,
     index_dir: Path | None = None,
+    known: KnownFiles | None = None,
 ) -> CorpusScan:
     """Read every article under `root` (any depth).
 
@@ -55,6 +62,8 @@ def scan_corpus(
             same id, the one the index already holds keeps it.
         limits: the largest article and JSON/JSONL file read (default: the MAX_* constants).
         index_dir: the index folder, never read as part of the corpus.
+        known: the files the index was last checked against: a file whose stat (and its
+            sidecar's) is as recorded there is not read; its articles go to `unread`.
 
     Returns:
         The articles in a stable order, and the files, folders or records that could not be
@@ -74,37 +83,93 @@ def scan_corpus(
         raise CorpusError(f"corpus folder not found: {root}")
     indexed = indexed_paths or {}
     seen: dict[str, tuple[str, int]] = {}  # article id → where it was read, its position
+    articles: list[Article | None] = []  # None: an article an unread file took back
+    read_stats: dict[str, FileStat] = {}
     for path in files:
         rel = path.relative_to(base).as_posix()
+        now = file_stat(path)  # before reading: a write meanwhile shows next time
+        unread = known.unchanged(rel, now) if known else None
+        if unread is not None and now is not None:
+            scan.stats[rel] = now
+            for aid in unread:
+                _take_unread(scan, articles, seen, aid, rel)
+            continue
         try:
             items = list(read_file(path, rel, limits))
         except ArticleError as exc:
             scan.problems.append(exc)
             scan.failed_paths.add(rel)
             continue
+        if now is not None:
+            read_stats[rel] = now
         for where, item in items:
             if isinstance(item, ArticleError):
                 # A bad record may be an indexed article whose line broke: never drop it for that.
                 scan.problems.append(item)
                 scan.failed_paths.add(rel)
-            elif item.id not in seen:
-                seen[item.id] = (where, len(scan.articles))
-                scan.articles.append(item)
             else:
-                first, position = seen[item.id]
-                loser, loser_path, note = where, rel, f"first in {first}"
-                if indexed.get(item.id) == rel != scan.articles[position].path:
-                    # A new file repeating an indexed id must not take the article over.
-                    loser, loser_path = first, scan.articles[position].path
-                    note = f"the index has it from {where}"
-                    scan.articles[position] = item
-                    seen[item.id] = (where, position)
-                scan.problems.append(
-                    ArticleError(
-                        loser, f"duplicate article id {item.id!r} ({note})", path=loser_path
-                    )
-                )
+                _take_read(scan, articles, seen, indexed, where, rel, item)
+    scan.articles = [a for a in articles if a is not None]
+    # A file that had a problem is read again next time, so that its problem is told again.
+    troubled = scan.failed_paths | {p.path for p in scan.problems}
+    scan.stats.update((rel, st) for rel, st in read_stats.items() if rel not in troubled)
     return scan
+
+
+def _take_read(  # noqa: PLR0913
+    scan: CorpusScan,
+    articles: list[Article | None],
+    seen: dict[str, tuple[str, int]],
+    indexed: Mapping[str, str],
+    where: str,
+    rel: str,
+    item: Article,
+) -> None:
+    """Count the article `item`, read at `where` in file `rel`, in; or settle its id's
+    duplicate: the file the index holds it from keeps it, else the first one read."""
+    if item.id not in seen:
+        seen[item.id] = (where, len(articles))
+        articles.append(item)
+        return
+    first, position = seen[item.id]
+    holder = articles[position] if position >= 0 else None
+    loser, loser_path, note = where, rel, f"first in {first}"
+    if holder is None:
+        note = f"the index has it from {first}"  # an unread file's
+    elif indexed.get(item.id) == rel != holder.path:
+        # A new file repeating an indexed id must not take the article over.
+        loser, loser_path = first, holder.path
+        note = f"the index has it from {where}"
+        articles[position] = item
+        seen[item.id] = (where, position)
+    scan.problems.append(
+        ArticleError(loser, f"duplicate article id {item.id!r} ({note})", path=loser_path)
+    )
+
+
+def _take_unread(
+    scan: CorpusScan,
+    articles: list[Article | None],
+    seen: dict[str, tuple[str, int]],
+    aid: str,
+    rel: str,
+) -> None:
+    """Count the indexed article `aid` of the unread file `rel` in; the index holds it from
+    `rel`, so a file read before that repeats its id loses it."""
+    if aid in seen:
+        first, position = seen[aid]
+        holder = articles[position]
+        if holder is not None:
+            articles[position] = None
+            scan.problems.append(
+                ArticleError(
+                    first,
+                    f"duplicate article id {aid!r} (the index has it from {rel})",
+                    path=holder.path,
+                )
+            )
+    seen[aid] = (rel, -1)
+    scan.unread[aid] = rel
 
 
 @dataclass(frozen=True)
