@@ -144,6 +144,8 @@ def test_a_file_rewritten_within_the_same_mtime_tick_is_read_again(
 ) -> None:
     # Indexed just after it was written: another write may come within the same mtime tick.
     path = corpus / "aid.md"
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
     reindex(settings, fake_embedder)
     before = path.stat()
     path.write_text(path.read_text().replace("$56.2 billion", "$65.2 billion"))
@@ -254,3 +256,16 @@ def test_a_new_article_builds_a_generation_without_reading_the_others(
     reads.clear()
     reindex(indexed, fake_embedder)  # the new generation has the stats of every file
     assert len(reads) == 0
+
+
+def test_a_file_whose_permissions_changed_is_read(
+    indexed: Settings, fake_embedder: FakeEmbedder, corpus: Path, reads: Reads
+) -> None:
+    # A chmod leaves size and mtime as they were, and changes ctime: a file made unreadable
+    # must be tried, so that its problem is told (as root, any file still reads).
+    (corpus / "aid.md").chmod(0o400)
+
+    report = reindex(indexed, fake_embedder)
+
+    assert reads.paths == ["aid.md"]
+    assert changes(report) == ([], [], [])

@@ -23,13 +23,15 @@ from index.corpus.frontmatter import sidecar_path
 # is read again (git's "racy" rule). 2 s covers filesystems with coarse mtimes (FAT: 2 s).
 RACY_NS = 2_000_000_000
 FORMAT = 1
+FIELDS = ("size", "mtime_ns", "ctime_ns", "sidecar_size", "sidecar_mtime_ns", "sidecar_ctime_ns")
 
-# (size, mtime_ns) of an article file, then of its sidecar (None: it has none).
-FileStat = tuple[int, int, int | None, int | None]
+# (size, mtime_ns, ctime_ns) of an article file, then of its sidecar (None: it has none).
+# ctime changes with a chmod, which a file made unreadable has: it is read, and told.
+FileStat = tuple[int, int, int, int | None, int | None, int | None]
 
 
 def file_stat(path: Path) -> FileStat | None:
-    """The article file's and its sidecar's (size, mtime_ns); None if the file is not a
+    """The article file's and its sidecar's (size, mtime_ns, ctime_ns); None if it is not a
     regular file that can be stat'ed (then it is read, and its problem told, as ever)."""
     try:
         info = os.stat(path)
@@ -40,10 +42,17 @@ def file_stat(path: Path) -> FileStat | None:
     try:
         side = os.stat(sidecar_path(path))
     except FileNotFoundError:
-        return info.st_size, info.st_mtime_ns, None, None
+        return info.st_size, info.st_mtime_ns, info.st_ctime_ns, None, None, None
     except OSError:
         return None  # a sidecar that cannot be stat'ed: read, and let the reader tell why
-    return info.st_size, info.st_mtime_ns, side.st_size, side.st_mtime_ns
+    return (
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ctime_ns,
+        side.st_size,
+        side.st_mtime_ns,
+        side.st_ctime_ns,
+    )
 
 
 @dataclass
@@ -114,7 +123,7 @@ class FileStatsRecord:
         trusted = {
             rel: list(value)
             for rel, value in stats.items()
-            if max(value[1], value[3] or 0) < scanned_ns - RACY_NS
+            if max(value[1], value[4] or 0) < scanned_ns - RACY_NS
         }
         payload = {"for": _identity(generation, index_id, corpus), "files": trusted}
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -133,10 +142,17 @@ def _identity(generation: str, index_id: str | None, corpus: Path) -> list[objec
 
 
 def _stat(value: object) -> FileStat:
-    if not isinstance(value, list) or len(value) != 4:
+    if not isinstance(value, list) or len(value) != len(FIELDS):
         raise ValueError("not a file stat")
-    size, mtime, side_size, side_mtime = value
-    return int(size), int(mtime), _maybe_int(side_size), _maybe_int(side_mtime)
+    size, mtime, ctime, side_size, side_mtime, side_ctime = value
+    return (
+        int(size),
+        int(mtime),
+        int(ctime),
+        _maybe_int(side_size),
+        _maybe_int(side_mtime),
+        _maybe_int(side_ctime),
+    )
 
 
 def _maybe_int(value: object) -> int | None:
