@@ -180,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_model(embedder)
         report = reindex(settings, embedder)
         web = WebServer().start()
-        schedule, runs = None, []
+        schedule: SyncSchedule | None = None
+        runs: list[Synced] = []
         if args.sync:
             settings = settings.overridden(fetch_allow_private=["127.0.0.1"])
             feed_of_new_articles(web, settings, args.sync)
@@ -254,9 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{PAGE_DELAY * 1000:.0f} ms each"
             )
         else:
-            run = runs[0]
-            chunks = run.index.chunks_embedded if run.index else 0
-            added = run.sync.count(Saved.ADDED)
+            first = runs[0]
+            chunks = first.index.chunks_embedded if first.index else 0
+            added = first.sync.count(Saved.ADDED)
             print(
                 f"scheduled sync: {added} articles added ({PAGE_DELAY * 1000:.0f} ms a page), "
                 f"{chunks} chunks embedded, from the bot's start to "
