@@ -20,7 +20,6 @@ import logging
 import re
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -250,23 +249,17 @@ class LlmRewriter:
     def standalone(self, question: str, history: Sequence[Turn]) -> str:
         if not history:
             return question
-        from index.llm_answer import on_a_thread
+        from index.llm_answer import ModelCallError, call_model
 
         inputs = {"chat_history": _messages(history), "input": question}
-        future = on_a_thread(lambda: self.chain.invoke(inputs))
-        if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
-            log.warning("language model: timed out rewriting a follow-up; rewritten by rule")
-            return self.fallback.standalone(question, history)
         try:
-            reply = future.result()
-        except Exception as exc:  # the message may quote the request: only the kind
-            log.warning(
-                "language model: %s rewriting a follow-up; rewritten by rule", type(exc).__name__
-            )
+            reply = call_model(lambda: self.chain.invoke(inputs), self.timeout)
+        except ModelCallError as exc:
+            log.warning("language model: %s; follow-up rewritten by rule", exc)
             return self.fallback.standalone(question, history)
         rewritten = plain(reply if isinstance(reply, str) else "").strip().strip('"“”')
         if not rewritten or len(rewritten) > MAX_REWRITE_CHARS:
-            log.warning("language model: unusable rewrite of a follow-up; rewritten by rule")
+            log.warning("language model: unusable rewrite; follow-up rewritten by rule")
             return self.fallback.standalone(question, history)
         return rewritten
 

@@ -89,23 +89,14 @@ class LlmAnswerer:
             return replace(offline, fallback=NO_PASSAGES)
         failed = replace(offline, fallback=MODEL_FAILED)
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
-        future = on_a_thread(lambda: self.structured.invoke(messages))
-        if not wait([future], timeout=self.timeout).done:  # it runs on; nobody waits for it
-            log.warning(
-                "language model: timed out, no answer in %g s; the offline answer", self.timeout
-            )
-            return failed
         try:
-            reply = future.result()
-        except Exception as exc:  # any failure of the model is the offline answer
-            log.warning("language model: %s; the offline answer", _kind(exc))
-            return failed
-        if not isinstance(reply, LlmAnswer):
-            try:
+            reply = call_model(lambda: self.structured.invoke(messages), self.timeout)
+            if not isinstance(reply, LlmAnswer):
                 reply = LlmAnswer.model_validate(reply)
-            except Exception as exc:
-                log.warning("language model: %s; the offline answer", _kind(exc))
-                return failed
+        except Exception as exc:  # any failure of the model is the offline answer
+            kind = exc if isinstance(exc, ModelCallError) else failure_kind(exc)
+            log.warning("language model: %s; the offline answer", kind)
+            return failed
         answer = answer_or_fallback(question, reply, shown, offline)
         if answer.fallback == NOTHING_VERIFIED:
             log.warning(
@@ -124,6 +115,27 @@ class LlmAnswerer:
             SystemMessage(system),
             HumanMessage(f"Passages:\n\n{passages}\n\nAsked on {asked_on}: {question}"),
         ]
+
+
+class ModelCallError(Exception):
+    """A model call failed or timed out; the message says how in a few words, never with
+    the request (the passages) or a key."""
+
+
+def call_model(call: Callable[[], T], timeout: float) -> T:
+    """`call()` (a request to the model) on a daemon thread, waited for at most `timeout`
+    seconds, whatever the client's own timeout.
+
+    Raises:
+        ModelCallError: it raised, or gave no reply in time (it runs on; nobody waits).
+    """
+    future = on_a_thread(call)
+    if not wait([future], timeout=timeout).done:
+        raise ModelCallError(f"timed out, no answer in {timeout:g} s")
+    try:
+        return future.result()
+    except Exception as exc:
+        raise ModelCallError(failure_kind(exc)) from None
 
 
 def on_a_thread(call: Callable[[], T]) -> Future[T]:
@@ -151,7 +163,7 @@ def _passage(n: int, hit: Hit) -> str:
     return f"[{n}] {article.title} ({about})\n{hit.passage.chunk.text}"
 
 
-def _kind(exc: BaseException) -> str:
+def failure_kind(exc: BaseException) -> str:
     """The kind of failure, in a few words: never the exception's message, which may hold
     the request (and so the passages) or a key."""
     status = getattr(exc, "status_code", None) or getattr(
