@@ -55,6 +55,11 @@ class IndexMismatchError(NewsbotError):
     """The index was built with other settings (model, dimension, chunking)."""
 
 
+class SegmentMissingError(IndexMissingError):
+    """A segment the generation names is not in the index folder (deleted, or a copy of the
+    folder not yet complete)."""
+
+
 class IndexBusyError(NewsbotError):
     """Another process is writing the index."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from index.catalog import Catalog
+from index.catalog import SEGMENT_NAME, Catalog, read_only_connection, segment_name
 from index.chunks import Chunk, Chunker
 from index.corpus.article import Article
 from index.disk import message, write_failure
@@ -23,6 +24,7 @@ from index.errors import DiskWriteError, NewsbotError, StoreUnavailableError
 from index.layout import Generation, IndexLayout, sync_folder
 from index.lexical import LexicalIndex
 from index.progress import Progress
+from index.segments import to_merge
 from index.settings import Settings
 from index.store import VectorStore, collection_name
 from index.stories import Syndication, group_stories
@@ -60,6 +62,9 @@ class BuildPlan:
     syndication: Syndication = field(default_factory=Syndication)  # how copies are grouped
     # Indexed articles whose file was not read (its stat is as recorded): they stay as they are.
     unread: set[str] = field(default_factory=set)
+    # Merge every segment into the new one (the store lost vectors, or the stories are to be
+    # grouped anew): the new generation is then one segment, its vectors all written anew.
+    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,46 @@ def kept_generations(layout: IndexLayout, current: int) -> set[int]:
     if current and (layout.root / "catalog.sqlite").exists():
         older.append(0)  # an index from before generations
     return {current, max(older)} if older else {current}
+
+
+def remove_stale(layout: IndexLayout, keep: set[int]) -> set[int]:
+    """Delete the generations not in `keep`, and the segments none of those kept (nor a
+    build under way) shares; the numbers of the segments kept."""
+    layout.remove_stale(keep)
+    catalogs = [layout.generation_dir(n) / "catalog.sqlite" for n in keep if n]
+    shared = {
+        name for path in [*catalogs, layout.building / "catalog.sqlite"] for name in _shared(path)
+    }
+    if layout.building.exists():  # its own segment, written just before its switch
+        shared.add(segment_name(_building_number(layout.building / "catalog.sqlite")))
+    layout.remove_segments(shared)
+    return {int(name.split("-")[1]) for name in shared}
+
+
+def _read_meta(path: Path, key: str) -> Any:
+    if not path.exists():
+        return None
+    try:
+        db = read_only_connection(path)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return json.loads(row[0]) if row else None
+
+
+def _shared(path: Path) -> set[str]:
+    """The segments the generation whose catalog is at `path` shares."""
+    names = _read_meta(path, "segments") or []
+    return {name for name in names if isinstance(name, str) and SEGMENT_NAME.fullmatch(name)}
+
+
+def _building_number(path: Path) -> int:
+    build = _read_meta(path, "build") or {}
+    number = build.get("number") if isinstance(build, dict) else None
+    return number if isinstance(number, int) else -1
 
 
 class GenerationBuild:
@@ -121,40 +166,75 @@ class GenerationBuild:
         self, live: Generation | None, base: LiveSummary, plan: BuildPlan
     ) -> BuiltGeneration:
         if live is not None:  # a generation built but never switched to is of no use
-            self.layout.remove_stale(kept_generations(self.layout, live.number))
+            remove_stale(self.layout, kept_generations(self.layout, live.number))
         copy_from = None if plan.rebuild else live
         self._writing = self.layout.building / "catalog.sqlite"
-        catalog, number = self._open_catalog(copy_from, base, plan.manifest)
+        catalog, number = self._open_catalog(copy_from, base, plan)
         building = Generation(self.layout.building, number)
         try:
             index_id = catalog.index_id()
+            if catalog.get_meta("sealed"):  # a run killed before its switch: all is built
+                return self._resume_switch(catalog, index_id, number)
             # A rebuild chunks the kept articles anew from what the generation in service holds.
             articles = [*plan.articles, *(_pieced(live, plan.kept) if plan.rebuild else [])]
             changed = _drop_and_find_changed(catalog, articles, {*plan.kept, *plan.unread})
             repaired = sorted(a.id for a in changed if a.id not in plan.planned)
             chunks_embedded = self._embed(catalog, changed) if changed else 0
+            catalog.drop_dead_segments()
             group_stories(catalog, changed, plan.syndication)
             catalog.set_meta("manifest", {**plan.manifest, "dimension": catalog.dimension()})
             catalog.set_meta("last_indexed", _now())
             name = collection_name(self.settings, index_id, number)
             catalog.set_meta("collection", name)
-            reuse = None
-            embedded = not self.settings.chroma_host and not plan.vectors_restored
-            if copy_from is not None and copy_from.number and embedded:
-                reuse = (copy_from, _renewed(catalog, base) | set(repaired))
-            self._writing = building.chroma
-            stored = write_store(self.settings, catalog, building, name, reuse, self.progress)
-            self._writing = building.bm25
-            lexical = _write_lexical(catalog, building.bm25)
+            stored: set[str] = set()
+            lexical: list[str] = []
+            if not catalog.own_is_empty():  # else a segment of nothing: none is written
+                self._writing = building.chroma
+                stored = write_store(self.settings, catalog, building, name, self.progress)
+                self._writing = building.bm25
+                lexical = _write_lexical(catalog, building.bm25)
             _check_consistent(catalog, stored, lexical)
+            total = catalog.counts()[1]
             # The "build" entry stays: a generation whose switch fails is resumed as it is.
             self._writing = building.catalog
-            catalog.seal()
+            self._seal(catalog, building)
         finally:
             catalog.close()
         self._writing = self.layout.root
         self._switch(index_id, number)
-        return BuiltGeneration(repaired, chunks_embedded, chunks_total=len(stored))
+        return BuiltGeneration(repaired, chunks_embedded, chunks_total=total)
+
+    def _seal(self, catalog: Catalog, building: Generation) -> None:
+        """Move the new segment (its catalog tables, BM25 and vectors) into its folder under
+        `segments/`, and leave the generation's own catalog small."""
+        if catalog.own_is_empty():
+            catalog.seal_into(None)
+            catalog.seal()
+            return
+        segment = segment_name(building.number)
+        folder = self.layout.segments / segment
+        folder.mkdir(parents=True, exist_ok=True)
+        for part in (building.bm25, building.chroma):
+            target = folder / part.name
+            _remove(target)
+            if part.exists():
+                os.replace(part, target)
+        sync_folder(folder)
+        self._writing = folder / "catalog.sqlite"
+        catalog.seal_into(segment)
+        self._writing = building.catalog
+        catalog.seal()
+
+    def _resume_switch(self, catalog: Catalog, index_id: str, number: int) -> BuiltGeneration:
+        """Switch to a generation a killed run had built and sealed (sealing it again: the
+        run may have been killed in it)."""
+        total = catalog.counts()[1]
+        self._writing = self.layout.building / "catalog.sqlite"
+        catalog.seal()
+        catalog.close()
+        self._writing = self.layout.root
+        self._switch(index_id, number)
+        return BuiltGeneration([], 0, chunks_total=total)
 
     def _leave_resumable(self) -> str:
         """After a failed write: free what the next run rebuilds anyway (the vectors' store,
@@ -170,20 +250,26 @@ class GenerationBuild:
         return "nothing had been embedded yet: the unfinished build was removed"
 
     def _open_catalog(
-        self, copy_from: Generation | None, base: LiveSummary, manifest: dict[str, Any]
+        self, copy_from: Generation | None, base: LiveSummary, plan: BuildPlan
     ) -> tuple[Catalog, int]:
         """The catalog of the generation being built, and its number.
 
-        A build a killed run left for the same base generation and settings is resumed: what
-        it embedded is kept. Anything else there is discarded.
+        It shares the segments of the generation `copy_from` (none for a rebuild) and starts
+        its own segment empty, but for what it merges (`index.segments.to_merge`; all of them
+        for a `full` plan). A build a killed run left for the same base generation and
+        settings is resumed: what it embedded is kept. Anything else there is discarded.
         """
         layout = self.layout
         path = layout.building / "catalog.sqlite"
-        plan = {"base": copy_from.name if copy_from else None, "manifest": manifest}
+        spec = {
+            "base": copy_from.name if copy_from else None,
+            "manifest": plan.manifest,
+            "full": plan.full,
+        }
         if path.exists():
             catalog = Catalog(path)
             meta = catalog.get_meta("build") or {}
-            if {k: meta.get(k) for k in plan} == plan and isinstance(meta.get("number"), int):
+            if {k: meta.get(k) for k in spec} == spec and isinstance(meta.get("number"), int):
                 return catalog, int(meta["number"])
             catalog.close()
         shutil.rmtree(layout.building, ignore_errors=True)
@@ -196,12 +282,23 @@ class GenerationBuild:
         else:
             source = Catalog(copy_from.catalog, writable=False)
             try:
-                catalog = source.copy_to(path)
+                if source.segmented:  # shared, not copied
+                    catalog = Catalog(path)
+                    for key in ("index_id", "stories"):
+                        if source.get_meta(key) is not None:
+                            catalog.set_meta(key, source.get_meta(key))
+                    catalog.start_from(source)
+                else:  # an index from before segments: copied whole, once
+                    catalog = source.copy_to(path)
             finally:
                 source.close()
-            if copy_from.number == 0:
+            if copy_from.number == 0:  # an index from before generations
                 self._carry_over_vectors(catalog, copy_from)
-        catalog.set_meta("build", {**plan, "number": number})
+        if not catalog.segmented:
+            catalog.set_segments([])
+        older = [s for s in catalog.segments() if s.name != path.parent.name]
+        catalog.absorb([s.name for s in older] if plan.full else to_merge(older))
+        catalog.set_meta("build", {**spec, "number": number})
         return catalog, number
 
     def _carry_over_vectors(self, catalog: Catalog, legacy: Generation) -> None:
@@ -256,12 +353,12 @@ class GenerationBuild:
             os.replace(target, layout.building)  # not in service: the next run resumes it
             raise
         keep = kept_generations(layout, number)
-        layout.remove_stale(keep)
+        segments = remove_stale(layout, keep)
         with contextlib.suppress(StoreUnavailableError):  # cleaned up by a later run instead
             VectorStore.remove_other_generations(
                 self.settings,
                 index_id,
-                {collection_name(self.settings, index_id, n) for n in keep},
+                {collection_name(self.settings, index_id, n) for n in keep | segments},
             )
 
 
@@ -312,15 +409,6 @@ def _drop_and_find_changed(
     ]
 
 
-def _renewed(catalog: Catalog, base: LiveSummary) -> set[str]:
-    """The articles of `catalog` that the generation in service lacks or holds otherwise."""
-    return {
-        aid
-        for aid, (content_hash, _) in catalog.hashes().items()
-        if base.hashes.get(aid, ("", ""))[0] != content_hash
-    }
-
-
 def _pieced(live: Generation | None, article_ids: list[str]) -> list[Article]:
     """The articles `article_ids` of the generation in service, their texts pieced together."""
     if live is None or not article_ids:
@@ -345,7 +433,7 @@ def _write_lexical(catalog: Catalog, path: Path) -> list[str]:
 
 def _check_consistent(catalog: Catalog, stored: set[str], lexical: list[str]) -> None:
     """Refuse to switch to a generation whose vectors, BM25 and catalog disagree."""
-    chunks = catalog.chunk_ids()
+    chunks = catalog.own_chunk_ids()
     if set(chunks) != stored or sorted(lexical) != chunks or len(set(chunks)) != len(chunks):
         raise NewsbotError(
             f"the new index came out inconsistent ({len(chunks)} chunks, {len(stored)} vectors, "

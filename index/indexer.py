@@ -12,7 +12,13 @@ from index.corpus.scan import CorpusScan, scan_corpus
 from index.disk import writing
 from index.embeddings import Embedder
 from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
-from index.generation_build import BuildPlan, GenerationBuild, LiveSummary, kept_generations
+from index.generation_build import (
+    BuildPlan,
+    GenerationBuild,
+    LiveSummary,
+    kept_generations,
+    remove_stale,
+)
 from index.layout import Generation, IndexLayout
 from index.manifest import check_manifest, manifest_for
 from index.progress import Progress
@@ -129,7 +135,7 @@ def reindex(
             and not report.stories_grouped
         ):
             shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
-            layout.remove_stale(kept_generations(layout, live.number))
+            remove_stale(layout, kept_generations(layout, live.number))
             report.chunks_total = base.chunks
             _record_stats(record, live, base.index_id, settings, scan, known, scanned_ns)
         else:
@@ -141,6 +147,7 @@ def reindex(
                 rebuild=rebuild,
                 vectors_restored=report.vectors_restored,
                 unread=set(scan.unread),
+                full=report.vectors_restored or report.stories_grouped,
             )
             built = GenerationBuild(settings, embedder, layout, progress).run(live, base, plan)
             now = layout.current()
@@ -208,29 +215,38 @@ def _copies(live: Generation | None) -> tuple[int, int]:
 
 
 def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> bool:
-    """Whether the store holds every vector of the generation in service.
+    """Whether the store holds every vector of the generation in service (each of its
+    segments' collections, all its chunks).
 
     A Chroma server that lost its data, or a deleted `chroma/` folder, is mended by building
     a new generation: its vectors come from the catalog.
     """
     catalog = Catalog(live.catalog, writable=False)
     try:
-        name = catalog.get_meta("collection")
+        segments = catalog.segments()
     finally:
         catalog.close()
-    if name is None or base.index_id is None:
+    if base.index_id is None or any(s.collection is None for s in segments):
         return False
     # The embedded Chroma writes to its folder when it opens: on a full disk, that fails.
     then = f"{AGAIN} (the index in service is unchanged)"
-    with writing(live.chroma, setting="NEWSBOT_INDEX_DIR", then=then):
-        try:
-            store = VectorStore(settings, owner=base.index_id, path=live.chroma, name=name)
-        except VectorsMissingError:
-            return False
-        try:
-            return store.count() == base.chunks
-        finally:
-            store.close()
+    for segment in segments:
+        with writing(segment.folder / "chroma", setting="NEWSBOT_INDEX_DIR", then=then):
+            try:
+                store = VectorStore(
+                    settings,
+                    owner=base.index_id,
+                    path=segment.folder / "chroma",
+                    name=str(segment.collection),
+                )
+            except VectorsMissingError:
+                return False
+            try:
+                if store.count() != segment.chunks:
+                    return False
+            finally:
+                store.close()
+    return True
 
 
 def _plan(

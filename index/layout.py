@@ -64,6 +64,19 @@ class IndexLayout:
     def building(self) -> Path:
         return self.root / "building"
 
+    @property
+    def segments(self) -> Path:
+        """The segments generations share (`index.catalog`, docs/architecture.md)."""
+        return self.root / "segments"
+
+    def remove_segments(self, keep: set[str]) -> None:
+        """Delete the segment folders not named in `keep`."""
+        if not self.segments.is_dir():
+            return
+        for path in self.segments.iterdir():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
     def generation_dir(self, number: int) -> Path:
         return self.root / f"gen-{number:06d}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -16,16 +17,19 @@ from index.catalog import Catalog
 from index.conversation import Rewriter, Turn, default_rewriter, recent
 from index.corpus.metadata import normalise_date
 from index.embeddings import Embedder
-from index.errors import IndexMissingError, NewsbotError
+from index.errors import IndexMissingError, NewsbotError, SegmentMissingError
 from index.extractive import Extraction, ExtractiveAnswerer
 from index.layout import Generation, IndexLayout
 from index.lexical import LexicalIndex
 from index.manifest import check_manifest, manifest_for
 from index.ranking import Ranking
 from index.retrieval import Filters, Hit, Retriever
+from index.segments import SegmentedLexical, SegmentedVectors
 from index.settings import Settings
 from index.store import VectorStore, collection_name, is_store_error
 from index.text import plain
+
+log = logging.getLogger("newsbot")
 
 MAX_QUESTION_CHARS = 2000
 # Passages handed to the answer step, which orders them and cites at most `k`.
@@ -151,9 +155,16 @@ class Newsbot:
             )
         self._open(generation)
 
-    def _open(self, generation: Generation) -> None:
-        """Open the generation's catalog, store and BM25 index; keep the old ones on failure."""
+    def _open(self, generation: Generation, *, anew: bool = False) -> None:
+        """Open the generation's catalog, and its segments' stores and BM25 indexes; keep the
+        old ones on failure.
+
+        The segments it shares with the generation open before are not opened again (their
+        files never change); `anew` opens every one again.
+        """
         catalog = Catalog(generation.catalog, writable=False)
+        opened: dict[str, tuple[VectorStore, LexicalIndex]] = {}
+        cached = {} if anew else getattr(self, "_segments", {})
         with ExitStack() as on_error:
             on_error.callback(catalog.close)
             recorded = catalog.get_meta("manifest")
@@ -165,26 +176,36 @@ class Newsbot:
                 recorded, manifest_for(self.settings, self.embedder.name), self.settings.index_dir
             )
             owner = catalog.get_meta("index_id") or ""
-            name = catalog.get_meta("collection") or collection_name(
-                self.settings, owner, generation.number
-            )
-            # Read-only: answering works on a read-only index and a full disk, and never
-            # changes the generation in service (embedded Chroma writes whatever it opens).
-            store = VectorStore(
-                self.settings, owner=owner, path=generation.chroma, name=name, read_only=True
-            )
-            on_error.callback(store.close)
-            store.load(recorded.get("dimension"))
-            lexical = LexicalIndex.load(generation.bm25)
+            segments = catalog.segments()
+            for segment in segments:
+                if segment.name in cached:
+                    opened[segment.name] = cached[segment.name]
+                    continue
+                name = segment.collection or collection_name(
+                    self.settings, owner, generation.number
+                )
+                folder = generation.root if generation.number == 0 else segment.folder
+                # Read-only: answering works on a read-only index and a full disk, and never
+                # changes a generation (embedded Chroma writes whatever it opens).
+                store = VectorStore(
+                    self.settings, owner=owner, path=folder / "chroma", name=name, read_only=True
+                )
+                on_error.callback(store.close)
+                store.load(recorded.get("dimension"))
+                opened[segment.name] = (store, LexicalIndex.load(folder / "bm25"))
             on_error.pop_all()
-        old = getattr(self, "store", None), getattr(self, "catalog", None)
+        old_catalog = getattr(self, "catalog", None)
+        stale = [store for name, (store, _) in cached.items() if name not in opened]
+        if anew:
+            stale = [store for store, _ in getattr(self, "_segments", {}).values()]
         self.generation = generation
         self.manifest = recorded
         self.catalog = catalog
-        self.store = store
-        self.lexical = lexical
+        self._segments = opened
+        self.store = SegmentedVectors([(opened[s.name][0], s.dead_chunks) for s in segments])
+        self.lexical = SegmentedLexical.of([(opened[s.name][1], s.dead_chunks) for s in segments])
         self.retriever = Retriever(self.store, self.lexical, self.catalog, self.ranking)
-        for part in old:
+        for part in [*stale, old_catalog]:
             if part is not None:
                 part.close()
 
@@ -194,7 +215,11 @@ class Newsbot:
             generation = self.layout.current()
             if generation is None or generation == self.generation:
                 return False
-            self._open(generation)
+            try:
+                self._open(generation)
+            except SegmentMissingError as exc:  # a copy of the folder still being made
+                log.warning("still answering from %s: %s", self.generation.name, exc)
+                return False
             return True
 
     def ask(
@@ -266,7 +291,7 @@ class Newsbot:
         except Exception as exc:
             if not is_store_error(exc):
                 raise
-        self._open(self.layout.current() or self.generation)
+        self._open(self.layout.current() or self.generation, anew=True)
         return call()
 
     def status(self) -> Status:
@@ -292,5 +317,6 @@ class Newsbot:
 
     def close(self) -> None:
         with self._lock:
-            self.store.close()
+            for store, _ in self._segments.values():
+                store.close()
             self.catalog.close()

@@ -11,9 +11,8 @@ import numpy as np
 
 from index.candidates import AnswerShape, agreement
 from index.catalog import ArticleRecord, Catalog, Passage
-from index.lexical import LexicalIndex
 from index.ranking import Ranking
-from index.store import VectorStore
+from index.segments import SegmentedLexical, SegmentedVectors
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ class Hit:
 class Retriever:
     """Finds the passages most likely to answer a question."""
 
-    store: VectorStore
-    lexical: LexicalIndex
+    store: SegmentedVectors
+    lexical: SegmentedLexical
     catalog: Catalog
     ranking: Ranking = field(default_factory=Ranking)
 

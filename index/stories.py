@@ -23,6 +23,9 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from index.catalog import Catalog
 from index.corpus.article import Article
 
+# A build regroups incrementally when it signed at most this many articles (or a tenth of
+# them): each is compared with every other article's signature, exactly.
+REGROUP_MOST = 1000
 # datasketch's permutation scheme: signatures are uint32, 4 bytes a permutation.
 SCHEME = "affine32"
 SIGNATURE_DTYPE = np.uint32
@@ -108,11 +111,91 @@ class Syndication:
                         parent[max(a, b)] = min(a, b)
         return {aid: root(aid) if aid in parent else aid for aid in signatures}
 
+    def regroup(
+        self,
+        signatures: Mapping[str, np.ndarray],
+        before: Mapping[str, str],
+        new: set[str],
+    ) -> dict[str, str]:
+        """Article id → story id, as `stories` makes it, from the stories `before` (article
+        id → story id for the articles that were a copy of another) and the articles `new`
+        signed since: only the stories a new, edited or removed article was or is in are
+        grouped again.
+
+        Each new article is compared with every other article's signature (exactly, with no
+        LSH step: a pair LSH would miss is found), and the articles of a story it was in or
+        touched are compared with each other again.
+        """
+        live = set(signatures)
+        members: dict[str, set[str]] = {}
+        for aid, story in before.items():
+            members.setdefault(story, {story}).add(aid)
+        story_of = {aid: story for story, found in members.items() for aid in found}
+        # Stories that lost an article (removed or edited) or had one edited into them.
+        nodes = set(new)
+        for found in members.values():
+            if found - live or found & new:
+                nodes |= found & live
+        edges = self._pairs_with_new(signatures, new)
+        for _, other in edges:
+            nodes |= members.get(story_of.get(other, other), {other}) & live
+        taken_apart = sorted(a for a in nodes - new if a in story_of and len(signatures[a]))
+        for i, aid in enumerate(taken_apart):  # the stories taken apart: their pairs again
+            for other in taken_apart[i + 1 :]:
+                if story_of[aid] == story_of[other] and self._copies(
+                    signatures[aid], signatures[other]
+                ):
+                    edges.append((aid, other))
+        out = {aid: story for aid, story in story_of.items() if aid in live and aid not in nodes}
+        out |= _components(nodes, edges)
+        return {aid: out.get(aid, aid) for aid in signatures}
+
+    def _pairs_with_new(
+        self, signatures: Mapping[str, np.ndarray], new: set[str]
+    ) -> list[tuple[str, str]]:
+        """(new article, any other article) for each pair that are copies of one story."""
+        signed = [aid for aid in signatures if len(signatures[aid])]
+        if not signed:
+            return []
+        matrix = np.stack([signatures[aid] for aid in signed])
+        pairs = []
+        for aid in sorted(new):
+            if len(signatures[aid]):
+                shared = (matrix == signatures[aid]).mean(axis=1)
+                pairs += [
+                    (aid, signed[int(row)])
+                    for row in np.flatnonzero(shared >= self.threshold)
+                    if signed[int(row)] != aid
+                ]
+        return pairs
+
+    def _copies(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether two signatures are of copies of one story (as `LeanMinHash.jaccard`)."""
+        return float(np.mean(a == b)) >= self.threshold
+
     def _shingles(self, words: list[str]) -> set[bytes]:
         size = self.shingle
         if len(words) <= size:
             return {" ".join(words).encode()}
         return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
+
+
+def _components(nodes: set[str], edges: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each of `nodes` → the smallest id of those it is linked to by `edges`, directly or
+    not."""
+    parent = {aid: aid for aid in nodes}
+
+    def root(aid: str) -> str:
+        while parent[aid] != aid:
+            parent[aid] = parent[parent[aid]]
+            aid = parent[aid]
+        return aid
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {aid: root(aid) for aid in nodes}
 
 
 def _signature_bytes(signature: np.ndarray) -> bytes:
@@ -126,14 +209,17 @@ def _signature_from(blob: bytes) -> np.ndarray:
 
 
 def group_stories(catalog: Catalog, changed: Sequence[Article], syndication: Syndication) -> None:
-    """Sign the articles of `catalog` without a story signature, then group them all into
+    """Sign the articles of `catalog` without a story signature, then group them into
     stories, recorded in the catalog.
 
     The texts of `changed` are at hand; any other article lacking a signature (an index
     from before stories, signatures made another way) is signed from the text its chunks
-    hold. No model call either way.
+    hold. No model call either way. A generation that shares its older segments' stories
+    (`Catalog.story_map`, kept from the generation before) regroups only what its change
+    touches (`Syndication.regroup`); any other is grouped whole.
     """
     recipe = syndication.recipe()
+    incremental = catalog.get_meta("stories") == recipe and catalog.segment_names()
     if catalog.get_meta("stories") != recipe:
         catalog.drop_signatures()
     missing = catalog.articles_missing_signatures()
@@ -145,7 +231,11 @@ def group_stories(catalog: Catalog, changed: Sequence[Article], syndication: Syn
         for aid, sig in zip(ids, syndication.signatures(texts[aid] for aid in ids), strict=True)
     }
     every = {aid: _signature_from(blob) for aid, blob in {**catalog.signatures(), **new}.items()}
-    catalog.set_stories(new, syndication.stories(every))
+    if incremental and len(new) <= max(REGROUP_MOST, len(every) // 10):
+        stories = syndication.regroup(every, catalog.story_map(), set(new))
+    else:
+        stories = syndication.stories(every)
+    catalog.set_stories(new, stories)
     catalog.set_meta("stories", recipe)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,36 +198,71 @@ def live_catalog(settings: Settings) -> Catalog:
     return Catalog(live(settings).catalog, writable=False)
 
 
-def live_store(settings: Settings) -> VectorStore:
-    catalog = live_catalog(settings)
-    try:
-        return VectorStore(
-            settings,
-            owner=catalog.get_meta("index_id"),
-            path=live(settings).chroma,
-            name=catalog.get_meta("collection"),
-        )
-    finally:
-        catalog.close()
+def as_before_segments(index_dir: Path) -> Generation:
+    """Lay the generation in service out as newsbot did before segments: its catalog holding
+    every article, its BM25 and vectors in its own folder. It must be one segment (a first
+    index). Returns it."""
+    generation = IndexLayout(index_dir).current()
+    assert generation is not None
+    db = sqlite3.connect(generation.catalog)
+    (segment,) = json.loads(
+        db.execute("SELECT value FROM meta WHERE key = 'segments'").fetchone()[0]
+    )
+    folder = index_dir / "segments" / segment
+    meta = db.execute(
+        "SELECT key, value FROM meta WHERE key NOT IN ('segments', 'sealed')"
+    ).fetchall()
+    db.close()
+    for name in ("bm25", "chroma"):
+        os.replace(folder / name, generation.root / name)
+    os.replace(folder / "catalog.sqlite", generation.catalog)
+    shutil.rmtree(index_dir / "segments")
+    db = sqlite3.connect(generation.catalog)
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
+    stories = db.execute("SELECT article_id, story FROM story_map").fetchall()
+    db.executemany(
+        "UPDATE stories SET story = ? WHERE article_id = ?", [(b, a) for a, b in stories]
+    )
+    db.execute("UPDATE stories SET story = article_id WHERE story IS NULL")
+    db.execute("DROP TABLE dead")
+    db.execute("DROP TABLE story_map")
+    db.commit()
+    db.close()
+    return generation
 
 
 def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
-    """Chunk ids in the vector store, in BM25, and in the catalog (checked to be unique)."""
+    """Chunk ids the generation in service holds in the vector store, in BM25, and in the
+    catalog, over all its segments less their dead chunks (each checked to be unique)."""
     catalog = live_catalog(settings)
     try:
         in_catalog = catalog.chunk_ids()
+        segments = catalog.segments()
+        owner = catalog.get_meta("index_id")
     finally:
         catalog.close()
-    store = live_store(settings)
-    try:
-        vectors = store.ids()
-        assert store.count() == len(vectors), "duplicate ids in the vector store"
-    finally:
-        store.close()
-    lexical = LexicalIndex.load(live(settings).bm25).chunk_ids
+    vectors: list[str] = []
+    lexical: list[str] = []
+    for segment in segments:
+        store = VectorStore(
+            settings, owner=owner, path=segment.folder / "chroma", name=str(segment.collection)
+        )
+        try:
+            ids = store.ids()
+            assert store.count() == len(ids), "duplicate ids in the vector store"
+        finally:
+            store.close()
+        assert ids == set(LexicalIndex.load(segment.folder / "bm25").chunk_ids)
+        vectors += sorted(ids - segment.dead_chunks)
+        lexical += [
+            cid
+            for cid in LexicalIndex.load(segment.folder / "bm25").chunk_ids
+            if cid not in segment.dead_chunks
+        ]
     assert len(set(in_catalog)) == len(in_catalog), "duplicate chunks in the catalog"
     assert len(set(lexical)) == len(lexical), "duplicate chunks in BM25"
-    return vectors, set(lexical), set(in_catalog)
+    assert len(set(vectors)) == len(vectors), "a chunk in the vectors of two segments"
+    return set(vectors), set(lexical), set(in_catalog)
 
 
 @pytest.fixture

@@ -4,23 +4,29 @@ The fault-injection tests run the real command line in a subprocess (and kill it
 model keeps that fast. `FAKE_EMBED_SECONDS` (per text) slows embedding down, and
 `NEWSBOT_GROUP_CHUNKS` sets how many chunks each committed group holds, so that a run lasts
 long enough, and commits often enough, to be killed at many different points.
+`NEWSBOT_MAX_SEGMENTS` sets how many older segments make a reindex merge some, and
+`NEWSBOT_DIE_IN_MERGE=1` makes a reindex that merges segments SIGKILL itself while it builds
+the merged segment's keyword index.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index import generation_build
+from index import generation_build, segments
+from index.catalog import Catalog
 from index.cli import main
 from index.embeddings import register_embedder
+from index.lexical import LexicalIndex
 from tests.fakes import FakeEmbedder
 
 
@@ -41,4 +47,21 @@ if __name__ == "__main__":
     generation_build.GROUP_CHUNKS = int(
         os.environ.get("NEWSBOT_GROUP_CHUNKS", generation_build.GROUP_CHUNKS)
     )
+    segments.MAX_SEGMENTS = int(os.environ.get("NEWSBOT_MAX_SEGMENTS", segments.MAX_SEGMENTS))
+    if os.environ.get("NEWSBOT_DIE_IN_MERGE") == "1":
+        absorb, build = Catalog.absorb, LexicalIndex.build
+        merging: list[str] = []
+
+        def absorbing(self: Catalog, names: Iterable[str]) -> None:
+            names = list(names)
+            merging.extend(names)
+            absorb(self, names)
+
+        def building(chunk_ids: list[str], texts: Sequence[str]) -> LexicalIndex:
+            if merging:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return build(chunk_ids, texts)
+
+        Catalog.absorb = absorbing  # type: ignore[method-assign]
+        LexicalIndex.build = building  # type: ignore[method-assign]
     main()

@@ -166,13 +166,29 @@ def test_reindex_through_the_server_is_incremental(
 
     assert after.removed == ["sport/marathon.md"]
     assert fake_embedder.calls == calls
-    collection = raw_collection(chroma_server, settings)
-    assert collection.get(ids=marathon, include=[])["ids"] == []
-    assert collection.count() == after.chunks_total == first.chunks_total - len(marathon)
+    # A removal writes nothing to the server: the chunks are dead in the segment holding
+    # them, and readers leave them out.
+    assert collections_of(chroma_server, settings) == [collection.name]
+    assert collection.count() == first.chunks_total
+    bot = Newsbot(settings, fake_embedder)
+    try:
+        assert bot.status().vectors == after.chunks_total == first.chunks_total - len(marathon)
+        probe = collection.get(ids=marathon[:1], include=["embeddings"])["embeddings"][0]
+        found = [cid for cid, _ in bot.store.query(probe, first.chunks_total)]
+        assert found and not set(found) & set(marathon)
+    finally:
+        bot.close()
     write_article(corpus, "extra.md", "A note on the tides.", title="Tides")
-    reindex(settings, fake_embedder)
-    # Only the generation in service and the one before it keep a collection.
-    assert len(collections_of(chroma_server, settings)) == 2
+    added = reindex(settings, fake_embedder)
+    # The new article's vectors go into a collection of their own; the first one is shared.
+    names = collections_of(chroma_server, settings)
+    assert len(names) == 2 and collection.name in names
+    newest = raw_client(chroma_server).get_collection(max(names))
+    assert (
+        newest.count()
+        == added.chunks_embedded
+        == len(live_catalog(settings).chunk_ids(["extra.md"]))
+    )
 
 
 def test_real_model_answers_from_the_seed_corpus_through_the_server(

@@ -6,6 +6,7 @@ model call."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from index.newsbot import Newsbot
 from index.ranking import Ranking
 from index.settings import Settings
 from index.stories import Syndication
-from tests.conftest import live, live_catalog, write_article
+from tests.conftest import as_before_segments, live, live_catalog, write_article
 from tests.fakes import FakeEmbedder
 from tests.passages import CITATION_KEYS
 
@@ -335,7 +336,7 @@ def test_an_index_from_before_stories_answers_then_gets_them_with_no_model_call(
 ) -> None:
     write_copies(corpus, COPIES)
     reindex(settings, fake_embedder)
-    forget_stories(live(settings).catalog)
+    forget_stories(as_before_segments(settings.index_dir).catalog)
     old = Newsbot(settings, fake_embedder)
     before = old.ask(QUESTION)
     assert before.found and all(not c.also_reported_by for c in before.ranked)
@@ -465,7 +466,7 @@ def test_a_reader_opens_a_catalog_with_or_without_stories(
     write_copies(corpus, COPIES)
     reindex(settings, fake_embedder)
     if dropped:
-        forget_stories(live(settings).catalog)
+        forget_stories(as_before_segments(settings.index_dir).catalog)
     catalog = Catalog(live(settings).catalog, writable=False)
     try:
         records = catalog.articles()
@@ -475,3 +476,47 @@ def test_a_reader_opens_a_catalog_with_or_without_stories(
 
     assert len(records) == 6
     assert len(copies) == (0 if dropped else 1)
+
+
+def test_regrouping_what_a_change_touched_agrees_with_grouping_everything() -> None:
+    syndication = Syndication()
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(3000)]
+    texts: dict[str, str] = {}
+    for story in range(25):
+        words = rng.sample(vocabulary, 300)
+        for copy in range(rng.randint(1, 4)):
+            edited = list(words)
+            for _ in range(8):  # a copy's own edits: a headline, a byline
+                edited[rng.randrange(len(edited))] = rng.choice(vocabulary)
+            texts[f"s{story:02d}-{copy}"] = " ".join(edited)
+    names = sorted(texts)
+    signatures = dict(zip(names, syndication.signatures(texts[n] for n in names), strict=True))
+    for _ in range(20):
+        present = set(rng.sample(names, 30))
+        before = syndication.stories({a: signatures[a] for a in present})
+        mapped = {a: s for a, s in before.items() if s != a}
+        # A change: some articles added, some removed, one edited into another's story.
+        added = set(rng.sample(sorted(set(names) - present), 5))
+        removed = set(rng.sample(sorted(present), 4))
+        moved = rng.choice(sorted(present - removed))
+        after = {a: signatures[a] for a in (present | added) - removed}
+        after[moved] = signatures[rng.choice(sorted(set(after) - {moved}))]
+
+        regrouped = syndication.regroup(after, mapped, added | {moved})
+
+        assert regrouped == syndication.stories(after)
+
+
+def test_an_article_added_to_one_end_of_a_chain_renames_the_whole_story() -> None:
+    syndication = Syndication()
+    words = [f"w{i}" for i in range(500)]
+    # Each text shares 0.6 of its shingles with the next, 0.33 with the one after.
+    texts = {name: " ".join(words[50 * i : 50 * i + 200]) for i, name in enumerate("abcde")}
+    signatures = dict(zip(texts, syndication.signatures(texts.values()), strict=True))
+    before = syndication.stories({a: s for a, s in signatures.items() if a != "a"})
+    assert set(before.values()) == {"b"}
+
+    regrouped = syndication.regroup(signatures, {a: s for a, s in before.items() if s != a}, {"a"})
+
+    assert regrouped == syndication.stories(signatures) == dict.fromkeys("abcde", "a")

@@ -1,0 +1,134 @@
+"""A generation's segments, searched as one index, and which of them a reindex merges.
+
+A reindex writes what changed as a new segment (its catalog, BM25 and vectors) and shares
+the older segments with the generation before, marking what they hold that is no longer
+current as dead (`Catalog`, docs/architecture.md "Segments"). Readers search every segment
+and leave out the dead: `SegmentedVectors` and `SegmentedLexical` answer as one vector store
+and one BM25 index do. To keep their number small, a reindex folds the smallest older
+segments (and any mostly dead) into the one it writes: `to_merge`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.catalog import SegmentInfo
+from index.lexical import LexicalIndex, lucene_idf
+from index.store import VectorStore
+
+# Older segments a generation may share before a reindex merges some: each costs a vector
+# query and a BM25 search per question, and SQLite attaches at most 10 databases.
+MAX_SEGMENTS = 6
+# How many of the smallest older segments a merge folds together: each chunk is then copied
+# about log4(corpus / change) times over the corpus's life, and the segments stay few.
+MERGE_WIDTH = 4
+# An older segment more than this share dead is folded in (its dead chunks cost every
+# question a wider vector query).
+MOSTLY_DEAD = 0.5
+
+
+def to_merge(older: Sequence[SegmentInfo]) -> list[str]:
+    """The older segments a reindex folds into the segment it writes: the mostly dead, and,
+    with `MAX_SEGMENTS` or more, the `MERGE_WIDTH` smallest."""
+    chosen = [s.name for s in older if s.chunks and len(s.dead_chunks) > MOSTLY_DEAD * s.chunks]
+    rest = [s for s in older if s.name not in chosen]
+    if len(rest) >= MAX_SEGMENTS:
+        rest.sort(key=lambda s: (s.chunks - len(s.dead_chunks), s.name))
+        chosen += [s.name for s in rest[:MERGE_WIDTH]]
+    return chosen
+
+
+@dataclass
+class SegmentedVectors:
+    """The vector stores of a generation's segments, queried as one."""
+
+    stores: list[tuple[VectorStore, frozenset[str]]]  # each segment's store and dead chunks
+
+    @property
+    def location(self) -> str:
+        return self.stores[-1][0].location
+
+    def count(self) -> int:
+        """Vectors of chunks the generation holds."""
+        return sum(store.count() - len(dead) for store, dead in self.stores)
+
+    def load(self, dimension: int | None) -> None:
+        for store, _ in self.stores:
+            store.load(dimension)
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Up to `n` (chunk id, cosine similarity) pairs, most similar first."""
+        if len(self.stores) == 1 and not self.stores[0][1]:
+            return self.stores[0][0].query(vector, n)
+        found: list[tuple[str, float]] = []
+        for store, dead in self.stores:
+            # Ask for as many more as the segment has dead, so that n live ones come back.
+            found += [hit for hit in store.query(vector, n + len(dead)) if hit[0] not in dead]
+        found.sort(key=lambda hit: -hit[1])
+        return found[:n]
+
+
+@dataclass
+class SegmentedLexical:
+    """The BM25 indexes of a generation's segments, searched as one.
+
+    Each segment's BM25 was built with its own statistics; a search weighs each query term
+    by its inverse document frequency over all segments instead (Lucene's way: document
+    frequencies include dead chunks until a merge drops them). The length normalisation
+    stays each segment's own: chunks are cut to one size, so their average length differs
+    little between segments.
+    """
+
+    parts: list[tuple[LexicalIndex, np.ndarray]]  # each segment's BM25 and its dead positions
+
+    @staticmethod
+    def of(indexes: Sequence[tuple[LexicalIndex, frozenset[str]]]) -> SegmentedLexical:
+        parts = []
+        for lexical, dead in indexes:
+            ids = lexical.chunk_ids  # in chunk-id order, as they are written
+            found = [bisect.bisect_left(ids, cid) for cid in dead]
+            positions = [i for i, cid in zip(found, dead, strict=True) if ids[i : i + 1] == [cid]]
+            if len(positions) < len(dead):  # written in another order: look at each
+                positions = [i for i, cid in enumerate(ids) if cid in dead]
+            parts.append((lexical, np.asarray(positions, dtype=np.int64)))
+        return SegmentedLexical(parts)
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        dead_ids = [{lexical.chunk_ids[int(i)] for i in dead} for lexical, dead in self.parts]
+        return [
+            cid
+            for (lexical, _), gone in zip(self.parts, dead_ids, strict=True)
+            for cid in lexical.chunk_ids
+            if cid not in gone
+        ]
+
+    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        """Up to `n` (chunk id, BM25 score) pairs, best first; only chunks sharing a term."""
+        if len(self.parts) == 1 and not len(self.parts[0][1]):
+            return self.parts[0][0].search(query, n)
+        if n <= 0 or not self.parts:
+            return []
+        terms = self.parts[0][0].terms(query)
+        freqs = [lexical.doc_freqs(terms) for lexical, _ in self.parts]
+        docs = sum(lexical.size - len(dead) for lexical, dead in self.parts)
+        total: dict[str, int] = {}
+        for known in freqs:
+            for term, df in known.items():
+                total[term] = total.get(term, 0) + df
+        found: list[tuple[str, float]] = []
+        for (lexical, dead), known in zip(self.parts, freqs, strict=True):
+            # A term repeated in the query counts again, as bm25s counts it.
+            weights = {
+                term: terms.count(term)
+                * lucene_idf(total[term], docs)
+                / lucene_idf(df, lexical.size)
+                for term, df in known.items()
+            }
+            found += lexical.scored(weights, n, dead)
+        found.sort(key=lambda hit: -hit[1])
+        return found[:n]

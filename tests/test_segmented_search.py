@@ -1,0 +1,85 @@
+"""Several segments searched as one: the same passages, in the same order, as one index."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from index.lexical import LexicalIndex
+from index.segments import SegmentedLexical, SegmentedVectors
+
+
+def corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """`n` chunk ids (sorted) and texts of twenty words each, from a skewed vocabulary."""
+    rng = random.Random(seed)
+    words = [f"word{i}" for i in range(300)]
+    weights = [1 / (i + 1) for i in range(len(words))]
+    ids = [f"{i:06d}-0000" for i in range(n)]
+    return ids, [" ".join(rng.choices(words, weights, k=20)) for _ in ids]
+
+
+def test_bm25_over_segments_ranks_as_one_index_would() -> None:
+    ids, texts = corpus(400, seed=1)
+    whole = SegmentedLexical.of([(LexicalIndex.build(ids, texts), frozenset())])
+    split = SegmentedLexical.of(
+        [
+            (LexicalIndex.build(ids[:300], texts[:300]), frozenset()),
+            (LexicalIndex.build(ids[300:350], texts[300:350]), frozenset()),
+            (LexicalIndex.build(ids[350:], texts[350:]), frozenset()),
+        ]
+    )
+    for query in ["word3 word17 word120", "word250", "word1 word2 word2 word299"]:
+        expected = whole.search(query, 400)  # every chunk with a term: ties cannot cut
+        got = split.search(query, 400)
+        assert len(got) > 5 and dict(got).keys() == dict(expected).keys(), query
+        np.testing.assert_allclose(
+            [dict(got)[cid] for cid, _ in expected], [s for _, s in expected], rtol=1e-5
+        )
+        # Best first, ties in any order.
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+
+
+def test_dead_chunks_are_left_out_of_both_sides() -> None:
+    ids, texts = corpus(120, seed=2)
+    best = SegmentedLexical.of([(LexicalIndex.build(ids, texts), frozenset())]).search(
+        "word5 word9", 5
+    )
+    dead = frozenset(cid for cid, _ in best[:2])
+    lexical = SegmentedLexical.of(
+        [
+            (LexicalIndex.build(ids[:60], texts[:60]), dead),
+            (LexicalIndex.build(ids[60:], texts[60:]), dead),
+        ]
+    )
+
+    found = [cid for cid, _ in lexical.search("word5 word9", 50)]
+
+    assert found and not dead & set(found)
+    assert lexical.chunk_ids == [cid for cid in ids if cid not in dead]
+
+
+class Store:
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        scored = sorted(
+            ((cid, float(v @ vector)) for cid, v in self.vectors.items()), key=lambda h: -h[1]
+        )
+        return scored[:n]
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_vectors_over_segments_return_the_n_nearest_live_ones(n: int) -> None:
+    rng = np.random.default_rng(3)
+    vectors = {f"c{i}": rng.normal(size=8) for i in range(30)}
+    probe = rng.normal(size=8)
+    nearest = Store(vectors).query(probe, 30)
+    dead = frozenset(cid for cid, _ in nearest[:4])  # the nearest ones are dead, in either
+    older = Store({cid: v for cid, v in list(vectors.items())[:20]})
+    newer = Store({cid: v for cid, v in list(vectors.items())[20:]})
+    store = SegmentedVectors([(older, dead), (newer, dead)])  # type: ignore[list-item]
+
+    assert store.query(probe, n) == [hit for hit in nearest if hit[0] not in dead][:n]
