@@ -220,6 +220,7 @@ class Corpus:
     edit_target: Path
     _added: list[Path] = field(default_factory=list)
     _edited: bytes | None = None
+    _more: dict[Path, bytes] = field(default_factory=dict)
 
     def add_extra(self) -> None:
         """Write the held-back articles, where the next ones in order would go."""
@@ -237,8 +238,21 @@ class Corpus:
             handle.write(f"\n{EDIT_SENTENCE}\n")
         age([self.edit_target])
 
+    def edit_another(self) -> None:
+        """Append a sentence to an article not edited yet (the first folder's, in order)."""
+        done = {self.edit_target, *self._more}
+        path = next(p for p in sorted((self.folder / "part-000").iterdir()) if p not in done)
+        self._more[path] = path.read_bytes()
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"\n{EDIT_SENTENCE}\n")
+        age([path])
+
     def revert(self) -> None:
         """Back to the corpus as written, for the next store."""
+        for path, data in self._more.items():
+            path.write_bytes(data)
+        age(list(self._more))
+        self._more = {}
         for path in self._added:
             path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
@@ -524,7 +538,7 @@ def run_child(target: Target, op: str, queries: int) -> dict[str, Any]:
         command += ["--chroma-host", target.server.host, "--chroma-port", str(target.server.port)]
     if target.profile_dir is not None and op != "query":
         target.profile_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{target.label}-{OP_SLUGS[op]}.prof"
+        name = f"{target.label}-{OP_SLUGS.get(op, op.replace(' ', ''))}.prof"
         command += ["--profile", str(target.profile_dir / name)]
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
@@ -551,6 +565,8 @@ def check(op: str, figures: dict[str, Any], before: int) -> list[str]:
     got = (figures["added"], figures["updated"], figures["removed"])
     wanted = {"no change": (0, 0, 0), "+10": (ADDED_ARTICLES, 0, 0), "1 edit": (0, 1, 0)}
     problems = []
+    if op.startswith("edit ") and got != (0, 1, 0):
+        problems.append(f"{op}: added, updated, removed {got}, expected (0, 1, 0)")
     if op in wanted and got != wanted[op]:
         problems.append(f"{op}: added, updated, removed {got}, expected {wanted[op]}")
     if op == "+10" and figures["chunks_total"] <= before:
@@ -567,8 +583,11 @@ def describe(op: str, f: dict[str, Any]) -> str:
     return line + f", {f['chunks_total']:,} chunks ({f['chunks_embedded']:,} embedded)"
 
 
-def measure(target: Target, corpus: str, store: str, queries: int) -> dict[str, Any]:
-    """Full index, searches, then the no-change, +10 and 1-edit reindexes; one table row."""
+def measure(
+    target: Target, corpus: str, store: str, queries: int, rounds: int = 0
+) -> dict[str, Any]:
+    """Full index, searches, then the no-change, +10 and 1-edit reindexes (and `rounds` more
+    single edits, each reindexed, then the searches again); one table row."""
     print(f"{corpus}, {store} store:", flush=True)
     row: dict[str, Any] = {"corpus": corpus, "store": store, "ops": {}}
     row["articles"] = target.corpus.articles
@@ -580,16 +599,18 @@ def measure(target: Target, corpus: str, store: str, queries: int) -> dict[str, 
         ("no change", None),
         ("+10", target.corpus.add_extra),
         ("1 edit", target.corpus.edit),
+        *[(f"edit {i + 2}", target.corpus.edit_another) for i in range(rounds)],
+        *([("query after", None)] if rounds else []),
     ]
     try:
         for op, change in steps:
             if change is not None:
                 change()
-            figures = run_child(target, op, queries)
-            if op == "query":
-                row["query"] = figures
+            figures = run_child(target, "query" if op == "query after" else op, queries)
+            if op.startswith("query"):
+                row[op] = figures
                 print(
-                    f"  query: open {figures['open_seconds']:.2f} s, p50 {figures['p50_ms']} ms, "
+                    f"  {op}: open {figures['open_seconds']:.2f} s, p50 {figures['p50_ms']} ms, "
                     f"p95 {figures['p95_ms']} ms over {figures['queries']}, "
                     f"reader RSS {figures['peak_rss_kb'] / 1024:.0f} MB",
                     flush=True,
@@ -625,7 +646,7 @@ def run_store(
             stack.callback(server.stop)
         label = f"{spec.slug}-{store}"
         target = Target(corpus, where / "index", questions, server, args.profile, label)
-        return measure(target, spec.label, store, args.queries)
+        return measure(target, spec.label, store, args.queries, args.rounds)
 
 
 # --- the table -----------------------------------------------------------------------------
@@ -650,6 +671,9 @@ TABLE_HEADER = (
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
+    if any("query after" in row for row in rows):
+        lines[0] += " later edits: median / max | query p50 / p95 after |"
+        lines[1] += "---|---|"
     for row in rows:
         ops, query = row["ops"], row["query"]
         seconds = [f"{ops[op]['seconds']:.1f} s" for op in ("full", "no change", "+10", "1 edit")]
@@ -663,6 +687,13 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"{query['p50_ms']:.0f} / {query['p95_ms']:.0f} ms",
             f"{query['peak_rss_kb'] / 1024:,.0f} MB",
         ]
+        if "query after" in row:
+            later = [f["seconds"] for op, f in ops.items() if op.startswith("edit ")]
+            after = row["query after"]
+            cells += [
+                f"{statistics.median(later):.1f} / {max(later):.1f} s ({len(later)})",
+                f"{after['p50_ms']:.0f} / {after['p95_ms']:.0f} ms",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -692,6 +723,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES, help="searches timed")
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic corpus")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="more single edits after the first, each reindexed, then the searches again",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the corpora and indexes")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows there")
