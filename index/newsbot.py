@@ -202,7 +202,9 @@ class Newsbot:
         self.manifest = recorded
         self.catalog = catalog
         self._segments = opened
-        self.store = SegmentedVectors([(opened[s.name][0], s.dead_chunks) for s in segments])
+        self.store = SegmentedVectors(
+            [(opened[s.name][0], s.dead_chunks, s.chunks) for s in segments]
+        )
         self.lexical = SegmentedLexical.of([(opened[s.name][1], s.dead_chunks) for s in segments])
         self.retriever = Retriever(self.store, self.lexical, self.catalog, self.ranking)
         for part in [*stale, old_catalog]:

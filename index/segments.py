@@ -11,6 +11,7 @@ segments (and any mostly dead) into the one it writes: `to_merge`.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ MAX_SEGMENTS = 6
 # How many of the smallest older segments a merge folds together: each chunk is then copied
 # about log4(corpus / change) times over the corpus's life, and the segments stay few.
 MERGE_WIDTH = 4
+# Extra vectors asked of a segment with dead chunks, beyond its share (see `_live_nearest`).
+DEAD_MARGIN = 8
 # An older segment more than this share dead is folded in (its dead chunks cost every
 # question a wider vector query).
 MOSTLY_DEAD = 0.5
@@ -46,7 +49,8 @@ def to_merge(older: Sequence[SegmentInfo]) -> list[str]:
 class SegmentedVectors:
     """The vector stores of a generation's segments, queried as one."""
 
-    stores: list[tuple[VectorStore, frozenset[str]]]  # each segment's store and dead chunks
+    # Each segment's store, its dead chunks, and how many chunks it holds (dead ones too).
+    stores: list[tuple[VectorStore, frozenset[str], int]]
 
     @property
     def location(self) -> str:
@@ -54,10 +58,10 @@ class SegmentedVectors:
 
     def count(self) -> int:
         """Vectors of chunks the generation holds."""
-        return sum(store.count() - len(dead) for store, dead in self.stores)
+        return sum(store.count() - len(dead) for store, dead, _ in self.stores)
 
     def load(self, dimension: int | None) -> None:
-        for store, _ in self.stores:
+        for store, _, _ in self.stores:
             store.load(dimension)
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
@@ -65,11 +69,30 @@ class SegmentedVectors:
         if len(self.stores) == 1 and not self.stores[0][1]:
             return self.stores[0][0].query(vector, n)
         found: list[tuple[str, float]] = []
-        for store, dead in self.stores:
-            # Ask for as many more as the segment has dead, so that n live ones come back.
-            found += [hit for hit in store.query(vector, n + len(dead)) if hit[0] not in dead]
+        for store, dead, chunks in self.stores:
+            found += _live_nearest(store, dead, chunks, vector, n)
         found.sort(key=lambda hit: -hit[1])
         return found[:n]
+
+
+def _live_nearest(
+    store: VectorStore, dead: frozenset[str], chunks: int, vector: np.ndarray, n: int
+) -> list[tuple[str, float]]:
+    """The `n` nearest chunks of one segment that are not dead.
+
+    It asks for as many more as its share of dead chunks would take from `n`, and, if dead
+    ones still left fewer than `n`, twice as many again, until it has `n` or all: asking for
+    all its dead every time would make a question's cost grow with them.
+    """
+    if not dead or n <= 0:
+        return store.query(vector, n)
+    ask = min(chunks, n + math.ceil(n * len(dead) / max(chunks - len(dead), 1)) + DEAD_MARGIN)
+    while True:
+        got = store.query(vector, ask)
+        live = [hit for hit in got if hit[0] not in dead]
+        if len(live) >= n or len(got) < ask or ask >= chunks:
+            return live[:n]
+        ask = min(chunks, ask * 2)
 
 
 @dataclass
@@ -115,7 +138,8 @@ class SegmentedLexical:
             return []
         terms = self.parts[0][0].terms(query)
         freqs = [lexical.doc_freqs(terms) for lexical, _ in self.parts]
-        docs = sum(lexical.size - len(dead) for lexical, dead in self.parts)
+        # As Lucene: dead chunks count in the number of chunks as in each term's frequency.
+        docs = sum(lexical.size for lexical, _ in self.parts)
         total: dict[str, int] = {}
         for known in freqs:
             for term, df in known.items():

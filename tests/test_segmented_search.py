@@ -63,23 +63,40 @@ def test_dead_chunks_are_left_out_of_both_sides() -> None:
 class Store:
     def __init__(self, vectors: dict[str, np.ndarray]) -> None:
         self.vectors = vectors
+        self.asked: list[int] = []
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        self.asked.append(n)
         scored = sorted(
             ((cid, float(v @ vector)) for cid, v in self.vectors.items()), key=lambda h: -h[1]
         )
         return scored[:n]
 
 
-@pytest.mark.parametrize("n", [1, 3, 10])
-def test_vectors_over_segments_return_the_n_nearest_live_ones(n: int) -> None:
+@pytest.mark.parametrize(("n", "dead_nearest"), [(1, 4), (3, 4), (10, 4), (5, 60)])
+def test_vectors_over_segments_return_the_n_nearest_live_ones(n: int, dead_nearest: int) -> None:
     rng = np.random.default_rng(3)
-    vectors = {f"c{i}": rng.normal(size=8) for i in range(30)}
+    vectors = {f"c{i:03d}": rng.normal(size=8) for i in range(300)}
     probe = rng.normal(size=8)
-    nearest = Store(vectors).query(probe, 30)
-    dead = frozenset(cid for cid, _ in nearest[:4])  # the nearest ones are dead, in either
-    older = Store({cid: v for cid, v in list(vectors.items())[:20]})
-    newer = Store({cid: v for cid, v in list(vectors.items())[20:]})
-    store = SegmentedVectors([(older, dead), (newer, dead)])  # type: ignore[list-item]
+    nearest = Store(vectors).query(probe, 300)
+    dead = frozenset(cid for cid, _ in nearest[:dead_nearest])  # the nearest ones are dead
+    older = Store({cid: v for cid, v in list(vectors.items())[:200]})
+    newer = Store({cid: v for cid, v in list(vectors.items())[200:]})
+    store = SegmentedVectors([(older, dead, 200), (newer, dead, 100)])  # type: ignore[list-item]
 
     assert store.query(probe, n) == [hit for hit in nearest if hit[0] not in dead][:n]
+    # It never asked a segment for all its vectors to find them.
+    assert max(older.asked + newer.asked) < 200
+
+
+def test_dead_vectors_far_from_the_question_cost_it_little() -> None:
+    rng = np.random.default_rng(4)
+    vectors = {f"c{i:03d}": rng.normal(size=8) for i in range(300)}
+    probe = rng.normal(size=8)
+    nearest = Store(vectors).query(probe, 300)
+    dead = frozenset(cid for cid, _ in nearest[-150:])  # the farthest half is dead
+    segment = Store(vectors)
+    store = SegmentedVectors([(segment, dead, 300)])  # type: ignore[list-item]
+
+    assert store.query(probe, 5) == nearest[:5]
+    assert segment.asked == [5 + 5 + 8]  # its share of dead, and a margin: not all 150
