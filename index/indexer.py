@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from index.catalog import Catalog
 from index.corpus.file_stats import FileStatsRecord, KnownFiles
 from index.corpus.scan import CorpusScan, scan_corpus
-from index.disk import writing
 from index.embeddings import Embedder
 from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
 from index.generation_build import (
@@ -23,9 +22,9 @@ from index.layout import Generation, IndexLayout
 from index.manifest import check_manifest, manifest_for
 from index.progress import Progress
 from index.settings import Settings
-from index.store import VectorStore
+from index.store import CHROMA_SQLITE, VectorStore
 from index.stories import Syndication, stories_current
-from index.writer_lock import AGAIN, writer_lock
+from index.writer_lock import writer_lock
 
 
 @dataclass
@@ -215,11 +214,13 @@ def _copies(live: Generation | None) -> tuple[int, int]:
 
 
 def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> bool:
-    """Whether the store holds every vector of the generation in service (each of its
-    segments' collections, all its chunks).
+    """Whether the store holds the vectors of every segment of the generation in service.
 
-    A Chroma server that lost its data, or a deleted `chroma/` folder, is mended by building
-    a new generation: its vectors come from the catalog.
+    A Chroma server that lost its data (a collection missing, or short of vectors), or a
+    deleted `chroma/` folder, is mended by building a new generation: its vectors come from
+    the catalog. The embedded store's folders are only looked at, never opened here: Chroma
+    writes to a store it opens, and segments are never written once complete (readers may be
+    copying them).
     """
     catalog = Catalog(live.catalog, writable=False)
     try:
@@ -228,24 +229,20 @@ def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> boo
         catalog.close()
     if base.index_id is None or any(s.collection is None for s in segments):
         return False
-    # The embedded Chroma writes to its folder when it opens: on a full disk, that fails.
-    then = f"{AGAIN} (the index in service is unchanged)"
+    if not settings.chroma_host:
+        return all((s.folder / "chroma" / CHROMA_SQLITE).is_file() for s in segments)
     for segment in segments:
-        with writing(segment.folder / "chroma", setting="NEWSBOT_INDEX_DIR", then=then):
-            try:
-                store = VectorStore(
-                    settings,
-                    owner=base.index_id,
-                    path=segment.folder / "chroma",
-                    name=str(segment.collection),
-                )
-            except VectorsMissingError:
+        try:
+            store = VectorStore(
+                settings, owner=base.index_id, path=segment.folder, name=str(segment.collection)
+            )
+        except VectorsMissingError:
+            return False
+        try:
+            if store.count() != segment.chunks:
                 return False
-            try:
-                if store.count() != segment.chunks:
-                    return False
-            finally:
-                store.close()
+        finally:
+            store.close()
     return True
 
 

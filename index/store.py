@@ -20,6 +20,8 @@ from index.settings import Settings
 
 # Collection metadata key naming the index (catalog) that owns the collection's vectors.
 OWNER_KEY = "newsbot_index"
+# The embedded store's own database file, in its folder.
+CHROMA_SQLITE = "chroma.sqlite3"
 # Chroma rejects larger requests; stay well under its max batch size.
 WRITE_BATCH = 1000
 # A reader's private copy of the embedded store (`_private_copy`): a folder in the temp folder

@@ -292,7 +292,7 @@ def test_a_full_disk_before_anything_is_embedded_removes_the_build(
     assert not IndexLayout(env).building.exists()
 
 
-def test_a_full_disk_with_nothing_to_index_is_one_line(
+def test_a_full_disk_with_nothing_to_index_changes_nothing_and_succeeds(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert runner.invoke(app, ["index"]).exit_code == 0
@@ -304,13 +304,10 @@ def test_a_full_disk_with_nothing_to_index_is_one_line(
 
     monkeypatch.setattr(indexer, "VectorStore", opening)
 
-    line = one_error_line(runner.invoke(app, ["index"]))
+    result = runner.invoke(app, ["index"])
 
-    (segment,) = (IndexLayout(env).segments).iterdir()
-    assert line == (
-        f"error: out of disk space writing {segment / 'chroma'}: free some space, then run "
-        "`newsbot index` again (the index in service is unchanged)"
-    )
+    # Nothing changed: no store is opened (the embedded one writes whatever it opens).
+    assert result.exit_code == 0, result.output
     assert index_state(env) == before
 
 

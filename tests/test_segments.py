@@ -10,6 +10,7 @@ the index in service as it was, and the next run finishes the merge.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -215,6 +216,29 @@ def test_a_segment_whose_chunks_have_no_word_is_indexed(
     report = reindex(settings, fake_embedder)
 
     assert report.added == ["zero.md"]
+    vectors, bm25, catalog = parts(settings)
+    assert vectors == bm25 == catalog
+    bot = Newsbot(settings, fake_embedder)
+    try:
+        assert bot.ask("How much military aid has the United States sent to Ukraine?").found
+    finally:
+        bot.close()
+
+
+def test_a_segment_whose_vectors_were_deleted_is_mended_from_the_catalog(
+    settings: Settings, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    reindex(settings, fake_embedder)
+    write_article(corpus, "tides.md", "The tides at Brightwater rose by a metre.", title="Tides")
+    reindex(settings, fake_embedder)
+    oldest = settings.index_dir / "segments" / segment_names(settings)[0]
+    shutil.rmtree(oldest / "chroma")
+    calls = fake_embedder.calls
+
+    report = reindex(settings, fake_embedder)
+
+    assert report.vectors_restored and not report.changed
+    assert fake_embedder.calls == calls  # from the catalog: no model call
     vectors, bm25, catalog = parts(settings)
     assert vectors == bm25 == catalog
     bot = Newsbot(settings, fake_embedder)
