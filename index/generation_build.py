@@ -57,7 +57,7 @@ class BuildPlan:
     articles: list[Article]  # every article the corpus gave this time
     kept: list[str]  # indexed articles whose file cannot be read now: they stay as they are
     planned: set[str]  # the articles the plan (re)embeds: embedding any other is a repair
-    rebuild: bool  # from nothing, rather than from a copy of the generation in service
+    rebuild: bool  # from nothing, rather than from the generation in service
     vectors_restored: bool  # the store lost the vectors in service: there are none to copy
     syndication: Syndication = field(default_factory=Syndication)  # how copies are grouped
     # Indexed articles whose file was not read (its stat is as recorded): they stay as they are.

@@ -78,11 +78,12 @@ def reindex(
 ) -> IndexReport:
     """Index `settings.corpus_dir` into `settings.index_dir`.
 
-    The index in service is never written: the next generation is built beside it (from a
-    copy of its catalog, so unchanged articles cost no model call), checked, and switched
-    to in one atomic step. Readers keep answering from the old generation meanwhile. A run
-    that is killed leaves the generation in service as it was; the next run resumes the
-    build where it stopped. With nothing changed, no generation is built.
+    The index in service is never written: the next generation is built beside it, sharing
+    its segments and writing only what changed as a new one (unchanged articles cost no
+    model call, nor any write), checked, and switched to in one atomic step. Readers keep
+    answering from the old generation meanwhile. A run that is killed leaves the generation
+    in service as it was; the next run resumes the build where it stopped. With nothing
+    changed, no generation is built.
 
     Args:
         settings: where the corpus and the index are, and how to chunk.

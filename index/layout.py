@@ -1,10 +1,12 @@
 """Where each part of an index lives inside `NEWSBOT_INDEX_DIR`.
 
 An index folder holds generations: each complete reindex is a folder of its own
-(`gen-000007/`: catalog, BM25 and, for the embedded store, Chroma), never written again once
-complete. `CURRENT` names the one in service; a reindex builds the next one in `building/`
-and switches `CURRENT` to it in one atomic rename, so readers only ever open a complete,
-unchanging generation.
+(`gen-000007/`: its catalog, naming the segments it is made of, under `segments/`: each a
+catalog, BM25 and, for the embedded store, Chroma), never written again once complete.
+`CURRENT` names the one in service; a reindex builds the next one in `building/` and
+switches `CURRENT` to it in one atomic rename, so readers only ever open a complete,
+unchanging generation. (A generation from before segments holds its catalog, BM25 and
+Chroma itself.)
 """
 
 from __future__ import annotations

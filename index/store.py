@@ -39,10 +39,10 @@ COPY_HINTS = {
 
 
 class VectorStore:
-    """Chunk vectors by chunk id, with cosine distance: one generation's collection.
+    """Chunk vectors by chunk id, with cosine distance: one segment's collection.
 
-    The embedded store keeps each generation's collection in the generation's folder; a Chroma
-    server holds one collection per generation, named for the index and the generation. Each
+    The embedded store keeps each segment's collection in the segment's folder; a Chroma
+    server holds one collection per segment, named for the index and the segment. Each
     collection is marked with the id of the index that owns it, so that no index ever opens
     or deletes another's vectors on a shared server.
     """
