@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,7 +55,11 @@ class SegmentedVectors:
 
     @property
     def location(self) -> str:
-        return self.stores[-1][0].location
+        """Where the vectors are: a server, or the folder holding every segment's."""
+        places = sorted({store.location for store, _, _ in self.stores})
+        if len(places) == 1:
+            return places[0]
+        return f"{os.path.commonpath(places)} ({len(places)} segments)"
 
     def count(self) -> int:
         """Vectors of chunks the generation holds."""
