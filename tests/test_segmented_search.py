@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from index.catalog import SegmentInfo
 from index.lexical import LexicalIndex
-from index.segments import SegmentedLexical, SegmentedVectors
+from index.segments import MAX_SEGMENTS, SegmentedLexical, SegmentedVectors, to_merge
 
 
 def corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
@@ -100,3 +102,22 @@ def test_dead_vectors_far_from_the_question_cost_it_little() -> None:
 
     assert store.query(probe, 5) == nearest[:5]
     assert segment.asked == [5 + 5 + 8]  # its share of dead, and a margin: not all 150
+
+
+def info(name: str, chunks: int, dead: int = 0) -> SegmentInfo:
+    return SegmentInfo(
+        name, Path(name), name, frozenset(f"{name}-{i}" for i in range(dead)), chunks
+    )
+
+
+def test_a_reindex_merges_the_smallest_segments_once_there_are_many() -> None:
+    few = [info(f"seg-00000{i}", 1000 * (i + 1)) for i in range(MAX_SEGMENTS - 1)]
+    assert to_merge(few) == []
+    many = [info("seg-000001", 100_000), *[info(f"seg-00001{i}", 10 + i) for i in range(5)]]
+    assert len(many) == MAX_SEGMENTS
+    assert to_merge(many) == ["seg-000010", "seg-000011", "seg-000012", "seg-000013"]
+
+
+def test_a_mostly_dead_segment_is_merged_whatever_the_count() -> None:
+    segments = [info("seg-000001", 1000, dead=600), info("seg-000002", 50, dead=10)]
+    assert to_merge(segments) == ["seg-000001"]
