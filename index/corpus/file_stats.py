@@ -30,17 +30,20 @@ FIELDS = ("size", "mtime_ns", "ctime_ns", "sidecar_size", "sidecar_mtime_ns", "s
 FileStat = tuple[int, int, int, int | None, int | None, int | None]
 
 
-def file_stat(path: Path) -> FileStat | None:
+def file_stat(path: str | Path, sidecar: bool = True) -> FileStat | None:
     """The article file's and its sidecar's (size, mtime_ns, ctime_ns); None if it is not a
-    regular file that can be stat'ed (then it is read, and its problem told, as ever)."""
+    regular file that can be stat'ed (then it is read, and its problem told, as ever).
+    `sidecar` False: its folder's listing holds none (a sidecar made since shows next time)."""
     try:
         info = os.stat(path)
     except OSError:
         return None
     if not stat.S_ISREG(info.st_mode):
         return None
+    if not sidecar:
+        return info.st_size, info.st_mtime_ns, info.st_ctime_ns, None, None, None
     try:
-        side = os.stat(sidecar_path(path))
+        side = os.stat(sidecar_path(Path(path)))
     except FileNotFoundError:
         return info.st_size, info.st_mtime_ns, info.st_ctime_ns, None, None, None
     except OSError:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from index.corpus.article import Article
 from index.corpus.file_stats import FileStat, KnownFiles, file_stat
@@ -74,20 +75,20 @@ def scan_corpus(
     """
     limits = limits or FileLimits()
     scan = CorpusScan()
-    files: Iterator[Path]
+    files: Iterator[_Listed]
     if root.is_file():  # one file of articles (a .jsonl.gz, say) is a corpus too
-        files, base = iter([root]), root.parent
+        files = iter([_Listed(str(root), root.name, sidecar_path(root).exists())])
     elif root.is_dir():
-        files, base = _corpus_files(root, _Bounds.of(root, index_dir), scan), root
+        files = _corpus_files(root, _Bounds.of(root, index_dir), scan)
     else:
         raise CorpusError(f"corpus folder not found: {root}")
     indexed = indexed_paths or {}
     seen: dict[str, tuple[str, int]] = {}  # article id → where it was read, its position
     articles: list[Article | None] = []  # None: an article an unread file took back
     read_stats: dict[str, FileStat] = {}
-    for path in files:
-        rel = path.relative_to(base).as_posix()
-        now = file_stat(path)  # before reading: a write meanwhile shows next time
+    for listed in files:
+        rel = listed.rel
+        now = file_stat(listed.path, listed.sidecar)  # before reading: a write shows next time
         unread = known.unchanged(rel, now) if known else None
         if unread is not None and now is not None:
             scan.stats[rel] = now
@@ -95,7 +96,7 @@ def scan_corpus(
                 _take_unread(scan, articles, seen, aid, rel)
             continue
         try:
-            items = list(read_file(path, rel, limits))
+            items = list(read_file(Path(listed.path), rel, limits))
         except ArticleError as exc:
             scan.problems.append(exc)
             scan.failed_paths.add(rel)
@@ -192,9 +193,10 @@ class _Bounds:
             inode = None  # not made yet
         return cls(corpus, os.path.realpath(index_dir), inode)
 
-    def refusal(self, path: str) -> str | None:
-        """Why the walk does not follow `path` if it is a symlink; None if it may."""
-        if not os.path.islink(path):
+    def refusal(self, path: str, is_link: bool | None = None) -> str | None:
+        """Why the walk does not follow `path` if it is a symlink (`is_link`, when the listing
+        said so already); None if it may."""
+        if not (os.path.islink(path) if is_link is None else is_link):
             return None
         target = os.path.realpath(path)
         if self.index is not None and _within(target, self.index):
@@ -205,10 +207,13 @@ class _Bounds:
             return None
         return f"symlink leads {where} ({_link_text(path)})"
 
-    def file_refusal(self, path: str) -> str | None:
+    def file_refusal(self, path: str, names: Set[str] | None = None) -> str | None:
         """Why the article file `path` is not read: it, or its sidecar, is a symlink that
-        leads out of bounds; None if it may be read."""
+        leads out of bounds; None if it may be read. `names`: its folder's listing, when at
+        hand (a sidecar not in it is not there)."""
         sidecar = sidecar_path(Path(path))
+        if names is not None and sidecar.name not in names:
+            return None
         refusal = self.refusal(str(sidecar))
         if refusal:
             return f"its metadata file {sidecar.name}: {refusal}"
@@ -241,7 +246,16 @@ def _link_text(path: str) -> str:
 _Pending = tuple[os.DirEntry[str] | None, str, tuple[tuple[int, int], ...]]
 
 
-def _corpus_files(root: Path, bounds: _Bounds, scan: CorpusScan) -> Iterator[Path]:
+class _Listed(NamedTuple):
+    """A corpus file the walk found: its path, its path under the corpus folder, and whether
+    its folder's listing holds a sidecar for it."""
+
+    path: str
+    rel: str
+    sidecar: bool
+
+
+def _corpus_files(root: Path, bounds: _Bounds, scan: CorpusScan) -> Iterator[_Listed]:
     """Files under `root`, in a stable order (a folder's files, then each of its folders);
     folders that can't be read go to `scan`.
 
@@ -258,13 +272,15 @@ def _corpus_files(root: Path, bounds: _Bounds, scan: CorpusScan) -> Iterator[Pat
                 continue
             inode = found
         folders: list[_Pending] = []
-        for child in _listing(folder, rel, scan):
+        listing = _listing(folder, rel, scan)
+        names = {child.name for child in listing}
+        for child in listing:
             child_rel = f"{rel}/{child.name}" if rel else child.name
-            kind = _entry_kind(child, child_rel, bounds, scan)
+            kind = _entry_kind(child, child_rel, bounds, scan, names)
             if kind == "folder":
                 folders.append((child, child_rel, (*ancestors, inode)))
             elif kind == "file":
-                yield Path(child.path)
+                yield _Listed(child.path, child_rel, _sidecar_name(child.name) in names)
         pending.extend(reversed(folders))
 
 
@@ -291,7 +307,14 @@ def _listing(folder: Path, rel: str, scan: CorpusScan) -> list[os.DirEntry[str]]
         return []
 
 
-def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: CorpusScan) -> str | None:
+def _sidecar_name(name: str) -> str:
+    """The sidecar's name of the article file `name` (as `sidecar_path`)."""
+    return name.rsplit(".", 1)[0] + SIDECAR_SUFFIX
+
+
+def _entry_kind(
+    entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: CorpusScan, names: Set[str]
+) -> str | None:
     """What the walk does with `entry` (at `rel`): "folder" or "file" to read it; None to pass
     over it (hidden, a sidecar, the index folder) or, its problem put in `scan`, refuse it."""
     is_dir = _is_dir(entry)
@@ -300,7 +323,9 @@ def _entry_kind(entry: os.DirEntry[str], rel: str, bounds: _Bounds, scan: Corpus
     if rel in NOT_ARTICLES and not is_dir:
         return None
     printable = os.fsencode(rel).decode("utf-8", "replace")
-    refusal = bounds.refusal(entry.path) or (None if is_dir else bounds.file_refusal(entry.path))
+    refusal = bounds.refusal(entry.path, entry.is_symlink()) or (
+        None if is_dir else bounds.file_refusal(entry.path, names)
+    )
     if refusal:
         scan.problems.append(ArticleError(printable, refusal))
     elif not _utf8_name(rel):
