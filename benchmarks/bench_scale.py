@@ -583,11 +583,53 @@ def describe(op: str, f: dict[str, Any]) -> str:
     return line + f", {f['chunks_total']:,} chunks ({f['chunks_embedded']:,} embedded)"
 
 
+def build_in_steps(target: Target, steps: int) -> dict[str, Any]:
+    """The first index of the corpus built by `steps` reindexes, each adding the next share
+    of its folders (as a corpus that grows); the figures of all of them together: time
+    summed, peaks the highest."""
+    folders = sorted(p for p in target.corpus.folder.iterdir() if p.is_dir())
+    held = target.corpus.folder.parent / "held-back"
+    held.mkdir(exist_ok=True)
+    for folder in folders:
+        folder.rename(held / folder.name)
+    total: dict[str, Any] = {}
+    try:
+        for step in range(steps):
+            for folder in folders[
+                step * len(folders) // steps : (step + 1) * len(folders) // steps
+            ]:
+                (held / folder.name).rename(folder)
+            figures = run_child(target, "full", 0)
+            print(f"  step {step + 1} of {steps}: " + describe("full", figures).strip(), flush=True)
+            for key, value in figures.items():
+                if key.startswith(
+                    ("seconds", "cpu_seconds", "process_seconds", "chunks_emb", "added")
+                ):
+                    total[key] = round(total.get(key, 0) + value, 3)
+                elif "peak" in key and isinstance(value, int | float):
+                    total[key] = max(total.get(key, 0), value)
+                else:
+                    total[key] = value
+    finally:
+        for folder in folders:
+            if (held / folder.name).exists():
+                (held / folder.name).rename(folder)
+        held.rmdir()
+    total["steps"] = steps
+    return total
+
+
 def measure(
-    target: Target, corpus: str, store: str, queries: int, rounds: int = 0
+    target: Target,
+    corpus: str,
+    store: str,
+    queries: int,
+    rounds: int = 0,
+    build_steps: int = 1,
 ) -> dict[str, Any]:
-    """Full index, searches, then the no-change, +10 and 1-edit reindexes (and `rounds` more
-    single edits, each reindexed, then the searches again); one table row."""
+    """Full index (in `build_steps` reindexes), searches, then the no-change, +10 and 1-edit
+    reindexes (and `rounds` more single edits, each reindexed, then the searches again); one
+    table row."""
     print(f"{corpus}, {store} store:", flush=True)
     row: dict[str, Any] = {"corpus": corpus, "store": store, "ops": {}}
     row["articles"] = target.corpus.articles
@@ -606,7 +648,10 @@ def measure(
         for op, change in steps:
             if change is not None:
                 change()
-            figures = run_child(target, "query" if op == "query after" else op, queries)
+            if op == "full" and build_steps > 1:
+                figures = build_in_steps(target, build_steps)
+            else:
+                figures = run_child(target, "query" if op == "query after" else op, queries)
             if op.startswith("query"):
                 row[op] = figures
                 print(
@@ -646,7 +691,7 @@ def run_store(
             stack.callback(server.stop)
         label = f"{spec.slug}-{store}"
         target = Target(corpus, where / "index", questions, server, args.profile, label)
-        return measure(target, spec.label, store, args.queries, args.rounds)
+        return measure(target, spec.label, store, args.queries, args.rounds, args.build_steps)
 
 
 # --- the table -----------------------------------------------------------------------------
@@ -723,6 +768,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES, help="searches timed")
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic corpus")
+    parser.add_argument(
+        "--build-steps",
+        type=int,
+        default=1,
+        help="build the first index in this many reindexes, each adding a share of the corpus",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
