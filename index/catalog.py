@@ -17,6 +17,7 @@ import numpy as np
 from index.chunks import Chunk
 from index.corpus.article import Article
 from index.errors import SegmentMissingError
+from index.layout import sync_folder
 
 # A segment's folder under the index folder's `segments/`, numbered as the generation that
 # wrote it.
@@ -324,7 +325,7 @@ class Catalog:
                 finally:
                     _rollback(self._db)
                     self._db.execute("DETACH DATABASE seal")
-                _fsync(tmp)
+                sync_folder(tmp)  # a file as well: its data on disk before it is renamed
                 os.replace(tmp, target)
             names = [*self.segment_names(), *([segment] if segment else [])]
             self._db.execute("BEGIN IMMEDIATE")
@@ -869,14 +870,6 @@ class Catalog:
             articles -= int(row[0])
             chunks -= int(row[1])
         return int(articles), int(chunks)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _rollback(db: sqlite3.Connection) -> None:

@@ -150,7 +150,7 @@ class IndexLayout:
 
 
 def sync_folder(path: Path) -> None:
-    """Make renames and new entries in folder `path` durable."""
+    """Make renames and new entries in folder `path` durable (or, given a file, its data)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -95,21 +95,14 @@ class Syndication:
         with lsh.insertion_session() as session:
             for aid, sketch in sketches.items():
                 session.insert(aid, sketch, check_duplication=False)
-        parent = {aid: aid for aid in sketches}
-
-        def root(aid: str) -> str:
-            while parent[aid] != aid:
-                parent[aid] = parent[parent[aid]]
-                aid = parent[aid]
-            return aid
-
-        for aid, sketch in sketches.items():
-            for other in lsh.query(sketch):
-                if other != aid and sketch.jaccard(sketches[other]) >= self.threshold:
-                    a, b = root(aid), root(other)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-        return {aid: root(aid) if aid in parent else aid for aid in signatures}
+        edges = [
+            (aid, other)
+            for aid, sketch in sketches.items()
+            for other in lsh.query(sketch)
+            if other != aid and sketch.jaccard(sketches[other]) >= self.threshold
+        ]
+        grouped = _components(set(sketches), edges)
+        return {aid: grouped.get(aid, aid) for aid in signatures}
 
     def regroup(
         self,
