@@ -25,9 +25,17 @@ from index.store import VectorStore
 # Older segments a generation may share before a reindex merges some: each costs a vector
 # query and a BM25 search per question, and SQLite attaches at most 10 databases.
 MAX_SEGMENTS = 6
-# How many of the smallest older segments a merge folds together: each chunk is then copied
-# about log4(corpus / change) times over the corpus's life, and the segments stay few.
+# Older segments a generation may share at most: past this a reindex merges the smallest
+# whatever their sizes (SQLite attaches at most 10 databases; a reader, every segment).
+MOST_SEGMENTS = 8
+# How many of the smallest older segments a merge folds together at most: each chunk is then
+# copied about log4(corpus / change) times over the corpus's life, and the segments stay few.
 MERGE_WIDTH = 4
+# A merge takes the next smallest segment only if it holds at most this many times what the
+# smaller ones taken hold (and segments under `SMALL` chunks always), so that a small change
+# is not merged into a segment many times its size: big segments are merged with their like.
+SIMILAR = 2.0
+SMALL = 10_000
 # Extra vectors asked of a segment with dead chunks, beyond its share (see `_live_nearest`).
 DEAD_MARGIN = 8
 # An older segment more than this share dead is folded in (its dead chunks cost every
@@ -36,14 +44,33 @@ MOSTLY_DEAD = 0.5
 
 
 def to_merge(older: Sequence[SegmentInfo]) -> list[str]:
-    """The older segments a reindex folds into the segment it writes: the mostly dead, and,
-    with `MAX_SEGMENTS` or more, the `MERGE_WIDTH` smallest."""
+    """The older segments a reindex folds into the segment it writes.
+
+    The mostly dead always. With `MAX_SEGMENTS` or more, up to `MERGE_WIDTH` of the smallest,
+    each next one taken only while it is `SIMILAR` in size to those taken (or `SMALL`); if
+    that makes no merge of two, none is made until there are `MOST_SEGMENTS`, and then the
+    smallest are merged whatever their sizes.
+    """
     chosen = [s.name for s in older if s.chunks and len(s.dead_chunks) > MOSTLY_DEAD * s.chunks]
-    rest = [s for s in older if s.name not in chosen]
-    if len(rest) >= MAX_SEGMENTS:
-        rest.sort(key=lambda s: (s.chunks - len(s.dead_chunks), s.name))
-        chosen += [s.name for s in rest[:MERGE_WIDTH]]
-    return chosen
+    rest = sorted(
+        (s for s in older if s.name not in chosen),
+        key=lambda s: (s.chunks - len(s.dead_chunks), s.name),
+    )
+    if len(rest) < MAX_SEGMENTS:
+        return chosen
+    taken: list[SegmentInfo] = []
+    held = 0
+    for segment in rest[:MERGE_WIDTH]:
+        size = segment.chunks - len(segment.dead_chunks)
+        if taken and size > max(SIMILAR * held, SMALL):
+            break
+        taken.append(segment)
+        held += size
+    if len(taken) < 2:
+        if len(rest) < MOST_SEGMENTS:
+            return chosen
+        taken = rest[:MERGE_WIDTH]
+    return chosen + [s.name for s in taken]
 
 
 @dataclass

@@ -10,7 +10,13 @@ import pytest
 
 from index.catalog import SegmentInfo
 from index.lexical import LexicalIndex
-from index.segments import MAX_SEGMENTS, SegmentedLexical, SegmentedVectors, to_merge
+from index.segments import (
+    MAX_SEGMENTS,
+    MOST_SEGMENTS,
+    SegmentedLexical,
+    SegmentedVectors,
+    to_merge,
+)
 
 
 def corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
@@ -116,6 +122,25 @@ def test_a_reindex_merges_the_smallest_segments_once_there_are_many() -> None:
     many = [info("seg-000001", 100_000), *[info(f"seg-00001{i}", 10 + i) for i in range(5)]]
     assert len(many) == MAX_SEGMENTS
     assert to_merge(many) == ["seg-000010", "seg-000011", "seg-000012", "seg-000013"]
+
+
+def test_a_small_change_is_not_merged_into_segments_many_times_its_size() -> None:
+    big = [info(f"seg-00000{i}", 200_000) for i in range(MAX_SEGMENTS - 1)]
+    small = info("seg-000010", 124)
+    # One small segment and big ones: no merge yet (it would rewrite 200,000 chunks) ...
+    assert to_merge([*big, small]) == []
+    # ... until there are small ones to merge together,
+    smaller = [info("seg-000011", 30), info("seg-000012", 40)]
+    assert to_merge([*big, small, *smaller]) == ["seg-000011", "seg-000012", "seg-000010"]
+    # or, lacking those, too many segments: then the smallest go, whatever their sizes.
+    more = [info(f"seg-00002{i}", 200_000) for i in range(MOST_SEGMENTS - MAX_SEGMENTS)]
+    assert len([*big, *more, small]) == MOST_SEGMENTS
+    assert to_merge([*big, *more, small]) == [
+        "seg-000010",
+        "seg-000000",
+        "seg-000001",
+        "seg-000002",
+    ]
 
 
 def test_a_mostly_dead_segment_is_merged_whatever_the_count() -> None:
