@@ -24,11 +24,11 @@ from index.errors import DiskWriteError, NewsbotError, StoreUnavailableError
 from index.layout import Generation, IndexLayout, sync_folder
 from index.lexical import LexicalIndex
 from index.progress import Progress
+from index.segment_vectors import write_store
 from index.segments import to_merge
 from index.settings import Settings
 from index.store import VectorStore, collection_name
 from index.stories import Syndication, group_stories
-from index.vector_copy import write_store
 
 # The setting that moves the index elsewhere, for "put it on another disk".
 INDEX_DIR_SETTING = "NEWSBOT_INDEX_DIR"

@@ -216,13 +216,7 @@ def test_a_segment_whose_chunks_have_no_word_is_indexed(
     report = reindex(settings, fake_embedder)
 
     assert report.added == ["zero.md"]
-    vectors, bm25, catalog = parts(settings)
-    assert vectors == bm25 == catalog
-    bot = Newsbot(settings, fake_embedder)
-    try:
-        assert bot.ask("How much military aid has the United States sent to Ukraine?").found
-    finally:
-        bot.close()
+    whole_and_answering(settings, fake_embedder)
 
 
 def test_a_segment_whose_vectors_were_deleted_is_mended_from_the_catalog(
@@ -239,6 +233,11 @@ def test_a_segment_whose_vectors_were_deleted_is_mended_from_the_catalog(
 
     assert report.vectors_restored and not report.changed
     assert fake_embedder.calls == calls  # from the catalog: no model call
+    whole_and_answering(settings, fake_embedder)
+
+
+def whole_and_answering(settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    """Vectors, BM25 and catalog hold the same chunks, and the seed question is answered."""
     vectors, bm25, catalog = parts(settings)
     assert vectors == bm25 == catalog
     bot = Newsbot(settings, fake_embedder)
