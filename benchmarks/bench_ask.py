@@ -29,11 +29,11 @@ from bench_index import (
     write_corpus,
 )
 
-from index.embeddings import load_embedder
+from index.build.reindex import reindex
 from index.errors import NewsbotError
-from index.indexer import reindex
-from index.layout import IndexLayout
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
+from index.store.layout import IndexLayout
 
 DEFAULT_QUESTIONS = REPO.parent / "shared" / "eval" / "rtqa-dev" / "questions.jsonl"
 DEFAULT_COUNT = 50

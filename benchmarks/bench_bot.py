@@ -42,14 +42,14 @@ from bench_index import (
 sys.path.insert(0, str(REPO))  # for tests.fake_discord, which is not an installed package
 
 from bot.app import NewsbotBot, serve
-from index.embeddings import load_embedder
-from index.feedback import FeedbackLog
-from index.indexer import reindex
+from bot.feedback import FeedbackLog
+from index.build.reindex import reindex
+from index.build.schedule import Synced, SyncSchedule
+from index.ingest.web.feedlist import Feed, FeedList
+from index.ingest.web.folder import Saved
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
 from index.settings import Settings
-from index.web.feedlist import Feed, FeedList
-from index.web.folder import Saved
-from index.web.schedule import Synced, SyncSchedule
 from tests.fake_discord import APP_ID, TOKEN, FakeDiscord, patched, until_ready
 from tests.web_server import Reply, WebServer
 

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from index.chunks import Chunker
-from index.corpus.scan import scan_corpus
-from index.embeddings import Embedder, load_embedder
+from index.build.reindex import reindex
 from index.errors import NewsbotError
-from index.indexer import reindex
+from index.ingest.chunks import Chunker
+from index.ingest.corpus.scan import scan_corpus
+from index.models.embeddings import Embedder, load_embedder
 from index.settings import EmbedBackend, Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -54,10 +54,10 @@ from bench_index import (
 sys.path.insert(0, str(REPO))  # for tests.fake_discord, which is not an installed package
 
 from bot.app import NewsbotBot, serve
+from bot.feedback import FeedbackLog
 from bot.ratelimit import RateLimiter
-from index.embeddings import load_embedder
-from index.feedback import FeedbackLog
-from index.indexer import reindex
+from index.build.reindex import reindex
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
 from tests.fake_discord import APP_ID, BOT_ID, BOT_USER, TOKEN, FakeDiscord, patched, until_ready
 

@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.fakes, which is not an installed package
 
-from index.indexer import reindex  # noqa: E402
+from index.build.reindex import reindex  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from tests.fakes import FakeEmbedder  # noqa: E402
 

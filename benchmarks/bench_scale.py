@@ -23,7 +23,7 @@ articles; one article edited (a sentence appended). Run from the repository root
   seeded (`--seed`), so no article duplicates another; the 10 new articles are the
   generator's next.
 
-Each operation (an index or reindex through `index.indexer.reindex`, or the searches through
+Each operation (an index or reindex through `index.build.reindex.reindex`, or the searches through
 `index.newsbot.Newsbot`) runs in a child process of its own (`--child`), so that its peak RSS
 is its own; meanwhile this process samples the disk the index folder takes (and, with
 `--stores server`, a Chroma server's data folder, `chroma run` started on 127.0.0.1 by
@@ -87,7 +87,7 @@ ZIPF_EXPONENT = 1.07
 CHUNKS_PER_ARTICLE = (10, 15)
 # Tokens (the fake model's: words and punctuation) of new text per chunk at the default
 # chunking (200 tokens, 40 overlapping): measured on this generator's text with
-# index.chunks.Chunker: 161 over 200 articles.
+# index.ingest.chunks.Chunker: 161 over 200 articles.
 TOKENS_PER_CHUNK = 161
 SENTENCE_WORDS = (6, 22)
 PARAGRAPH_SENTENCES = (3, 6)
@@ -436,7 +436,7 @@ def peak_rss() -> dict[str, float]:
 
 
 def child_reindex(args: argparse.Namespace) -> dict[str, Any]:
-    from index.indexer import reindex
+    from index.build.reindex import reindex
 
     settings, embedder = child_settings(args), FakeEmbedder()
     profile = cProfile.Profile() if args.profile else None

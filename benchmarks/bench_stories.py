@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench_index import default_articles, read_records
 
-from index.stories import Syndication
+from index.build.stories import Syndication
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,11 +24,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ask import AskCog
+from bot.feedback import FeedbackLog, StoredAnswer
 from bot.ratelimit import RateLimiter
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
-from index.answer import RETRIEVED, Answer
-from index.conversation import Turn
-from index.embeddings import Embedder, load_embedder
+from index.answer.conversation import Turn
+from index.answer.types import RETRIEVED, Answer
+from index.build.schedule import Synced, SyncSchedule
 from index.errors import (
     ConfigError,
     IndexMismatchError,
@@ -36,11 +37,10 @@ from index.errors import (
     NewsbotError,
     StoreUnavailableError,
 )
-from index.feedback import FeedbackLog, StoredAnswer
+from index.ingest.web.folder import Saved
+from index.models.embeddings import Embedder, load_embedder
 from index.newsbot import Newsbot
 from index.settings import Settings
-from index.web.folder import Saved
-from index.web.schedule import Synced, SyncSchedule
 
 log = logging.getLogger("newsbot.bot")
 

@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.feedback import StoredAnswer
 from bot.render import (
     FOLLOW_UP_HINT,
     MESSAGE_LIMIT,
@@ -22,8 +23,7 @@ from bot.render import (
 )
 from bot.services import AnsweringBot
 from bot.views import answer_view
-from index.conversation import Turn
-from index.feedback import StoredAnswer
+from index.answer.conversation import Turn
 from index.text import plain
 
 log = logging.getLogger(__name__)

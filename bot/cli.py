@@ -1,15 +1,24 @@
-"""`newsbot bot`: the Discord adapter's command, added through the `newsbot.commands` entry
-point (see `index.plugins`). Discord itself is imported only when the command runs."""
+"""`newsbot bot` and `newsbot feedback`: the Discord adapter's commands, added through the
+`newsbot.commands` entry point (see `index.cli.plugins`). Discord itself is imported only when
+`newsbot bot` runs."""
 
 from __future__ import annotations
 
-import typer
+import json
+import sys
+from typing import Annotated
 
-from index.console import IndexDirOption, load_settings, user_errors
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from bot.feedback import FeedbackLog
+from index.cli.console import IndexDirOption, fail, load_settings, out, user_errors
+from index.text import inert
 
 
 def register_commands(app: typer.Typer) -> None:
-    """Add `newsbot bot` to the `newsbot` command line."""
+    """Add `newsbot bot` and `newsbot feedback` to the `newsbot` command line."""
 
     @app.command("bot")
     def bot_command(index_dir: IndexDirOption = None) -> None:
@@ -22,3 +31,42 @@ def register_commands(app: typer.Typer) -> None:
             from bot.app import run
 
             run(settings)
+
+    @app.command("feedback")
+    def feedback_command(
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print one JSON object a line.")
+        ] = False,
+        vote: Annotated[
+            str | None, typer.Option("--vote", help="Only 'up' or only 'down' votes.")
+        ] = None,
+        limit: Annotated[int, typer.Option("--limit", min=1, help="Newest this many votes.")] = 50,
+        index_dir: IndexDirOption = None,
+    ) -> None:
+        """List the 👍/👎 votes people gave the bot's answers, newest first."""
+        settings = load_settings(index_dir=index_dir)
+        if vote not in (None, "up", "down"):
+            fail(f"--vote wants 'up' or 'down', not {vote!r}")
+        log = FeedbackLog.existing(settings.index_dir)
+        entries = log.entries(vote=vote, limit=limit) if log else []  # type: ignore[arg-type]
+        if as_json:
+            for entry in entries:
+                sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
+            return
+        if not entries:
+            out.print(f"No feedback yet in {settings.index_dir}.")
+            return
+        table = Table(title=f"Feedback in {settings.index_dir} (newest first)")
+        for column in ("time (UTC)", "vote", "user", "question", "answer", "sources"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            sources = ", ".join(f"[{s['n']}] {s['source'] or s['title']}" for s in e.sources)
+            table.add_row(
+                e.voted_at[:19].replace("T", " "),
+                "👍" if e.vote == "up" else "👎",
+                str(e.user_id),
+                escape(inert(e.question)),
+                escape(inert(e.answer)),
+                escape(inert(sources)),
+            )
+        out.print(table)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import discord
 
-from index.answer import (
+from index.answer.types import (
     CLOSEST,
     FURTHER_READING,
     MODE_LLM,

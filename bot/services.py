@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.feedback import FeedbackLog, StoredAnswer
 from bot.ratelimit import RateLimiter
-from index.conversation import Turn
-from index.feedback import FeedbackLog, StoredAnswer
+from index.answer.conversation import Turn
 from index.settings import Settings
 
 

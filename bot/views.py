@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import discord
 
+from bot.feedback import Vote
 from bot.render import more_sources_embed
 from bot.services import AnsweringBot
-from index.feedback import Vote
 
 MORE_SOURCES = 5
 THANKS = {"up": "Thanks — noted as helpful. 👍", "down": "Thanks — noted as not helpful. 👎"}

@@ -1,5 +1,5 @@
 """`python -m index` runs the newsbot command line."""
 
-from index.cli import main
+from index.cli.app import main
 
 main()

@@ -10,10 +10,10 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
 
-from index.corpus.metadata import normalise_date
-from index.embeddings import load_embedder
+from index.ingest.corpus.metadata import normalise_date
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot, prepared
-from index.retrieval import Filters, Hit
+from index.search.retrieval import Filters, Hit
 from index.settings import Settings
 
 

@@ -11,22 +11,22 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from index.answer import Answer, Answerer
-from index.answer_model import AnswerModel
-from index.catalog import Catalog
-from index.conversation import Rewriter, Turn, default_rewriter, recent
-from index.corpus.metadata import normalise_date
-from index.embeddings import Embedder
+from index.answer.answer_model import AnswerModel
+from index.answer.conversation import Rewriter, Turn, default_rewriter, recent
+from index.answer.extractive import Extraction, ExtractiveAnswerer
+from index.answer.types import Answer, Answerer
 from index.errors import IndexMissingError, NewsbotError, SegmentMissingError
-from index.extractive import Extraction, ExtractiveAnswerer
-from index.layout import Generation, IndexLayout
-from index.lexical import LexicalIndex
-from index.manifest import check_manifest, manifest_for
-from index.ranking import Ranking
-from index.retrieval import Filters, Hit, Retriever
-from index.segments import SegmentedLexical, SegmentedVectors
+from index.ingest.corpus.metadata import normalise_date
+from index.models.embeddings import Embedder
+from index.search.ranking import Ranking
+from index.search.retrieval import Filters, Hit, Retriever
 from index.settings import Settings
-from index.store import VectorStore, collection_name, is_store_error
+from index.store.catalog import Catalog
+from index.store.layout import Generation, IndexLayout
+from index.store.lexical import LexicalIndex
+from index.store.manifest import check_manifest, manifest_for
+from index.store.segments import SegmentedLexical, SegmentedVectors
+from index.store.vectors import VectorStore, collection_name, is_store_error
 from index.text import plain
 
 log = logging.getLogger("newsbot")
@@ -87,7 +87,7 @@ def default_answerer(settings: Settings) -> Answerer:
     )
     if not settings.llm.strip():
         return offline
-    from index.llm_answer import LlmAnswerer, load_llm  # LangChain only when it is used
+    from index.answer.llm import LlmAnswerer, load_llm  # LangChain only when it is used
 
     model = load_llm(settings)
     assert model is not None
@@ -96,7 +96,7 @@ def default_answerer(settings: Settings) -> Answerer:
 
 def language_model(answerer: Answerer) -> Any:
     """The chat model `answerer` writes with, if it is the language-model answer step."""
-    llm_answer = sys.modules.get("index.llm_answer")  # an LlmAnswerer exists only if imported
+    llm_answer = sys.modules.get("index.answer.llm")  # an LlmAnswerer exists only if imported
     if llm_answer is not None and isinstance(answerer, llm_answer.LlmAnswerer):
         return answerer.model
     return None

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from index.answer_model import ANSWER_FEATURES, AnswerModel, Logistic
-from index.catalog import Catalog
-from index.embeddings import register_embedder
-from index.features import FEATURES
-from index.layout import Generation, IndexLayout
-from index.lexical import LexicalIndex
+from index.answer.answer_model import ANSWER_FEATURES, AnswerModel, Logistic
+from index.answer.features import FEATURES
+from index.models.embeddings import register_embedder
 from index.settings import Settings, env_names
-from index.store import VectorStore
+from index.store.catalog import Catalog
+from index.store.layout import Generation, IndexLayout
+from index.store.lexical import LexicalIndex
+from index.store.vectors import VectorStore
 from tests.fakes import FakeEmbedder
 from tests.readonly import Unwritable, mounted_read_only, refusing_writes
 from tests.web_server import WebServer, serving

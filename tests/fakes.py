@@ -12,7 +12,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class FakeEmbedder:
-    """Implements `index.embeddings.Embedder` without a model, and counts its calls."""
+    """Implements `index.models.embeddings.Embedder` without a model, and counts its calls."""
 
     max_tokens = 256
 

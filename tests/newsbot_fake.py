@@ -22,11 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index import generation_build, segments
-from index.catalog import Catalog
-from index.cli import main
-from index.embeddings import register_embedder
-from index.lexical import LexicalIndex
+from index.build import generation as generation_build
+from index.cli.app import main
+from index.models.embeddings import register_embedder
+from index.store import segments
+from index.store.catalog import Catalog
+from index.store.lexical import LexicalIndex
 from tests.fakes import FakeEmbedder
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from index.catalog import ArticleRecord, Passage
-from index.chunks import Chunk
-from index.retrieval import Hit
+from index.ingest.chunks import Chunk
+from index.search.retrieval import Hit
+from index.store.catalog import ArticleRecord, Passage
 
 # The keys of an answer's JSON (`newsbot ask --json`, `Answer.to_dict`).
 ANSWER_KEYS = frozenset(

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.cli import app
-from index.corpus.frontmatter import split_front_matter
-from index.corpus.scan import scan_corpus
+from index.cli.app import app
 from index.errors import DiskWriteError
-from index.web import folder as web_folder
-from index.web.folder import WebFolder, write_atomically
+from index.ingest.corpus.frontmatter import split_front_matter
+from index.ingest.corpus.scan import scan_corpus
+from index.ingest.web import folder as web_folder
+from index.ingest.web.folder import WebFolder, write_atomically
 from tests.conftest import DATA
 from tests.web_server import Reply, WebServer
 
@@ -364,7 +364,7 @@ def test_the_web_folder_skips_files_it_cannot_read(tmp_path: Path) -> None:
 def test_saving_reports_a_disk_error_as_a_domain_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from index.web.pages import WebArticle
+    from index.ingest.web.pages import WebArticle
 
     def full_disk(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from index.answer import HEDGE, NOT_COVERED, Answer
-from index.answer_model import BUNDLED_MODEL, AnswerModel
+from index.answer.answer_model import BUNDLED_MODEL, AnswerModel
+from index.answer.extractive import Extraction, ExtractiveAnswerer
+from index.answer.features import QUESTION_WORDS
+from index.answer.types import HEDGE, NOT_COVERED, Answer
 from index.errors import NewsbotError
-from index.extractive import Extraction, ExtractiveAnswerer
-from index.features import QUESTION_WORDS
-from index.retrieval import Hit
-from index.terms import Tokenizer
+from index.search.retrieval import Hit
+from index.store.terms import Tokenizer
 from tests.conftest import SIMPLE_ANSWER, SIMPLE_SENTENCE
 from tests.passages import make_hit
 
@@ -194,10 +194,10 @@ def test_the_shipped_model_loads_and_says_how_it_was_made() -> None:
 
 def test_the_shipped_model_is_installed_with_the_package() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    package_data = pyproject["tool"]["setuptools"]["package-data"]["index"]
+    package_data = pyproject["tool"]["setuptools"]["package-data"]["index.answer"]
 
     assert BUNDLED_MODEL.name in package_data
-    assert BUNDLED_MODEL.parent.name == "index"
+    assert BUNDLED_MODEL.parent.parts[-2:] == ("index", "answer")
 
 
 def test_a_model_file_that_is_not_one_is_one_clear_error(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The shape of the code: imports run one way, `bot/` → `index/`, and adapters add their own
-commands to `newsbot` (so the core works, and `newsbot --help` too, without them)."""
+"""The shape of the code: the core (`index/`) is layers that import only downwards
+(`LAYERS`), imports run one way, `bot/` → `index/`, and adapters add their own commands to
+`newsbot` (so the core works, and `newsbot --help` too, without them)."""
 
 from __future__ import annotations
 
@@ -16,26 +17,93 @@ ADAPTER_MODULES = ("bot", "discord")
 
 def imported(path: Path) -> set[str]:
     """Every module `path` imports anywhere (inside functions and TYPE_CHECKING too)."""
-    package = path.parent.name
+    package = ".".join(path.relative_to(ROOT).parent.parts)
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = package if node.level else ""
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
             module = ".".join(p for p in (base, node.module or "") if p)
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def import_graph(package: str) -> dict[str, set[str]]:
-    """Module → the modules of the same package it imports."""
-    modules = {
-        f"{package}.{p.stem}" if p.stem != "__init__" else package: p
-        for p in (ROOT / package).glob("*.py")
-    }
+    """Module → the modules of the same package (subpackages included) it imports."""
+    modules = {module_name(p): p for p in (ROOT / package).rglob("*.py")}
     return {name: imported(path) & set(modules) - {name} for name, path in modules.items()}
+
+
+# The core's layers, lowest first. A module may import its own layer and the layers below
+# it; layers of one rank (build and search) never import each other.
+LAYERS: list[tuple[str, int, str]] = [
+    ("foundation", 0, "errors, settings, text, disk: what every layer may use"),
+    ("ingest", 1, "the corpus folder and the web read into articles; chunks"),
+    ("models", 1, "the embedding model and the optional chat model"),
+    ("store", 2, "an index folder: layout, catalogs, vectors, BM25, manifest, lock"),
+    ("build", 3, "reindexing: the next generation built, checked and switched to"),
+    ("search", 3, "passages for a question: retrieval, ranking, candidates"),
+    ("answer", 4, "passages to a cited answer: extractive, language model, follow-ups"),
+    ("facade", 5, "index.Newsbot and the LangChain retriever: the public surface"),
+    ("evaluation", 6, "answers scored against known answers"),
+    ("learn", 7, "fitting the shipped models"),
+    ("cli", 8, "the newsbot command"),
+]
+RANK = {name: rank for name, rank, _ in LAYERS}
+FACADE = {"index", "index.newsbot", "index.langchain_retriever"}
+
+
+def layer_of(module: str) -> str:
+    """The layer of a module of the core (`index.…`)."""
+    parts = module.split(".")
+    if module in FACADE:
+        return "facade"
+    if module == "index.__main__":
+        return "cli"
+    if len(parts) > 2 or (ROOT / "index" / parts[1]).is_dir():
+        return parts[1]
+    return "foundation"
+
+
+def breaches(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of the core that does not go down (or stay inside its layer)."""
+    found = []
+    for module, imports in sorted(graph.items()):
+        mine = layer_of(module)
+        for target in sorted(imports):
+            theirs = layer_of(target)
+            if theirs != mine and RANK[theirs] >= RANK[mine]:
+                found.append(f"{module} ({mine}) imports {target} ({theirs})")
+    return found
+
+
+def test_every_subpackage_of_the_core_is_a_layer() -> None:
+    packages = {p.parent.name for p in (ROOT / "index").glob("*/__init__.py")}
+    assert packages <= set(RANK), packages - set(RANK)
+    assert {layer_of(name) for name in import_graph("index")} <= set(RANK)
+
+
+def test_the_core_imports_only_downwards() -> None:
+    assert breaches(import_graph("index")) == []
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    graph = {
+        "index.store.catalog": {"index.errors", "index.ingest.chunks"},
+        "index.search.retrieval": {"index.build.stories"},
+        "index.errors": {"index.cli.app"},
+    }
+    assert breaches(graph) == [
+        "index.errors (foundation) imports index.cli.app (cli)",
+        "index.search.retrieval (search) imports index.build.stories (build)",
+    ]
 
 
 def cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -92,9 +160,9 @@ class NoAdapters:
 sys.meta_path.insert(0, NoAdapters())
 import index
 for module in pkgutil.walk_packages(index.__path__, "index."):
-    if module.name != "index.__main__":  # runs the command line when imported
+    if not module.name.endswith("__main__"):  # runs a command line when imported
         importlib.import_module(module.name)
-from index.cli import main
+from index.cli.app import main
 sys.argv = ["newsbot", "--help"]
 main()
 """
@@ -104,7 +172,7 @@ def newsbot_help(*, adapters: bool) -> subprocess.CompletedProcess[str]:
     script = (
         WITHOUT_ADAPTERS
         if not adapters
-        else "import sys\nfrom index.cli import main\nsys.argv = ['newsbot', '--help']\nmain()"
+        else "import sys\nfrom index.cli.app import main\nsys.argv = ['newsbot', '--help']\nmain()"
     )
     return subprocess.run(
         [sys.executable, "-c", script],

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from index.corpus.article import (
+from index.errors import ArticleError, CorpusError
+from index.ingest.corpus.article import (
     MAX_TITLE_CHARS,
     PROMO_MAX_CHARS,
     PROMO_PATTERNS,
@@ -26,13 +27,12 @@ from index.corpus.article import (
     is_promo_line,
     make_article,
 )
-from index.corpus.decoding import decode_text
-from index.corpus.files import MAX_ARTICLE_BYTES, MB, FileLimits
-from index.corpus.frontmatter import split_front_matter
-from index.corpus.metadata import date_from_url, normalise_date, outlet_from_url
-from index.corpus.readers import READERS, Read, Reader
-from index.corpus.scan import CorpusScan, scan_corpus
-from index.errors import ArticleError, CorpusError
+from index.ingest.corpus.decoding import decode_text
+from index.ingest.corpus.files import MAX_ARTICLE_BYTES, MB, FileLimits
+from index.ingest.corpus.frontmatter import split_front_matter
+from index.ingest.corpus.metadata import date_from_url, normalise_date, outlet_from_url
+from index.ingest.corpus.readers import READERS, Read, Reader
+from index.ingest.corpus.scan import CorpusScan, scan_corpus
 from tests.conftest import DATA, SEED, write_article
 
 HTML_PAGE = DATA / "articles" / "harbour-bridge.html"

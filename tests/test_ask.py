@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.answer import Answer
+from index.answer.types import Answer
+from index.build.reindex import reindex
 from index.errors import IndexMismatchError, IndexMissingError, NewsbotError
-from index.indexer import reindex
 from index.newsbot import Newsbot
-from index.ranking import Ranking
-from index.retrieval import Filters, Hit
+from index.search.ranking import Ranking
+from index.search.retrieval import Filters, Hit
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fakes import FakeEmbedder
@@ -192,7 +192,7 @@ def test_asking_with_another_model_is_refused(bot: Newsbot, settings: Settings) 
 
 
 def test_sentences_do_not_end_at_abbreviations_or_initials() -> None:
-    from index.chunks import sentence_spans
+    from index.ingest.chunks import sentence_spans
 
     text = (
         "Robert F. Kennedy Jr. qualified in Utah. The U.S. sent aid. Gov. Abbott said no. "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.cli import app
+from index.cli.app import app
 
 runner = CliRunner()
 COMMANDS = {

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.catalog import Catalog
-from index.cli import app
-from index.corpus.files import MAX_ARTICLE_BYTES
-from index.layout import IndexLayout
+from index.cli.app import app
+from index.ingest.corpus.files import MAX_ARTICLE_BYTES
+from index.store.catalog import Catalog
+from index.store.layout import IndexLayout
 from tests.conftest import write_article
 
 runner = CliRunner()

@@ -20,6 +20,7 @@ import pytest
 
 from bot.app import REBUILDING, UNAVAILABLE, NewsbotBot, serve
 from bot.ask import HOW_TO_ASK
+from bot.feedback import FeedbackLog
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
     EMBED_FIELD_LIMIT,
@@ -32,15 +33,14 @@ from bot.render import (
     NOT_COVERED_COLOUR,
 )
 from bot.views import FORGOTTEN
-from index.answer import NOT_COVERED
+from index.answer.types import NOT_COVERED
+from index.build.reindex import reindex
+from index.build.schedule import Synced, SyncSchedule
 from index.errors import IndexMismatchError, StoreUnavailableError
-from index.feedback import FeedbackLog
-from index.indexer import reindex
+from index.ingest.web.feedlist import Feed, FeedList
+from index.ingest.web.folder import Saved
 from index.newsbot import Newsbot
 from index.settings import Settings
-from index.web.feedlist import Feed, FeedList
-from index.web.folder import Saved
-from index.web.schedule import Synced, SyncSchedule
 from tests.conftest import DATA, write_article
 from tests.fake_discord import (
     APP_ID,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from index.chunks import chunk_id
-from index.embeddings import load_embedder
+from index.build.reindex import reindex
 from index.errors import StoreUnavailableError
-from index.indexer import reindex
+from index.ingest.chunks import chunk_id
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.chroma_server import ChromaServer, running_server

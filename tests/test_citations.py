@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from index.answer import (
-    MODE_EXTRACTIVE,
-    MODE_LLM,
-    NOT_COVERED,
-    NOTHING_VERIFIED,
-    SUPPORT,
-    Answer,
-)
-from index.citations import (
+from index.answer.citations import (
     NO_QUOTE,
     NO_SOURCE,
     NO_TEXT,
@@ -24,7 +16,15 @@ from index.citations import (
     find_quote,
     normalise,
 )
-from index.retrieval import Hit
+from index.answer.types import (
+    MODE_EXTRACTIVE,
+    MODE_LLM,
+    NOT_COVERED,
+    NOTHING_VERIFIED,
+    SUPPORT,
+    Answer,
+)
+from index.search.retrieval import Hit
 from tests.passages import make_hit
 
 QUESTION = "Who won the darts world championship?"

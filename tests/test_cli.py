@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from index.answer import Answer, Citation
-from index.cli import app
-from index.feedback import FeedbackLog
-from index.layout import IndexLayout
+from bot.feedback import FeedbackLog
+from index.answer.types import Answer, Citation
+from index.cli.app import app
+from index.store.layout import IndexLayout
 from tests.conftest import write_article
 from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.cli import app
+from index.cli.app import app
 
 runner = CliRunner()
 AID_QUESTION = "How much military aid has the United States sent to Ukraine?"

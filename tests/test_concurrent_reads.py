@@ -6,8 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from index.answer import Answer
-from index.indexer import reindex
+from index.answer.types import Answer
+from index.build.reindex import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article

@@ -20,8 +20,7 @@ from langchain_core.messages import AIMessage
 from pydantic import Field
 from typer.testing import CliRunner
 
-from index.cli import app
-from index.conversation import (
+from index.answer.conversation import (
     Conversation,
     LlmRewriter,
     RuleRewriter,
@@ -29,9 +28,10 @@ from index.conversation import (
     borrow_subject,
     recent,
 )
-from index.embeddings import load_embedder
-from index.indexer import reindex
-from index.llm_answer import LlmAnswerer
+from index.answer.llm import LlmAnswerer
+from index.build.reindex import reindex
+from index.cli.app import app
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot, default_answerer
 from index.settings import Settings
 from tests.conftest import write_article
@@ -206,7 +206,7 @@ def test_a_failing_model_falls_back_on_the_rule_with_one_log_line(
         release.set()
 
     assert rewritten == "How much military aid has Germany sent to Ukraine?"
-    lines = [r.getMessage() for r in caplog.records if r.name == "index.conversation"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "index.answer.conversation"]
     assert len(lines) == 1 and "rewritten by rule" in lines[0]
     assert "sk-secret" not in caplog.text and "llm.example" not in caplog.text
 

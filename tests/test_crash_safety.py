@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from index.corpus.scan import scan_corpus
-from index.layout import IndexLayout
+from index.ingest.corpus.scan import scan_corpus
 from index.settings import Settings
+from index.store.layout import IndexLayout
 from tests.conftest import live_catalog, parts
 
 pytestmark = pytest.mark.integration

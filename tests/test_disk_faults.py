@@ -23,13 +23,15 @@ import pytest
 from chromadb.errors import InternalError
 from typer.testing import CliRunner
 
-from index import embeddings, generation_build, indexer
-from index.catalog import Catalog
-from index.cli import app
-from index.layout import IndexLayout
-from index.lexical import LexicalIndex
+from index.build import generation as generation_build
+from index.build import reindex as indexer
+from index.cli.app import app
+from index.models import embeddings
 from index.settings import Settings
-from index.store import VectorStore
+from index.store.catalog import Catalog
+from index.store.layout import IndexLayout
+from index.store.lexical import LexicalIndex
+from index.store.vectors import VectorStore
 from tests.conftest import parts
 from tests.fakes import FakeEmbedder
 

@@ -9,19 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import embeddings
-from index.catalog import Catalog
-from index.embeddings import (
+from index.build.reindex import reindex
+from index.errors import IndexMismatchError
+from index.models import embeddings
+from index.models.embeddings import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     bundled_model_path,
     export_onnx,
     load_embedder,
 )
-from index.errors import IndexMismatchError
-from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import BUNDLED_MODEL, Settings
+from index.store.catalog import Catalog
 from tests.conftest import live
 from tests.fakes import FakeEmbedder
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.answer import HEDGE, NOT_COVERED, Answer, Citation
-from index.cli import app
+from index.answer.types import HEDGE, NOT_COVERED, Answer, Citation
+from index.cli.app import app
 from index.errors import NewsbotError
-from index.evaluation import EvalQuestion, EvalReport, answer_pattern, read_questions, score
-from index.layout import IndexLayout
+from index.evaluation.report import EvalQuestion, EvalReport, answer_pattern, read_questions, score
+from index.store.layout import IndexLayout
 from tests.fakes import FakeEmbedder
 
 runner = CliRunner()

@@ -20,7 +20,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 from typer.testing import CliRunner
 
-from index.answer import (
+from index.answer.types import (
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
@@ -29,8 +29,8 @@ from index.answer import (
     NOTHING_VERIFIED,
     Answer,
 )
-from index.cli import app
-from index.evaluation import EvalQuestion, EvalReport, score
+from index.cli.app import app
+from index.evaluation.report import EvalQuestion, EvalReport, score
 from tests.fakes import FakeEmbedder
 
 runner = CliRunner()

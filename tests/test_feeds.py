@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.cli import app
-from index.corpus.frontmatter import split_front_matter
-from index.corpus.scan import scan_corpus
+from index.cli.app import app
+from index.ingest.corpus.frontmatter import split_front_matter
+from index.ingest.corpus.scan import scan_corpus
 from index.settings import Settings
 from tests.conftest import DATA, live_catalog, write_article
 from tests.test_add import BOILERPLATE, LONG, SENTENCES, page

@@ -11,9 +11,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from index.settings import Settings
-from index.web.addresses import AddressPolicy
-from index.web.fetcher import (
+from index.ingest.web.addresses import AddressPolicy
+from index.ingest.web.fetcher import (
     Fetcher,
     FetchOutcome,
     FetchPolicy,
@@ -23,6 +22,7 @@ from index.web.fetcher import (
     fetch_all,
     retry_after,
 )
+from index.settings import Settings
 from tests.web_server import Reply, WebServer
 
 PAGE = "<html><head><title>A page</title></head><body><p>Some news.</p></body></html>"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import index.corpus.scan as scan_module
-from index.corpus.file_stats import RACY_NS
-from index.indexer import IndexReport, reindex
+import index.ingest.corpus.scan as scan_module
+from index.build.reindex import IndexReport, reindex
+from index.ingest.corpus.file_stats import RACY_NS
 from index.settings import Settings
 from tests.conftest import live_catalog, write_article
 from tests.fakes import FakeEmbedder

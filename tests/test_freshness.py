@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.answer import Answer
-from index.chunks import chunk_id
-from index.indexer import reindex
-from index.layout import IndexLayout
+from index.answer.types import Answer
+from index.build.reindex import reindex
+from index.ingest.chunks import chunk_id
 from index.newsbot import Newsbot
 from index.settings import Settings
-from index.writer_lock import writer_lock
+from index.store.layout import IndexLayout
+from index.store.writer_lock import writer_lock
 from tests.conftest import live_catalog, write_article
 from tests.fakes import DiesAfter, FakeEmbedder, Killed
 
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WRITER = """
 import sys
 from pathlib import Path
-from index.embeddings import register_embedder
-from index.indexer import reindex
+from index.models.embeddings import register_embedder
+from index.build.reindex import reindex
 from index.settings import Settings
 from tests.fakes import FakeEmbedder
 
@@ -52,8 +52,8 @@ QUESTION = "How much did the council of {town} led by {mayor} approve?"
 SLOW_WRITER = """
 import sys, time
 from pathlib import Path
-from index.embeddings import register_embedder
-from index.indexer import reindex
+from index.models.embeddings import register_embedder
+from index.build.reindex import reindex
 from index.settings import Settings
 from tests.fakes import FakeEmbedder
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.cli import app
-from index.corpus.scan import scan_corpus
+from index.cli.app import app
+from index.ingest.corpus.scan import scan_corpus
 from tests.test_bad_files import summary
 
 runner = CliRunner()

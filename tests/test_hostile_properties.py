@@ -23,11 +23,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from index.catalog import Catalog
-from index.cli import app
-from index.corpus.readers import READERS
-from index.corpus.scan import CorpusScan, scan_corpus
-from index.layout import IndexLayout
+from index.cli.app import app
+from index.ingest.corpus.readers import READERS
+from index.ingest.corpus.scan import CorpusScan, scan_corpus
+from index.store.catalog import Catalog
+from index.store.layout import IndexLayout
 
 runner = CliRunner()
 RECORD_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")

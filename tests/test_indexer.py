@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index.catalog import Catalog
-from index.chunks import Chunker
-from index.corpus.article import Article
+from index.build.reindex import reindex
 from index.errors import CorpusError, CorpusProblemsError, IndexBusyError, IndexMismatchError
-from index.indexer import reindex
-from index.layout import IndexLayout
+from index.ingest.chunks import Chunker
+from index.ingest.corpus.article import Article
 from index.newsbot import Newsbot
 from index.settings import Settings
-from index.store import VectorStore
+from index.store.catalog import Catalog
+from index.store.layout import IndexLayout
+from index.store.vectors import VectorStore
 from tests.conftest import as_before_segments, live_catalog, parts, write_article
 from tests.fakes import DiesAfter, FakeEmbedder, Killed
 
@@ -182,7 +182,7 @@ def test_a_reindex_that_dies_leaves_the_index_in_service_and_the_next_one_resume
         write_article(
             corpus, f"new/{i}.md", f"Report number {i} on the harbour works.", title=f"N{i}"
         )
-    monkeypatch.setattr("index.generation_build.GROUP_CHUNKS", 1)  # one article per transaction
+    monkeypatch.setattr("index.build.generation.GROUP_CHUNKS", 1)  # one article per transaction
 
     with pytest.raises(Killed):
         reindex(settings, DiesAfter(calls=2))

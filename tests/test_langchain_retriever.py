@@ -16,9 +16,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from pydantic import ValidationError
 
-from index.corpus.scan import scan_corpus
+from index.build.reindex import reindex
 from index.errors import NewsbotError
-from index.indexer import reindex
+from index.ingest.corpus.scan import scan_corpus
 from index.langchain_retriever import NewsbotRetriever
 from index.newsbot import Newsbot
 from index.settings import Settings

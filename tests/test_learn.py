@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from index.answer_model import AnswerModel
-from index.indexer import reindex
-from index.learn import Outcome, main, thresholds
+from index.answer.answer_model import AnswerModel
+from index.build.reindex import reindex
+from index.learn.answer_model import Outcome, main, thresholds
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article

@@ -22,7 +22,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import Field, SecretStr
 from typer.testing import CliRunner
 
-from index.answer import (
+from index.answer.llm import LlmAnswerer, install_hint, load_llm
+from index.answer.types import (
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
@@ -31,14 +32,13 @@ from index.answer import (
     NOTHING_VERIFIED,
     Answer,
 )
-from index.catalog import Passage
-from index.cli import app
+from index.build.reindex import reindex
+from index.cli.app import app
 from index.errors import ConfigError
-from index.indexer import reindex
-from index.llm_answer import LlmAnswerer, install_hint, load_llm
 from index.newsbot import Newsbot
-from index.retrieval import Hit
+from index.search.retrieval import Hit
 from index.settings import Settings
+from index.store.catalog import Passage
 from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
 from tests.passages import make_hit
@@ -51,7 +51,7 @@ PASSAGES = (
 )
 OFFLINE_TEXT = "the offline answer"
 KEY = "sk-test-do-not-log-0123456789"
-LOGGER = "index.llm_answer"
+LOGGER = "index.answer.llm"
 
 
 def hits() -> list[Hit]:

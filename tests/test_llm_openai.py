@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from bot.render import MODEL_GAVE_NONE, MODEL_LEFT_OUT, WRITTEN_BY_MODEL
-from index.answer import MODE_EXTRACTIVE, MODE_LLM, MODEL_FAILED, NOTHING_VERIFIED
-from index.cli import app
-from index.llm_answer import load_llm
+from index.answer.llm import load_llm
+from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, MODEL_FAILED, NOTHING_VERIFIED
+from index.cli.app import app
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_openai import MODEL, Reply, answer_with, completion, error, serving
@@ -45,7 +45,7 @@ AUDIENCE = "The final drew a record television audience of 3.7 million viewers o
 QUEUES = "Fans queued for hours outside Alexandra Palace before the darts final began."
 PASSAGES = (WON, AUDIENCE, QUEUES)
 KEY = "sk-newsroom-test-key-0123456789abcdef"
-LOGGER = "index.llm_answer"
+LOGGER = "index.answer.llm"
 MAX_TOKENS = 321
 NEWSBOT = Path(__file__).resolve().parent / "newsbot_fake.py"
 

@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.answer import Answer
-from index.cli import app
-from index.embeddings import export_onnx
+from bot.feedback import FeedbackLog
+from index.answer.types import Answer
+from index.build.reindex import reindex
+from index.cli.app import app
 from index.errors import DiskWriteError
-from index.feedback import FeedbackLog
-from index.indexer import reindex
+from index.models.embeddings import export_onnx
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import SEED, as_before_segments, write_article

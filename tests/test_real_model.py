@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.chunks import Chunker
-from index.cli import app
-from index.embeddings import load_embedder
+from index.cli.app import app
+from index.ingest.chunks import Chunker
+from index.models.embeddings import load_embedder
 from index.settings import Settings
 from tests.conftest import SEED
 
@@ -80,7 +80,7 @@ def test_real_chunks_never_exceed_the_model_window(tmp_path: Path) -> None:
     settings = Settings(embed_backend="torch")  # sentence-transformers' own tokenizer
     embedder = load_embedder(settings)
     chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-    from index.corpus.article import make_article
+    from index.ingest.corpus.article import make_article
 
     body = " ".join(
         f"In 2024 the Ministry of Infrastructure's spokesperson, Dr. Oluwaseun Adebayo-Okonkwo, "

@@ -28,7 +28,7 @@ from bot.render import (
     shorten_left,
     with_model_note,
 )
-from index.answer import (
+from index.answer.types import (
     HEDGE,
     MODE_EXTRACTIVE,
     MODE_LLM,

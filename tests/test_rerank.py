@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from index.candidates import AnswerShape, agreement
-from index.ranking import Ranking
-from index.retrieval import Hit, rerank
+from index.search.candidates import AnswerShape, agreement
+from index.search.ranking import Ranking
+from index.search.retrieval import Hit, rerank
 from tests.passages import make_hit as hit
 
 LEAD_WEIGHT = Ranking().lead_weight

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.catalog import SegmentInfo
-from index.lexical import LexicalIndex
-from index.segments import (
+from index.store.catalog import SegmentInfo
+from index.store.lexical import LexicalIndex
+from index.store.segments import (
     MAX_SEGMENTS,
     MOST_SEGMENTS,
     SegmentedLexical,

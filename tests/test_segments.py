@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from index.build.reindex import reindex
 from index.errors import SegmentMissingError
-from index.indexer import reindex
-from index.layout import IndexLayout
 from index.newsbot import Newsbot
 from index.settings import Settings
+from index.store.layout import IndexLayout
 from tests.conftest import live_catalog, parts, write_article
 from tests.fakes import FakeEmbedder
 from tests.test_crash_safety import (

@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.app import UNAVAILABLE, open_index
-from index.cli import app
+from index.build.reindex import reindex
+from index.cli.app import app
 from index.errors import StoreUnavailableError, VectorsMissingError
-from index.indexer import reindex
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.chroma_server import ChromaServer, running_server

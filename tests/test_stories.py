@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from index.answer import Answer, Citation, Copy
-from index.catalog import Catalog
-from index.cli import app
-from index.indexer import reindex
+from index.answer.types import Answer, Citation, Copy
+from index.build.reindex import reindex
+from index.build.stories import Syndication
+from index.cli.app import app
 from index.langchain_retriever import NewsbotRetriever
 from index.newsbot import Newsbot
-from index.ranking import Ranking
+from index.search.ranking import Ranking
 from index.settings import Settings
-from index.stories import Syndication
+from index.store.catalog import Catalog
 from tests.conftest import as_before_segments, live, live_catalog, write_article
 from tests.fakes import FakeEmbedder
 from tests.passages import CITATION_KEYS

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from index.answer import Answer
-from index.embeddings import load_embedder
-from index.indexer import reindex
+from index.answer.types import Answer
+from index.build.reindex import reindex
+from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article

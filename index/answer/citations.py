@@ -1,0 +1,246 @@
+"""Every citation checked: a model's structured answer, verified against the passages it cites.
+
+The model sees the numbered passages and returns an `LlmAnswer`: short claims, each with the
+numbers of the passages that support it and the exact words it rests on. `check` keeps a
+cited number only if that passage exists and holds the quote (after `normalise`); a claim
+left with no verified source is dropped. `verified_answer` builds the `Answer` a user sees
+from what remains, sources renumbered in order of first citation; `answer_or_fallback`
+gives the offline answer instead when nothing remains.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pydantic import BaseModel, Field
+
+from index.answer.types import MODE_LLM, NOT_COVERED, NOTHING_VERIFIED, Answer, Citation
+from index.search.retrieval import Hit
+
+MIN_QUOTE_WORDS = 3
+"""A shorter quote ("Luke Humphries", "the final") occurs in many passages by chance and
+says nothing about whether the passage supports the claim; three words is the shortest
+phrase that does ("won the final")."""
+
+# Why a claim was dropped.
+NO_TEXT = "no sentence"
+NO_QUOTE = f"quote shorter than {MIN_QUOTE_WORDS} words"
+NO_SOURCE = "no cited passage exists and holds the quote"
+
+_QUOTES = {c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u0060\u00b4"} | {
+    c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"
+}
+_DASHES = {c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"}
+_MARKER = re.compile(r"\s*\[\s*\d+\s*\]")
+_EDGES = " \"'"
+
+
+class Claim(BaseModel):
+    """One short sentence of the answer, the passages that support it and the exact words
+    it rests on."""
+
+    text: str = Field(
+        description="One short sentence answering part of the question, in your own words. "
+        "Do not put passage numbers in it."
+    )
+    sources: list[int] = Field(
+        description="The numbers of the passages (as shown, starting at 1) that support this "
+        "sentence."
+    )
+    quote: str = Field(
+        description="The exact words, copied from the passages cited, that this sentence "
+        "rests on: at least three words, no ellipsis. Cite only passages holding these words."
+    )
+
+
+class LlmAnswer(BaseModel):
+    """The answer to the question, from the numbered passages only."""
+
+    not_covered: bool = Field(
+        description="True if the passages do not answer the question; then give no claims."
+    )
+    claims: list[Claim] = Field(
+        description="The answer as short sentences, each supported by the passages it cites; "
+        "none if the passages do not answer the question."
+    )
+
+
+@dataclass(frozen=True)
+class Support:
+    """A passage that holds a claim's quote: its index in the hits (0-based) and where the
+    quote is in its original text."""
+
+    hit_index: int
+    span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A claim with at least one passage holding its quote, in the order the model cited."""
+
+    text: str
+    support: tuple[Support, ...]
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A claim that was not shown, and why."""
+
+    claim: Claim
+    reason: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What survived the check, and what did not."""
+
+    not_covered: bool
+    claims: tuple[Verified, ...]
+    dropped: tuple[Dropped, ...]
+
+    @property
+    def made(self) -> int:
+        """The claims checked: those of an answer that says not covered are not."""
+        return len(self.claims) + len(self.dropped)
+
+
+def normalise(text: str) -> tuple[str, list[int]]:
+    """`text` folded for comparison, and for each of its characters the index in `text` it
+    came from.
+
+    Compatibility forms are folded (NFKD, character by character so that every folded
+    character maps back to one original: comparing two folded strings is comparing their
+    NFKC forms), curly quotes become straight ones, dashes and minus signs a hyphen, runs
+    of whitespace one space, and case is folded: a model that capitalises the first word of
+    a quote taken from mid-sentence, or writes "’" for "'", still quotes the same words.
+    """
+    folded: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        for c in unicodedata.normalize("NFKD", char).casefold():
+            c = _QUOTES.get(c) or _DASHES.get(c) or (" " if c.isspace() else c)
+            if c == " " and (not folded or folded[-1] == " "):
+                continue
+            folded.append(c)
+            origin.append(i)
+    return "".join(folded), origin
+
+
+def find_quote(quote: str, passage: str) -> tuple[int, int] | None:
+    """The span in `passage` of the first occurrence of `quote` as whole words, both
+    normalised, or None."""
+    needle = normalise(quote)[0].strip(_EDGES)
+    if not needle:
+        return None
+    hay, origin = normalise(passage)
+    start = hay.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        before = hay[start - 1] if start else " "
+        after = hay[end] if end < len(hay) else " "
+        if not (needle[0].isalnum() and before.isalnum()) and not (
+            needle[-1].isalnum() and after.isalnum()
+        ):
+            return origin[start], origin[end - 1] + 1
+        start = hay.find(needle, start + 1)
+    return None
+
+
+def check(answer: LlmAnswer, hits: Sequence[Hit]) -> Checked:
+    """Each claim of `answer` with the passages of `hits` that verify it.
+
+    Args:
+        answer: the model's structured answer; its source numbers count from 1 over `hits`.
+        hits: the passages shown to the model, in the order they were numbered.
+
+    Returns:
+        The claims with at least one cited passage that exists and holds the quote (a
+        claim's other citations are left out), and the claims dropped: no sentence once
+        any passage numbers written in it are removed, a quote shorter than
+        `MIN_QUOTE_WORDS`, or no cited passage holding it.
+    """
+    kept: list[Verified] = []
+    dropped: list[Dropped] = []
+    for claim in [] if answer.not_covered else answer.claims:
+        text = _MARKER.sub("", claim.text).strip()
+        if not text:
+            dropped.append(Dropped(claim, NO_TEXT))
+            continue
+        if len(normalise(claim.quote)[0].strip(_EDGES).split()) < MIN_QUOTE_WORDS:
+            dropped.append(Dropped(claim, NO_QUOTE))
+            continue
+        support: list[Support] = []
+        for n in dict.fromkeys(claim.sources):
+            if not 1 <= n <= len(hits):
+                continue
+            span = find_quote(claim.quote, hits[n - 1].passage.chunk.text)
+            if span is not None:
+                support.append(Support(n - 1, span))
+        if support:
+            kept.append(Verified(text, tuple(support)))
+        else:
+            dropped.append(Dropped(claim, NO_SOURCE))
+    return Checked(answer.not_covered, tuple(kept), tuple(dropped))
+
+
+def verified_answer(question: str, checked: Checked, hits: Sequence[Hit]) -> Answer | None:
+    """The `Answer` made of the verified claims, or None if none is left.
+
+    Each claim's sentence is followed by its sources' markers ("… [1][2]"); sources are
+    numbered in order of first citation, each highlighting the first verified quote in it.
+    `ranked` lists the cited passages first, then the others in their order.
+    """
+    if not checked.claims:
+        return None
+    numbers: dict[int, int] = {}  # hit index -> source number
+    highlights: dict[int, tuple[int, int]] = {}
+    sentences = []
+    for claim in checked.claims:
+        for s in claim.support:
+            numbers.setdefault(s.hit_index, len(numbers) + 1)
+            highlights.setdefault(s.hit_index, s.span)
+        markers = "".join(f"[{n}]" for n in sorted(numbers[s.hit_index] for s in claim.support))
+        sentences.append(f"{claim.text} {markers}")
+    citations = [
+        replace(Citation.of(hits[i], n), highlight=highlights[i]) for i, n in numbers.items()
+    ]
+    others = [i for i in range(len(hits)) if i not in numbers]
+    ranked = citations + [
+        Citation.of(hits[i], n) for n, i in enumerate(others, start=len(citations) + 1)
+    ]
+    return Answer(
+        question,
+        True,
+        " ".join(sentences),
+        citations,
+        ranked=ranked,
+        mode=MODE_LLM,
+        dropped_claims=len(checked.dropped),
+        claims=checked.made,
+    )
+
+
+def answer_or_fallback(
+    question: str, answer: LlmAnswer, hits: Sequence[Hit], offline: Answer
+) -> Answer:
+    """The model's answer with every citation checked; "not covered" when the model says
+    the passages do not answer the question (it read them: the offline step's guess is not
+    shown instead); or `offline` (the extractive answer) when nothing verified remains,
+    `fallback` `NOTHING_VERIFIED`. `claims` and `dropped_claims` count the claims checked
+    and not shown.
+    """
+    checked = check(answer, hits)
+    if checked.not_covered:
+        return Answer(question, False, NOT_COVERED, mode=MODE_LLM)
+    verified = verified_answer(question, checked, hits)
+    if verified is not None:
+        return verified
+    return replace(
+        offline,
+        dropped_claims=len(checked.dropped),
+        claims=checked.made,
+        fallback=NOTHING_VERIFIED,
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: answers scored against questions with known answers (`newsbot eval`)."""

@@ -1,0 +1,1 @@
+"""Learning the models newsbot ships, from questions with known answers."""
