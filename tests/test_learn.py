@@ -57,7 +57,11 @@ def test_the_learned_model_records_how_it_was_made_and_answers(
     assert main(["--train", str(question_set), "--out", str(out)]) == 0
 
     model = AnswerModel.load(out)
-    assert model.made["command"] == f"python -m index.learn --train {question_set} --out {out}"
+    # The data folder is recorded under S/, not as this machine's path, with a fingerprint.
+    assert model.made["command"] == f"python -m index.learn --train S/set --out {out}"
+    assert model.made["train"]["folder"] == "S/set"
+    assert str(tmp_path) not in json.dumps({k: v for k, v in model.made.items() if k != "command"})
+    assert len(model.made["train"]["questions_sha256"]) == 64
     assert model.made["train"]["covered"] == len(COVERED)
     assert model.made["calibrate"]["uncovered"] == len(UNCOVERED)
     assert model.made["train"]["answer_sentences"] >= len(COVERED)

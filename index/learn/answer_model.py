@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import os
 import re
 import shlex
 import subprocess
@@ -54,6 +56,9 @@ PASSAGES = 3  # sentences of the best this many passages are described
 SMALL_CORPUS = 5  # articles besides the gold ones in the small corpus a question is asked of
 ANSWER_ABOVE = 0.5  # answer when the model rates a right answer likelier than a wrong one
 KEEP_RIGHT = 0.95  # the share of the choose set's right answers kept above "not covered"
+QUESTION_FILES = ("questions.jsonl", "covered.jsonl", "uncovered.jsonl")
+DATA_FLAGS = ("--train", "--calibrate", "--choose")
+DATA_ROOT = "S"  # how the model file names the folder holding the data folders
 
 
 @dataclass(frozen=True)
@@ -69,17 +74,24 @@ class QuestionSet:
         """Raises NewsbotError when the folder holds no index or no questions."""
         if not (folder / "index").is_dir():
             raise NewsbotError(f"{folder} has no index/ folder")
-        files = [folder / name for name in ("questions.jsonl", "covered.jsonl")]
+        files = [folder / name for name in QUESTION_FILES[:2]]
         covered = [q for f in files if f.exists() for q in read_questions(f)]
-        uncovered_file = folder / "uncovered.jsonl"
+        uncovered_file = folder / QUESTION_FILES[2]
         uncovered = read_questions(uncovered_file) if uncovered_file.exists() else []
         if not covered and not uncovered:
             raise NewsbotError(f"{folder} has no questions.jsonl, covered.jsonl or uncovered.jsonl")
         return cls(folder, covered, uncovered)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, root: Path) -> dict[str, Any]:
+        """What the model file records of this set: its folder under `S/` (see `as_data`), and
+        a fingerprint of its questions, so a set made again can be checked to be the same."""
+        digest = hashlib.sha256()
+        for name in QUESTION_FILES:
+            if (self.folder / name).exists():
+                digest.update((self.folder / name).read_bytes())
         return {
-            "folder": str(self.folder),
+            "folder": as_data(self.folder, root),
+            "questions_sha256": digest.hexdigest(),
             "covered": len(self.covered),
             "uncovered": len(self.uncovered),
         }
@@ -305,6 +317,29 @@ def _commit() -> str | None:
     return f"{commit}+changes" if changed else commit or None
 
 
+def data_root(folders: Sequence[Path]) -> Path:
+    """The folder that holds the data folders (`S` in docs/evaluation.md's commands)."""
+    return Path(os.path.commonpath([folder.resolve().parent for folder in folders]))
+
+
+def as_data(path: Path, root: Path) -> str:
+    """`path` as the model file records it: under `S/` (the data folders' own folder, which no
+    clone has), so the file says what it was made from without naming this machine's paths."""
+    try:
+        return f"{DATA_ROOT}/{path.resolve().relative_to(root).as_posix()}"
+    except ValueError:
+        return path.name
+
+
+def recorded_command(given: Sequence[str], root: Path) -> str:
+    """The command line, its data folders written under `S/`; `--out` as given."""
+    args = list(given)
+    for i, arg in enumerate(args[:-1]):
+        if arg in DATA_FLAGS:
+            args[i + 1] = as_data(Path(args[i + 1]), root)
+    return shlex.join(["python", "-m", "index.learn", *args])
+
+
 def learn(args: argparse.Namespace) -> tuple[AnswerModel, dict[str, Any]]:
     """The model the arguments ask for, and what it was learned from."""
     train = QuestionSet.read(args.train)
@@ -318,14 +353,15 @@ def learn(args: argparse.Namespace) -> tuple[AnswerModel, dict[str, Any]]:
     answer_above, hedge_above = thresholds(
         found, answer_above=args.answer_above, keep_right=args.keep_right
     )
+    root = data_root([train.folder, calibrate.folder, choose.folder])
     data = {
         "train": {
-            **train.describe(),
+            **train.describe(root),
             "sentences": len(examples.labels),
             "answer_sentences": int(examples.labels.sum()),
         },
-        "calibrate": {**calibrate.describe(), "right_answers": int(judged.labels.sum())},
-        "choose": choose.describe(),
+        "calibrate": {**calibrate.describe(root), "right_answers": int(judged.labels.sum())},
+        "choose": choose.describe(root),
     }
     return replace(model, answer_above=answer_above, hedge_above=hedge_above), data
 
@@ -357,7 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     made = {
-        "command": shlex.join(["python", "-m", "index.learn", *given]),
+        "command": recorded_command(
+            given, data_root([p for p in (args.train, args.calibrate, args.choose) if p])
+        ),
+        "data": f"{DATA_ROOT}/: the folder of data folders, made as docs/evaluation.md shows",
         "date": datetime.now(UTC).date().isoformat(),
         "commit": _commit(),
         **data,
