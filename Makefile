@@ -12,15 +12,21 @@ PIP := $(PY) -m pip install --disable-pip-version-check
 
 .PHONY: demo install test unit lint fmt bench env-example clean
 
-# Installs newsbot, indexes the bundled corpus and answers the example question.
+# Installs newsbot, indexes the bundled corpus and asks the example question, then two of the
+# README's "Try it" questions: a story three outlets carry, and a figure that changed.
 demo: install
 	@echo "==> Indexing corpus/ into .newsbot/ (the first run loads the model: up to a minute)"
 	$(VENV)/bin/newsbot index
 	@echo "==> Asking: $(QUESTION)"
 	$(VENV)/bin/newsbot ask "$(QUESTION)"
+	@echo "==> Asking: Who bought Kestrel Ferries?  (one story, three outlets)"
+	$(VENV)/bin/newsbot ask "Who bought Kestrel Ferries?"
+	@echo "==> Asking: How much will it cost to repair the Old Mill Bridge?  (the cost changed)"
+	$(VENV)/bin/newsbot ask "How much will it cost to repair the Old Mill Bridge?"
 	@echo
-	@echo "newsbot is installed in $(VENV)/bin. Ask your own question with"
-	@echo "    $(VENV)/bin/newsbot ask \"Who is sending long-range missiles?\""
+	@echo "newsbot is installed in $(VENV)/bin. Try the README's other questions, or your own:"
+	@echo "    $(VENV)/bin/newsbot ask \"How many gates does the Tarrow flood barrier have?\""
+	@echo "    $(VENV)/bin/newsbot chat"
 	@echo "or put it on your PATH for this shell with"
 	@echo "    source $(VENV)/bin/activate"
 

@@ -29,7 +29,9 @@ from tests.readonly import Unwritable, mounted_read_only, refusing_writes
 from tests.web_server import WebServer, serving
 
 DATA = Path(__file__).parent / "data"
-SEED = Path(__file__).resolve().parent.parent / "corpus"
+# The bundled corpus: the seed article at its top, the demo articles under demo/.
+BUNDLED = Path(__file__).resolve().parent.parent / "corpus"
+SEED_ID = "us-long-range-missiles-ukraine.txt"
 
 # Property tests (tests/test_hostile_properties.py): the same examples on every run, no
 # example database, no timing; `HYPOTHESIS_PROFILE=explore` searches many more, at random.
@@ -157,6 +159,34 @@ def corpus(tmp_path: Path) -> Path:
         "A bright comet was visible to the naked eye across the northern hemisphere this week.",
     )
     return root
+
+
+def copy_seed(folder: Path) -> Path:
+    """The seed article alone (its text and its `.meta.yaml`), copied into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in BUNDLED.glob(SEED_ID.removesuffix(".txt") + ".*"):
+        shutil.copy2(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture
+def bundled_corpus(tmp_path: Path) -> Path:
+    """A copy of the bundled corpus (the seed and the demo articles), free to change."""
+    return Path(shutil.copytree(BUNDLED, tmp_path / "bundled"))
+
+
+@pytest.fixture
+def bundled_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    bundled_corpus: Path,
+    fake_embedder: FakeEmbedder,
+) -> Path:
+    """CLI runs on a copy of the bundled corpus and the fake model; the index folder they use."""
+    index_dir = tmp_path / "bundled-idx"
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(bundled_corpus))
+    monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))
+    return index_dir
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from index.ingest.corpus.frontmatter import split_front_matter
 from index.ingest.corpus.metadata import date_from_url, normalise_date, outlet_from_url
 from index.ingest.corpus.readers import READERS, Read, Reader
 from index.ingest.corpus.scan import CorpusScan, scan_corpus
-from tests.conftest import DATA, SEED, write_article
+from tests.conftest import BUNDLED, DATA, SEED_ID, write_article
 
 HTML_PAGE = DATA / "articles" / "harbour-bridge.html"
 
@@ -210,9 +210,9 @@ def test_sidecar_that_is_not_a_mapping_fails_its_file(tmp_path: Path) -> None:
 
 
 def test_shipped_seed_article_loads_clean() -> None:
-    scan = scan_corpus(SEED)
+    scan = scan_corpus(BUNDLED)
     assert not [p for p in scan.problems if p.where.startswith("us-long-range")]
-    article = by_id(scan)["us-long-range-missiles-ukraine.txt"]
+    article = by_id(scan)[SEED_ID]
     assert article.title == (
         "Biden lets Ukraine strike deeper into Russia with US long-range missiles"
     )
@@ -223,6 +223,22 @@ def test_shipped_seed_article_loads_clean() -> None:
     for promo in ("Read Also", "African billionaires", "Join BusinessDay", "whatsapp", "Whatsapp"):
         assert promo not in article.text
     assert not any(line.endswith("Open In Whatsapp") for line in article.text.splitlines())
+
+
+def test_the_bundled_demo_articles_load_clean_with_their_metadata() -> None:
+    """30 made-up articles in three formats, each with the title, outlet, date and link a
+    citation shows (docs/demo.md)."""
+    scan = scan_corpus(BUNDLED)
+
+    assert scan.problems == []
+    demo = [a for a in scan.articles if a.id != SEED_ID]
+    assert len(demo) == 30
+    for article in demo:
+        assert article.title and article.source and article.url, article.id
+        assert article.published and article.published.startswith("2025-03"), article.id
+        assert 150 <= len(article.text.split()) <= 400, article.id
+    assert {Path(a.path).suffix for a in demo} == {".md", ".txt", ".jsonl"}
+    assert len({a.source for a in demo}) == 4
 
 
 # --- HTML ----------------------------------------------------------------------------------

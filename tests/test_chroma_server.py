@@ -18,14 +18,12 @@ from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.chroma_server import ChromaServer, running_server
-from tests.conftest import live_catalog, write_article
+from tests.conftest import SEED_ID, copy_seed, live_catalog, write_article
 from tests.fakes import FakeEmbedder
 from tests.readonly import Unwritable, snapshot
 
 pytestmark = pytest.mark.integration
 
-SEED = Path(__file__).resolve().parent.parent / "corpus"
-SEED_ARTICLE = "us-long-range-missiles-ukraine.txt"
 AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
 
 
@@ -194,7 +192,9 @@ def test_reindex_through_the_server_is_incremental(
 def test_real_model_answers_from_the_seed_corpus_through_the_server(
     chroma_server: ChromaServer, tmp_path: Path
 ) -> None:
-    settings = server_settings(chroma_server, tmp_path, "seed-minilm", corpus_dir=SEED)
+    settings = server_settings(
+        chroma_server, tmp_path, "seed-minilm", corpus_dir=copy_seed(tmp_path / "corpus")
+    )
     embedder = load_embedder(settings)
 
     report = reindex(settings, embedder)
@@ -204,10 +204,10 @@ def test_real_model_answers_from_the_seed_corpus_through_the_server(
     finally:
         bot.close()
 
-    assert report.added == [SEED_ARTICLE]
+    assert report.added == [SEED_ID]
     assert answer.found, answer
     assert "long-range missiles" in answer.answer
-    assert SEED_ARTICLE in [c.article_id for c in answer.citations]
+    assert SEED_ID in [c.article_id for c in answer.citations]
     assert raw_collection(chroma_server, settings).count() == report.chunks_total
 
 

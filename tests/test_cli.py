@@ -13,12 +13,14 @@ from bot.feedback import FeedbackLog
 from index.answer.types import Answer, Citation
 from index.cli.app import app
 from index.store.layout import IndexLayout
-from tests.conftest import write_article
 from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
 from tests.passages import ANSWER_KEYS
 
 runner = CliRunner()
+# The bundled corpus's bridge story and its update a week later.
+BRIDGE_CONTRACT = "demo/courier/2025-03-03-old-mill-bridge-contract.md"
+BRIDGE_COST_RISES = "demo/courier/2025-03-10-old-mill-bridge-cost-rises.md"
 
 
 def test_index_reports_what_it_did(env: Path, fake_embedder: FakeEmbedder, corpus: Path) -> None:
@@ -68,23 +70,22 @@ def test_ask_renders_numbered_sources(env: Path) -> None:
     assert "[3]" not in result.stdout
 
 
-def test_ask_flags_override_settings(env: Path, corpus: Path) -> None:
-    write_article(
-        corpus,
-        "old.md",
-        "The marathon was won by a local runner.",
-        title="Old marathon",
-        published="2010-05-01",
+def test_ask_flags_override_settings(bundled_env: Path) -> None:
+    """The bundled corpus's bridge story: its cost, reported on 3 March, rose on 10 March."""
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    question = "How much will it cost to repair the Old Mill Bridge?"
+    until = json.loads(
+        runner.invoke(app, ["ask", question, "--json", "--until", "2025-03-09"]).stdout
     )
-    runner.invoke(app, ["index"])
-    until = ["ask", "Who won the marathon?", "--json", "--until", "2011-01-01"]
-    assert json.loads(runner.invoke(app, until).stdout)["citations"][0]["article_id"] == "old.md"
+    assert until["citations"][0]["article_id"] == BRIDGE_CONTRACT
+    assert all((c["published"] or "") <= "2025-03-09" for c in until["citations"])
 
-    result = runner.invoke(app, ["ask", "Who won the marathon?", "--json", "--since", "2024-01-01"])
+    result = runner.invoke(app, ["ask", question, "--json", "--since", "2025-03-10"])
 
     data = json.loads(result.stdout)
     assert data["found"] and data["citations"]
-    assert all((c["published"] or "") >= "2024-01-01" for c in data["citations"])
+    assert data["citations"][0]["article_id"] == BRIDGE_COST_RISES
+    assert all((c["published"] or "") >= "2025-03-10" for c in data["citations"])
 
 
 def test_status_json(env: Path) -> None:

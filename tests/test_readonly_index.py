@@ -15,7 +15,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from index.errors import DiskWriteError
 from index.models.embeddings import export_onnx
 from index.newsbot import Newsbot
 from index.settings import Settings
-from tests.conftest import SEED, as_before_segments, write_article
+from tests.conftest import as_before_segments, copy_seed, write_article
 from tests.fakes import FakeEmbedder
 from tests.readonly import (
     Unwritable,
@@ -288,8 +287,7 @@ def test_the_real_model_answers_from_a_read_only_index_holding_its_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unwritable: Unwritable
 ) -> None:
     """The ONNX export in the index's `models/` is read, never written, by a reader."""
-    corpus = tmp_path / "corpus"
-    shutil.copytree(SEED, corpus)
+    corpus = copy_seed(tmp_path / "corpus")
     index_dir = tmp_path / "index"
     monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(index_dir))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,16 @@ from index.cli.app import app
 from index.ingest.chunks import Chunker
 from index.models.embeddings import load_embedder
 from index.settings import Settings
-from tests.conftest import SEED
+from tests.conftest import SEED_ID, copy_seed
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
-SEED_ID = "us-long-range-missiles-ukraine.txt"
 DEMO_QUESTION = "What has Biden allowed Ukraine to do?"  # the Makefile's demo asks it
 
 
 @pytest.fixture
 def seed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(SEED, corpus)
+    corpus = copy_seed(tmp_path / "corpus")
     monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(tmp_path / "index"))
     return corpus
