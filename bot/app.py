@@ -84,13 +84,14 @@ def intents_for(settings: Settings) -> discord.Intents:
 
 def with_more_sources(answer: Answer, shown: int) -> tuple[Answer, int]:
     """`answer` citing, after the (at most `shown`) sources it shows, the other passages
-    retrieved for the question (role `RETRIEVED`), for the More sources button; and how
-    many it shows."""
+    retrieved for the question (role `RETRIEVED`: those it ranked, then `answer.more`), for
+    the More sources button; and how many it shows."""
     cited = answer.citations[:shown]
     if not cited:
         return answer, 0
     taken = {(c.article_id, c.passage) for c in cited}
-    more = [c for c in answer.ranked if (c.article_id, c.passage) not in taken][:MORE_SOURCES]
+    retrieved = [*answer.ranked, *answer.more]
+    more = [c for c in retrieved if (c.article_id, c.passage) not in taken][:MORE_SOURCES]
     extra = [
         replace(c, n=n, role=RETRIEVED, highlight=None)
         for n, c in enumerate(more, start=len(cited) + 1)
@@ -166,16 +167,25 @@ class NewsbotBot(commands.Bot):
         return any(i in allowed for i in ids if i is not None)
 
     async def answer(
-        self, question: str, *, user_id: int, channel: Any, history: Sequence[Turn] = ()
+        self,
+        question: str,
+        *,
+        user_id: int,
+        channel: Any,
+        history: Sequence[Turn] = (),
+        asked_on: str | None = None,
     ) -> StoredAnswer:
-        """Answer `question` (a follow-up to `history`) off the event loop and record it for
-        the buttons."""
+        """Answer `question` (a follow-up to `history`, asked on the ISO date `asked_on`) off
+        the event loop and record it for the buttons."""
         shown = self.settings.top_k
 
         def work() -> StoredAnswer:
-            answer, listed = with_more_sources(
-                self.newsbot.ask(question, k=shown + MORE_SOURCES, history=history), shown
+            # The answer reads `shown` passages, as `newsbot ask` does; More sources lists
+            # those retrieved beyond them.
+            asked = self.newsbot.ask(
+                question, k=shown, more=MORE_SOURCES, history=history, asked_on=asked_on
             )
+            answer, listed = with_more_sources(asked, shown)
             return self.feedback.record_answer(
                 answer, user_id=user_id, channel_id=getattr(channel, "id", None), shown=listed
             )

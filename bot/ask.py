@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import re
@@ -24,7 +25,8 @@ from bot.render import (
 from bot.services import AnsweringBot
 from bot.views import answer_view
 from index.answer.conversation import Turn
-from index.text import plain
+from index.errors import QuestionError, QuestionTooLongError
+from index.text import question_text
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,6 @@ class AskCog(commands.Cog):
     @app_commands.describe(question="What you want to know, e.g. how much aid has the US sent?")
     async def ask(self, interaction: discord.Interaction[Any], question: str) -> None:
         """Ask a question about the news; the answer cites its sources."""
-        question = plain(question)
         refusal = self.refusal(interaction.user.id, interaction.channel, question)
         if refusal:
             await interaction.response.send_message(refusal, ephemeral=True)
@@ -52,7 +53,11 @@ class AskCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         history = await self._history(interaction.channel)
         stored = await self.bot.answer(
-            question, user_id=interaction.user.id, channel=interaction.channel, history=history
+            question,
+            user_id=interaction.user.id,
+            channel=interaction.channel,
+            history=history,
+            asked_on=asked_on(interaction.created_at),
         )
         message = await interaction.followup.send(
             embed=self._embed(stored, interaction.channel),
@@ -70,7 +75,6 @@ class AskCog(commands.Cog):
         question = await self._question_in(message)
         if question is None:
             return
-        question = plain(question)
         try:
             refusal = self.refusal(message.author.id, message.channel, question)
             if refusal:
@@ -84,7 +88,11 @@ class AskCog(commands.Cog):
             async with message.channel.typing():
                 history = await self._history(message.channel, message)
                 stored = await self.bot.answer(
-                    question, user_id=message.author.id, channel=message.channel, history=history
+                    question,
+                    user_id=message.author.id,
+                    channel=message.channel,
+                    history=history,
+                    asked_on=asked_on(message.created_at),
                 )
             reply = await message.reply(
                 embed=self._embed(stored, message.channel),
@@ -197,18 +205,19 @@ class AskCog(commands.Cog):
         )
 
     def refusal(self, user_id: int, channel: Any, question: str) -> str | None:
-        """Why the bot will not answer this question here and now, or None."""
+        """Why the bot will not answer this question (as typed) here and now, or None."""
         settings = self.bot.settings
         if not self.bot.channel_allowed(channel):
             places = ", ".join(f"<#{c}>" for c in settings.allowed_channel_ids)
             return shorten(f"I only answer questions in {places}.", MESSAGE_LIMIT)
-        if not any(c.isalnum() for c in question):  # blank, or only symbols and invisibles
+        try:  # the core's check, with the bot's own limit (at most the core's)
+            text = question_text(question, limit=settings.bot_max_question_chars)
+        except QuestionTooLongError as exc:
+            return f"Please keep questions under {exc.limit} characters (yours has {exc.length})."
+        except QuestionError:
             return HOW_TO_ASK
-        if len(question) > settings.bot_max_question_chars:
-            return (
-                f"Please keep questions under {settings.bot_max_question_chars} characters "
-                f"(yours has {len(question)})."
-            )
+        if not any(c.isalnum() for c in text):  # only symbols
+            return HOW_TO_ASK
         wait = self.bot.limiter.try_acquire(user_id)
         if wait:
             return (
@@ -227,6 +236,11 @@ class AskCog(commands.Cog):
     @staticmethod
     def _has_more(stored: StoredAnswer) -> bool:
         return len(stored.answer.citations) > stored.shown
+
+
+def asked_on(sent: dt.datetime) -> str:
+    """The date (UTC) a question was sent to Discord: the date it is asked on."""
+    return sent.astimezone(dt.UTC).date().isoformat()
 
 
 def _turn(message: discord.Message) -> Turn:

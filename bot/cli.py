@@ -13,26 +13,26 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.feedback import FeedbackLog
-from index.cli.console import IndexDirOption, fail, load_settings, out, user_errors
+from index.cli.console import Command, IndexDirOption, fail, load_settings, out, user_errors
 from index.text import inert
 
 
 def register_commands(app: typer.Typer) -> None:
     """Add `newsbot bot` and `newsbot feedback` to the `newsbot` command line."""
 
-    @app.command("bot")
+    @app.command("bot", cls=Command)
     def bot_command(index_dir: IndexDirOption = None) -> None:
         """Run the Discord bot (needs DISCORD_TOKEN in .env); Ctrl+C stops it.
 
-        With FEEDS_SYNC_MINUTES set, it also syncs the feeds and reindexes that often, in the
-        background."""
+        With FEEDS_SYNC_MINUTES set, it also syncs the feeds and reindexes that often.
+        """
         settings = load_settings(index_dir=index_dir)
         with user_errors():
             from bot.app import run
 
             run(settings)
 
-    @app.command("feedback")
+    @app.command("feedback", cls=Command)
     def feedback_command(
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object a line.")

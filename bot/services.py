@@ -38,10 +38,16 @@ class AnsweringBot(Protocol):
         ...
 
     async def answer(
-        self, question: str, *, user_id: int, channel: Any, history: Sequence[Turn] = ()
+        self,
+        question: str,
+        *,
+        user_id: int,
+        channel: Any,
+        history: Sequence[Turn] = (),
+        asked_on: str | None = None,
     ) -> StoredAnswer:
-        """Answer `question` (a follow-up to `history`, oldest turn first) off the event loop
-        and record it."""
+        """Answer `question` (a follow-up to `history`, oldest turn first; asked on the ISO
+        date `asked_on`, by default today) off the event loop and record it."""
         ...
 
     async def report_interaction_failure(

@@ -113,3 +113,19 @@ class FeedListError(NewsbotError):
     """The list of feeds (`feeds.yaml` in the corpus folder) cannot be read or changed as
     asked: broken YAML, an entry without a `url`, a feed added twice or not there to
     remove."""
+
+
+class QuestionError(NewsbotError):
+    """A question that cannot be asked: nothing is left of it once cleaned."""
+
+
+class QuestionTooLongError(QuestionError):
+    """A question longer than the limit: it is refused, never cut.
+
+    `length` is the cleaned question's length in characters, `limit` the longest allowed.
+    """
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"the question is too long: {length:,} characters, at most {limit:,}")
+        self.length = length
+        self.limit = limit

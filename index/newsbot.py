@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,11 +10,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from index.answer.answer_model import AnswerModel
+from index.answer.answerer import build_answerer, language_model
 from index.answer.conversation import Rewriter, Turn, default_rewriter, recent
-from index.answer.extractive import Extraction, ExtractiveAnswerer
-from index.answer.types import Answer, Answerer
-from index.errors import IndexMissingError, NewsbotError, SegmentMissingError
+from index.answer.types import Answer, Answerer, Citation
+from index.errors import IndexMissingError, NewsbotError, QuestionError, SegmentMissingError
 from index.ingest.corpus.metadata import normalise_date
 from index.models.embeddings import Embedder
 from index.search.ranking import Ranking
@@ -27,11 +25,10 @@ from index.store.lexical import LexicalIndex
 from index.store.manifest import check_manifest, manifest_for
 from index.store.segments import SegmentedLexical, SegmentedVectors
 from index.store.vectors import VectorStore, collection_name, is_store_error
-from index.text import plain
+from index.text import question_text
 
 log = logging.getLogger("newsbot")
 
-MAX_QUESTION_CHARS = 2000
 # Passages handed to the answer step, which orders them and cites at most `k`.
 ANSWER_POOL = 10
 
@@ -60,46 +57,20 @@ class Status:
 
 
 def prepared(question: str, asked_on: str | None) -> tuple[str, str | None]:
-    """`question` cleaned and cut to `MAX_QUESTION_CHARS`, and `asked_on` as an ISO date.
+    """`question` cleaned and checked (`index.text.question_text`), and `asked_on` as an ISO
+    date.
 
     Raises:
-        NewsbotError: the question is empty or `asked_on` is not a date.
+        QuestionError: the question is empty or too long (`MAX_QUESTION_CHARS`);
+        NewsbotError: `asked_on` is not a date.
     """
-    question = plain(question)[:MAX_QUESTION_CHARS]
-    if not question:
-        raise NewsbotError("the question is empty")
+    question = question_text(question)
     if asked_on is None:
         return question, None
     day = normalise_date(asked_on)
     if day is None:
         raise NewsbotError(f"not a date: {asked_on!r} (use e.g. 2024-01-05)")
     return question, day
-
-
-def default_answerer(settings: Settings) -> Answerer:
-    """The extractive answer step; with `NEWSBOT_LLM` set, the model's, falling back on it.
-
-    Raises:
-        ConfigError: `NEWSBOT_LLM` names a model whose provider package is missing.
-    """
-    offline = ExtractiveAnswerer(
-        Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
-    )
-    if not settings.llm.strip():
-        return offline
-    from index.answer.llm import LlmAnswerer, load_llm  # LangChain only when it is used
-
-    model = load_llm(settings)
-    assert model is not None
-    return LlmAnswerer(model, offline, timeout=settings.llm_timeout)
-
-
-def language_model(answerer: Answerer) -> Any:
-    """The chat model `answerer` writes with, if it is the language-model answer step."""
-    llm_answer = sys.modules.get("index.answer.llm")  # an LlmAnswerer exists only if imported
-    if llm_answer is not None and isinstance(answerer, llm_answer.LlmAnswerer):
-        return answerer.model
-    return None
 
 
 class Newsbot:
@@ -139,7 +110,7 @@ class Newsbot:
         """
         self.settings = settings
         self.embedder = embedder
-        self.answerer = answerer or default_answerer(settings)
+        self.answerer = answerer or build_answerer(settings)
         self.rewriter = rewriter or default_rewriter(
             language_model(self.answerer), settings.llm_timeout
         )
@@ -232,6 +203,7 @@ class Newsbot:
         filters: Filters | None = None,
         asked_on: str | None = None,
         history: Sequence[Turn] = (),
+        more: int = 0,
     ) -> Answer:
         """Answer `question` from the index, citing at most `k` passages.
 
@@ -239,10 +211,12 @@ class Newsbot:
         today. `history` is the conversation so far, oldest turn first: a follow-up is
         rewritten to stand alone with its last `NEWSBOT_CHAT_TURNS` turns before it is
         answered, and the answer's `question` is the rewritten one (`follow_up` what was
-        asked).
+        asked). `more`: how many further passages, beyond those the answer ranks, the
+        answer's `more` lists (the answer itself is the same whatever `more` is).
 
         Raises:
-            NewsbotError: the question is empty or `asked_on` is not a date;
+            QuestionError: the question is empty or too long;
+            NewsbotError: `asked_on` is not a date;
             StoreUnavailableError: the store is down.
         """
         started = time.perf_counter()
@@ -250,16 +224,34 @@ class Newsbot:
         asked = question
         turns = recent(history, self.settings.chat_turns)
         if turns:  # outside the lock: a model's rewrite may take a while
-            question, _ = prepared(self.rewriter.standalone(question, turns) or asked, None)
+            question = self._standalone(question, turns)
         limit = k or self.settings.top_k
+        pool = max(limit, ANSWER_POOL)
         with self._lock:
-            hits = self.search(
-                question, k=max(limit, ANSWER_POOL), filters=filters, asked_on=asked_on
-            )
-            answer = self.answerer.compose(question, hits, limit=limit, asked_on=asked_on)
+            hits = self.search(question, k=pool + more, filters=filters, asked_on=asked_on)
+            if more and pool + more > max(pool, self.ranking.rerank_pool):
+                # Past the re-ranked pool, more passages would re-rank the first ones: the
+                # answer step gets those it gets without `more`.
+                answered = self.search(question, k=pool, filters=filters, asked_on=asked_on)
+            else:
+                answered = hits[:pool]
+            answer = self.answerer.compose(question, answered, limit=limit, asked_on=asked_on)
         latency = (time.perf_counter() - started) * 1000
         follow_up = asked if question != asked else None
-        return replace(answer, latency_ms=round(latency, 1), follow_up=follow_up)
+        return replace(
+            answer,
+            latency_ms=round(latency, 1),
+            follow_up=follow_up,
+            more=_beyond(answer, hits, more),
+        )
+
+    def _standalone(self, question: str, turns: Sequence[Turn]) -> str:
+        """The follow-up `question` rewritten to stand alone; as asked if the rewrite is no
+        question (empty, or too long)."""
+        try:
+            return question_text(self.rewriter.standalone(question, turns) or question)
+        except QuestionError:
+            return question
 
     def search(
         self,
@@ -322,3 +314,12 @@ class Newsbot:
             for store, _ in self._segments.values():
                 store.close()
             self.catalog.close()
+
+
+def _beyond(answer: Answer, hits: Sequence[Hit], wanted: int) -> list[Citation]:
+    """The first `wanted` of `hits` that `answer` neither cites nor ranks, as citations
+    numbered on from its ranked ones."""
+    taken = {(c.article_id, c.passage) for c in [*answer.ranked, *answer.citations]}
+    rest = [h for h in hits if (h.passage.article.id, h.passage.chunk.text) not in taken][:wanted]
+    start = len(answer.ranked) + 1
+    return [Citation.of(hit, n) for n, hit in enumerate(rest, start=start)]

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.errors import ConfigError
+from index.text import MAX_QUESTION_CHARS
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 ENV_FILE = ".env"  # read from the working folder
@@ -346,7 +347,7 @@ class Settings(BaseSettings):
         DISCORD,
         "Longest question the bot accepts, in characters.",
         ge=10,
-        le=4000,
+        le=MAX_QUESTION_CHARS,
     )
 
     @field_validator("allowed_channel_ids", "fetch_allow_private", mode="before")

@@ -34,11 +34,15 @@ OTHER_CHANNEL_ID = 333333333333333334
 USER_ID = 444444444444444444
 EPHEMERAL = 64
 
-_snowflakes = itertools.count(900000000000000000)
+DISCORD_EPOCH_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z, a snowflake's time zero
+_sequence = itertools.count()
 
 
-def snowflake() -> str:
-    return str(next(_snowflakes))
+def snowflake(at: datetime | None = None) -> str:
+    """A new id, whose time (`discord.utils.snowflake_time`, a message's `created_at`) is
+    `at`, by default now."""
+    ms = int((at or datetime.now(UTC)).timestamp() * 1000) - DISCORD_EPOCH_MS
+    return str(ms << 22 | next(_sequence) & 0x3FFFFF)
 
 
 def user(user_id: int = USER_ID, name: str = "reader", *, bot: bool = False) -> dict[str, Any]:
@@ -181,9 +185,15 @@ class FakeDiscord:
 
     # -- payloads -------------------------------------------------------------------------
     def slash_ask(
-        self, question: str, *, user_id: int = USER_ID, channel_id: int = CHANNEL_ID
+        self,
+        question: str,
+        *,
+        user_id: int = USER_ID,
+        channel_id: int = CHANNEL_ID,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
-        """An INTERACTION_CREATE for `/ask question:<question>` in a guild channel."""
+        """An INTERACTION_CREATE for `/ask question:<question>` in a guild channel, sent at
+        `at` (default now)."""
         return self._interaction(
             2,
             {
@@ -194,6 +204,7 @@ class FakeDiscord:
             },
             user_id=user_id,
             channel=text_channel(channel_id, "news"),
+            at=at,
         )
 
     def button_click(self, custom_id: str, message: dict[str, Any], *, user_id: int = USER_ID):
@@ -207,7 +218,7 @@ class FakeDiscord:
         data["message"] = message
         return data
 
-    def message(
+    def message(  # noqa: PLR0913  (every field of a message a test may set)
         self,
         content: str,
         *,
@@ -216,9 +227,11 @@ class FakeDiscord:
         mentions: list[dict[str, Any]] | None = None,
         guild: bool = True,
         reply_to: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
-        """A MESSAGE_CREATE payload from a user (a reply to the message `reply_to`)."""
-        data = self._message_json(str(channel_id), content, author=user(author_id))
+        """A MESSAGE_CREATE payload from a user (a reply to the message `reply_to`), sent at
+        `at` (default now)."""
+        data = self._message_json(str(channel_id), content, author=user(author_id), at=at)
         data["mentions"] = mentions or []
         if reply_to is not None:
             data["type"] = 19  # a reply
@@ -240,10 +253,16 @@ class FakeDiscord:
         return data
 
     def _interaction(
-        self, kind: int, data: dict[str, Any], *, user_id: int, channel: dict[str, Any]
+        self,
+        kind: int,
+        data: dict[str, Any],
+        *,
+        user_id: int,
+        channel: dict[str, Any],
+        at: datetime | None = None,
     ) -> dict[str, Any]:
         return {
-            "id": snowflake(),
+            "id": snowflake(at),
             "application_id": str(APP_ID),
             "type": kind,
             "data": data,
@@ -271,14 +290,20 @@ class FakeDiscord:
         }
 
     def _message_json(
-        self, channel_id: str, content: str, *, author: dict[str, Any], **extra: Any
+        self,
+        channel_id: str,
+        content: str,
+        *,
+        author: dict[str, Any],
+        at: datetime | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         message: dict[str, Any] = {
-            "id": snowflake(),
+            "id": snowflake(at),
             "channel_id": channel_id,
             "author": author,
             "content": content,
-            "timestamp": _now(),
+            "timestamp": (at or datetime.now(UTC)).isoformat(),
             "edited_timestamp": None,
             "tts": False,
             "mention_everyone": False,

@@ -10,16 +10,20 @@ import asyncio
 import json
 import logging
 import re
+import sys
 import threading
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from bot.app import REBUILDING, UNAVAILABLE, NewsbotBot, serve
-from bot.ask import HOW_TO_ASK
+from bot.ask import HOW_TO_ASK, asked_on
 from bot.feedback import FeedbackLog
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
@@ -36,6 +40,7 @@ from bot.views import FORGOTTEN
 from index.answer.types import NOT_COVERED
 from index.build.reindex import reindex
 from index.build.schedule import Synced, SyncSchedule
+from index.cli.app import app
 from index.errors import IndexMismatchError, StoreUnavailableError
 from index.ingest.web.feedlist import Feed, FeedList
 from index.ingest.web.folder import Saved
@@ -58,6 +63,8 @@ from tests.fake_discord import (
     until_ready,
 )
 from tests.fakes import FakeEmbedder
+from tests.test_llm_answer import Recording
+from tests.test_llm_answer import reply as model_reply
 from tests.web_server import Reply, WebServer
 
 AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
@@ -799,3 +806,74 @@ def test_a_failed_scheduled_run_is_reported_and_the_next_one_still_runs(
     finally:
         schedule.stop(5)
     assert "feeds.yaml is not valid YAML" in str(errors[0])
+
+
+# -- what the answer is made from ------------------------------------------------------------
+@pytest.mark.parametrize("how", ["/ask", "@mention"])
+def test_a_question_is_asked_on_the_utc_date_its_message_was_sent(
+    settings: Settings, fake_embedder: FakeEmbedder, how: str
+) -> None:
+    # The aid article is from 2024-11-17: a question sent the day before cannot be about it,
+    # one sent on the 17th can. 08:00 on the 17th in Sydney is still the 16th in UTC.
+    before = datetime(2024, 11, 16, 23, 30, tzinfo=UTC)
+    on_the_day = datetime(2024, 11, 17, 8, 0, tzinfo=timezone(timedelta(hours=10)))
+
+    async def ask(s: Session, at: datetime) -> str:
+        if how == "/ask":
+            _, followup = await s.slash_ask(AID_QUESTION, at=at)
+            assert followup is not None
+            return str(embed_of(followup)["description"])
+        reply = await s.say(f"<@{BOT_ID}> {AID_QUESTION}", mentions=[BOT_USER], at=at)
+        return str(embed_of(reply)["description"])
+
+    async def steps(s: Session) -> None:
+        assert "$56.2 billion" not in await ask(s, before)
+        assert "$56.2 billion" not in await ask(s, on_the_day)  # 2024-11-16 in UTC
+        assert "$56.2 billion" in await ask(s, on_the_day + timedelta(hours=14))
+
+    scenario(settings, fake_embedder, steps)
+
+
+def test_the_model_reads_as_many_passages_from_discord_as_from_the_command_line(
+    env: Path,
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    places = "Kyiv Lviv Odesa Kharkiv Dnipro Poltava Sumy Chernihiv Rivne Lutsk Uzhhorod Ternopil"
+    for n, place in enumerate(places.split()):  # more passages than are read and listed
+        write_article(
+            corpus,
+            f"aid/{place}.md",
+            f"In {place}, volunteers unloaded {n + 3} trucks of winter clothing, generators "
+            f"and medicine sent from {place.upper()} partner cities in {1990 + n}.",
+            title=f"Deliveries reach {place}",
+            source=f"{place} Herald",
+        )
+    model = Recording(responses=[model_reply(not_covered=True)] * 2)
+    chat_models = types.ModuleType("langchain.chat_models")
+    chat_models.init_chat_model = lambda name, **kwargs: model  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "langchain", types.ModuleType("langchain"))
+    monkeypatch.setitem(sys.modules, "langchain.chat_models", chat_models)
+    monkeypatch.setenv("NEWSBOT_LLM", "openai:fake")
+    runner = CliRunner()
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    assert runner.invoke(app, ["ask", AID_QUESTION, "--json"]).exit_code == 0
+
+    async def steps(s: Session) -> None:
+        _, followup = await s.slash_ask(AID_QUESTION)
+        assert followup is not None
+        assert s.bot.newsbot.search(AID_QUESTION, k=20)[10:], "more passages than read"
+
+    scenario(settings.overridden(llm="openai:fake"), fake_embedder, steps)
+
+    sent = [re.findall(r"^\[\d+\] ", str(messages[-1].content), re.M) for messages in model.seen]
+    assert [len(passages) for passages in sent] == [settings.top_k, settings.top_k]
+
+
+def test_a_message_date_is_its_utc_date() -> None:
+    assert asked_on(datetime(2024, 11, 17, 8, 0, tzinfo=timezone(timedelta(hours=10)))) == (
+        "2024-11-16"
+    )
+    assert asked_on(datetime(2024, 11, 16, 23, 59, tzinfo=UTC)) == "2024-11-16"

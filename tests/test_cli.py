@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from bot.feedback import FeedbackLog
@@ -272,3 +274,47 @@ def test_feedback_lists_votes_as_table_and_json(env: Path) -> None:
     assert [json.loads(line)["user_id"] for line in downs] == [43]
     bad = runner.invoke(app, ["feedback", "--vote", "meh"])
     assert bad.exit_code == 1 and "--vote wants 'up' or 'down'" in bad.stderr
+
+
+# -- help --------------------------------------------------------------------------------------
+def commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and group under `group` (the adapters' too), with the words naming it."""
+    found = [(path, group)]
+    for name, command in getattr(group, "commands", {}).items():
+        found += commands(command, (*path, name))
+    return found
+
+
+EVERY_COMMAND = commands(typer.main.get_command(app))
+COMMAND_NAMES = [" ".join(path) or "newsbot" for path, _ in EVERY_COMMAND]
+
+
+def test_every_command_has_help() -> None:
+    names = {" ".join(path) for path, _ in EVERY_COMMAND}
+    assert {"", "index", "ask", "chat", "eval", "add", "feeds add", "bot", "feedback"} <= names
+
+
+@pytest.mark.parametrize("path", [path for path, _ in EVERY_COMMAND], ids=COMMAND_NAMES)
+def test_help_shows_what_to_type_never_a_python_type(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "100"})
+
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "<list[" not in result.output
+
+
+@pytest.mark.parametrize("command", [c for _, c in EVERY_COMMAND], ids=COMMAND_NAMES)
+def test_a_commands_help_is_whole_sentences_its_summary_one_line(command: Any) -> None:
+    summary, *rest = inspect.cleandoc(command.help or "").split("\n\n")
+    assert "\n" not in summary and summary.endswith("."), summary
+    for line in "\n".join(rest).splitlines():  # each line is shown as it is: a whole sentence
+        assert not line or line.endswith("."), line
+
+
+def test_the_command_list_shows_each_summary_whole() -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "250"})
+
+    rows = [" ".join(line.strip("│ ").split()) for line in result.output.splitlines()]
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        summary = inspect.cleandoc(command.help or "").split("\n\n")[0]
+        assert f"{name} {summary}" in rows, summary

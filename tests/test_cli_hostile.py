@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from index.cli.app import app
+from index.text import MAX_QUESTION_CHARS
 
 runner = CliRunner()
 AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
@@ -24,7 +25,7 @@ HOSTILE = {
     "control-characters": f"\x1b[31m{AID_QUESTION}\x1b[0m\x00\x07\u202e",
     "markdown-and-code-fences": f"```py\nprint('hi')\n```\n# **{AID_QUESTION}** ||x|| > q",
     "mentions-and-links": f"@everyone <@&666666666666666666> [x](https://e.example) {AID_QUESTION}",
-    "10-kB": TEN_KB,
+    "2000-characters": TEN_KB[:MAX_QUESTION_CHARS],
 }
 
 
@@ -48,6 +49,28 @@ def test_a_blank_question_is_one_line_and_status_1(
 
     assert result.exit_code == 1
     assert result.output == "error: the question is empty\n"
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_question_too_long_is_one_line_and_status_1_never_cut(
+    indexed: Path, as_json: bool
+) -> None:
+    result = runner.invoke(app, ["ask", *(["--json"] if as_json else []), "--", TEN_KB])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.output == (
+        f"error: the question is too long: 9,999 characters, at most {MAX_QUESTION_CHARS:,}\n"
+    )
+
+
+def test_a_question_is_measured_once_cleaned(indexed: Path) -> None:
+    # Invisible characters and runs of spaces are not counted: what is left is at the limit.
+    question = "\u200b" * 50 + TEN_KB[:MAX_QUESTION_CHARS] + "   \x00"
+
+    result = runner.invoke(app, ["ask", "--json", "--", question])
+
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("question", HOSTILE.values(), ids=HOSTILE.keys())
@@ -162,8 +185,18 @@ def test_a_lone_surrogate_in_a_question_is_u_fffd(indexed: Path, tmp_path: Path)
         ('{"question": ' + "[" * 900 + "]" * 900 + "}", "expected an object with a non-empty"),
         ('{"question": "q", "date": ' + "[" * 900 + "]" * 900 + "}", "'date' wants a date"),
         ('{"question": "q", "date": "2024-02-30"}', "'date' wants a date such as 2024-11-17"),
+        (json.dumps({"question": TEN_KB}), "the question is too long: 9,999 characters"),
+        ('{"question": "\\u200b\\u0007"}', "the question is empty"),
     ],
-    ids=["nested-line", "huge-number", "nested-question", "nested-date", "no-such-date"],
+    ids=[
+        "nested-line",
+        "huge-number",
+        "nested-question",
+        "nested-date",
+        "no-such-date",
+        "too-long",
+        "nothing-visible",
+    ],
 )
 def test_a_hostile_batch_line_is_one_line(
     indexed: Path, tmp_path: Path, line: str, reason: str
@@ -174,5 +207,6 @@ def test_a_hostile_batch_line_is_one_line(
     result = runner.invoke(app, ["ask", "--batch", str(batch)])
 
     assert result.exit_code == 1
+    assert result.stdout == ""  # the first line is not answered either
     (message,) = result.stderr.splitlines()
     assert message.startswith(f"error: {batch}:2") and reason in message, message

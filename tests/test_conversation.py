@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage
 from pydantic import Field
 from typer.testing import CliRunner
 
+from index.answer.answerer import build_answerer
 from index.answer.conversation import (
     Conversation,
     LlmRewriter,
@@ -32,7 +33,7 @@ from index.answer.llm import LlmAnswerer
 from index.build.reindex import reindex
 from index.cli.app import app
 from index.models.embeddings import load_embedder
-from index.newsbot import Newsbot, default_answerer
+from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_discord import APP_ID, BOT_ID, BOT_USER, CHANNEL_ID, thread_channel
@@ -474,7 +475,7 @@ def test_with_a_language_model_newsbot_has_it_rewrite_follow_ups(
             json.dumps({"not_covered": False, "claims": [claim]}),  # the answer
         ]
     )
-    offline = default_answerer(aid_settings)
+    offline = build_answerer(aid_settings)
     bot = Newsbot(aid_settings, fake_embedder, answerer=LlmAnswerer(model, offline, timeout=5))
     try:
         assert isinstance(bot.rewriter, LlmRewriter)

@@ -3,7 +3,7 @@ OpenAI-compatible server on 127.0.0.1 answering from a script (tests/fake_openai
 
 Each scripted case is asked on the command line (`newsbot ask --json` in-process, the plain
 output from the real program in a subprocess) and in Discord (the real bot, the answer step
-`default_answerer` makes from the settings, against the fake Discord), and asserts what the
+`build_answerer` makes from the settings, against the fake Discord), and asserts what the
 user sees: the model's checked answer, or the offline one; never an invented citation or
 quote; one log line, without the key or the passages, on each failure.
 """

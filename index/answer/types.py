@@ -93,7 +93,9 @@ class Answer:
     without a model). `follow_up` is what the user typed when it was a follow-up rewritten
     to stand alone (`index.answer.conversation`): `question` is then the rewritten question, the
     one answered. `ranked` (not shown, not in `to_dict`) is every passage retrieved in the
-    answer step's order, the cited ones first: what the eval's hit@k counts.
+    answer step's order, the cited ones first: what the eval's hit@k counts. `more` (not
+    shown, not in `to_dict`) is further passages retrieved, none of them in `ranked`, best
+    first, when they were asked for (`Newsbot.ask(more=N)`: the bot's More sources).
     """
 
     question: str
@@ -109,6 +111,7 @@ class Answer:
     follow_up: str | None = None
     claims: int = 0
     fallback: str | None = None
+    more: list[Citation] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def hedged(self) -> bool:
@@ -117,7 +120,7 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         """The `ask --json` object."""
         data = asdict(self)
-        del data["ranked"]
+        del data["ranked"], data["more"]
         data["hedged"] = self.hedged
         data["answer_span"] = list(self.answer_span) if self.answer_span else None
         if self.confidence is not None:
