@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from index.errors import SegmentMissingError
-from index.ingest.chunks import Chunk
 from index.ingest.corpus.article import Article
+from index.records import ArticleRecord, Chunk, Passage
 from index.store.layout import sync_folder
 
 # A segment's folder under the index folder's `segments/`, numbered as the generation that
@@ -110,38 +110,6 @@ def read_only_connection(path: Path) -> sqlite3.Connection:
         if path.with_name(path.name + "-wal").exists():
             raise
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
-
-
-@dataclass(frozen=True)
-class ArticleRecord:
-    """An indexed article's metadata, as citations show it."""
-
-    id: str
-    path: str
-    content_hash: str
-    title: str
-    source: str | None
-    url: str | None
-    published: str | None
-    author: str | None
-    n_chunks: int
-    indexed_at: str
-    # The story it is one copy of (`index.build.stories`): the id it shares with its syndicated
-    # copies; None in an index from before stories (each article is then its own story).
-    story: str | None = None
-
-    @property
-    def story_id(self) -> str:
-        """Its story: its copies' shared id, else its own."""
-        return self.story or self.id
-
-
-@dataclass(frozen=True)
-class Passage:
-    """An indexed chunk together with its article."""
-
-    chunk: Chunk
-    article: ArticleRecord
 
 
 @dataclass(frozen=True)
