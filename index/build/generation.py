@@ -15,20 +15,27 @@ from typing import Any
 
 import numpy as np
 
-from index.store.catalog import SEGMENT_NAME, Catalog, read_only_connection, segment_name
-from index.ingest.chunks import Chunk, Chunker
-from index.ingest.corpus.article import Article
-from index.disk import message, write_failure
-from index.models.embeddings import Embedder, check_fits
-from index.errors import DiskWriteError, NewsbotError, StoreUnavailableError
-from index.store.layout import Generation, IndexLayout, sync_folder
-from index.store.lexical import LexicalIndex
 from index.build.progress import Progress
 from index.build.segment_vectors import write_store
-from index.store.segments import to_merge
-from index.settings import Settings
-from index.store.vectors import VectorStore, collection_name
 from index.build.stories import Syndication, group_stories
+from index.disk import message, write_failure
+from index.errors import DiskWriteError, NewsbotError, StoreUnavailableError
+from index.ingest.chunks import Chunk, Chunker
+from index.ingest.corpus.article import Article
+from index.models.embeddings import Embedder, check_fits
+from index.settings import Settings
+from index.store.catalog import Catalog, read_only_connection
+from index.store.layout import (
+    CATALOG_FILE,
+    SEGMENT_NAME,
+    Generation,
+    IndexLayout,
+    segment_name,
+    sync_folder,
+)
+from index.store.lexical import LexicalIndex
+from index.store.segments import to_merge
+from index.store.vectors import VectorStore, collection_name
 
 # The setting that moves the index elsewhere, for "put it on another disk".
 INDEX_DIR_SETTING = "NEWSBOT_INDEX_DIR"
@@ -79,7 +86,7 @@ class BuiltGeneration:
 def kept_generations(layout: IndexLayout, current: int) -> set[int]:
     """The generation in service and the one before it (a reader may be mid-question in it)."""
     older = [n for n in layout.numbers() if n < current]
-    if current and (layout.root / "catalog.sqlite").exists():
+    if current and layout.legacy.catalog.exists():
         older.append(0)  # an index from before generations
     return {current, max(older)} if older else {current}
 
@@ -88,12 +95,10 @@ def remove_stale(layout: IndexLayout, keep: set[int]) -> set[int]:
     """Delete the generations not in `keep`, and the segments none of those kept (nor a
     build under way) shares; the numbers of the segments kept."""
     layout.remove_stale(keep)
-    catalogs = [layout.generation_dir(n) / "catalog.sqlite" for n in keep if n]
-    shared = {
-        name for path in [*catalogs, layout.building / "catalog.sqlite"] for name in _shared(path)
-    }
+    catalogs = [layout.complete(n).catalog for n in keep if n]
+    shared = {name for path in [*catalogs, layout.building_catalog] for name in _shared(path)}
     if layout.building.exists():  # its own segment, written just before its switch
-        shared.add(segment_name(_building_number(layout.building / "catalog.sqlite")))
+        shared.add(segment_name(_building_number(layout.building_catalog)))
     layout.remove_segments(shared)
     return {int(name.split("-")[1]) for name in shared}
 
@@ -168,7 +173,7 @@ class GenerationBuild:
         if live is not None:  # a generation built but never switched to is of no use
             remove_stale(self.layout, kept_generations(self.layout, live.number))
         copy_from = None if plan.rebuild else live
-        self._writing = self.layout.building / "catalog.sqlite"
+        self._writing = self.layout.building_catalog
         catalog, number = self._open_catalog(copy_from, base, plan)
         building = Generation(self.layout.building, number)
         try:
@@ -212,7 +217,7 @@ class GenerationBuild:
             catalog.seal()
             return
         segment = segment_name(building.number)
-        folder = self.layout.segments / segment
+        folder = self.layout.segment(segment).root
         folder.mkdir(parents=True, exist_ok=True)
         for part in (building.bm25, building.chroma):
             target = folder / part.name
@@ -220,7 +225,7 @@ class GenerationBuild:
             if part.exists():
                 os.replace(part, target)
         sync_folder(folder)
-        self._writing = folder / "catalog.sqlite"
+        self._writing = self.layout.segment(segment).catalog
         catalog.seal_into(segment)
         self._writing = building.catalog
         catalog.seal()
@@ -229,7 +234,7 @@ class GenerationBuild:
         """Switch to a generation a killed run had built and sealed (sealing it again: the
         run may have been killed in it)."""
         total = catalog.counts()[1]
-        self._writing = self.layout.building / "catalog.sqlite"
+        self._writing = self.layout.building_catalog
         catalog.seal()
         catalog.close()
         self._writing = self.layout.root
@@ -240,10 +245,10 @@ class GenerationBuild:
         """After a failed write: free what the next run rebuilds anyway (the vectors' store,
         BM25), keep the catalog, which holds what was embedded; what became of the build."""
         building = self.layout.building
-        if _resumable(building / "catalog.sqlite"):
+        if _resumable(self.layout.building_catalog):
             with contextlib.suppress(OSError):  # a disk gone read-only: nothing more to free
                 for item in list(building.iterdir()):
-                    if not item.name.startswith("catalog.sqlite"):
+                    if not item.name.startswith(CATALOG_FILE):
                         _remove(item)
             return f"it resumes: what was embedded is kept in {building}"
         shutil.rmtree(building, ignore_errors=True)
@@ -260,7 +265,7 @@ class GenerationBuild:
         settings is resumed: what it embedded is kept. Anything else there is discarded.
         """
         layout = self.layout
-        path = layout.building / "catalog.sqlite"
+        path = layout.building_catalog
         spec = {
             "base": copy_from.name if copy_from else None,
             "manifest": plan.manifest,

@@ -6,11 +6,6 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from index.store.catalog import Catalog
-from index.ingest.corpus.file_stats import FileStatsRecord, KnownFiles
-from index.ingest.corpus.scan import CorpusScan, scan_corpus
-from index.models.embeddings import Embedder
-from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
 from index.build.generation import (
     BuildPlan,
     GenerationBuild,
@@ -18,12 +13,17 @@ from index.build.generation import (
     kept_generations,
     remove_stale,
 )
-from index.store.layout import Generation, IndexLayout
-from index.store.manifest import check_manifest, manifest_for
 from index.build.progress import Progress
-from index.settings import Settings
-from index.store.vectors import CHROMA_SQLITE, VectorStore
 from index.build.stories import Syndication, stories_current
+from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
+from index.ingest.corpus.file_stats import FileStatsRecord, KnownFiles
+from index.ingest.corpus.scan import CorpusScan, scan_corpus
+from index.models.embeddings import Embedder
+from index.settings import Settings
+from index.store.catalog import Catalog
+from index.store.layout import CHROMA_FOLDER, Generation, IndexLayout
+from index.store.manifest import check_manifest, manifest_for
+from index.store.vectors import CHROMA_SQLITE, VectorStore
 from index.store.writer_lock import writer_lock
 
 
@@ -231,7 +231,7 @@ def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> boo
     if base.index_id is None or any(s.collection is None for s in segments):
         return False
     if not settings.chroma_host:
-        return all((s.folder / "chroma" / CHROMA_SQLITE).is_file() for s in segments)
+        return all((s.folder / CHROMA_FOLDER / CHROMA_SQLITE).is_file() for s in segments)
     for segment in segments:
         try:
             store = VectorStore(
