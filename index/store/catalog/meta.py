@@ -44,7 +44,7 @@ def stored_meta(path: Path, key: str) -> Any:
             return _meta_value(db, key)
         finally:
             db.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, ValueError):  # not a catalog, or a value that is not JSON
         return None
 
 
