@@ -13,7 +13,8 @@ from pydantic import ConfigDict, Field, field_validator
 from index.ingest.corpus.metadata import normalise_date
 from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot, prepared
-from index.search.retrieval import Filters, Hit
+from index.records import Hit
+from index.search.retrieval import Filters
 from index.settings import Settings
 
 

@@ -20,7 +20,7 @@ from index.search.ranking import Ranking
 from index.search.retrieval import Filters, Hit, Retriever
 from index.settings import Settings
 from index.store.catalog import Catalog
-from index.store.layout import Generation, IndexLayout
+from index.store.layout import BM25_FOLDER, CHROMA_FOLDER, Generation, IndexLayout
 from index.store.lexical import LexicalIndex
 from index.store.manifest import check_manifest, manifest_for
 from index.store.segments import SegmentedLexical, SegmentedVectors
@@ -159,11 +159,15 @@ class Newsbot:
                 # Read-only: answering works on a read-only index and a full disk, and never
                 # changes a generation (embedded Chroma writes whatever it opens).
                 store = VectorStore(
-                    self.settings, owner=owner, path=folder / "chroma", name=name, read_only=True
+                    self.settings,
+                    owner=owner,
+                    path=folder / CHROMA_FOLDER,
+                    name=name,
+                    read_only=True,
                 )
                 on_error.callback(store.close)
                 store.load(recorded.get("dimension"))
-                opened[segment.name] = (store, LexicalIndex.load(folder / "bm25"))
+                opened[segment.name] = (store, LexicalIndex.load(folder / BM25_FOLDER))
             on_error.pop_all()
         old_catalog = getattr(self, "catalog", None)
         stale = [store for name, (store, _) in cached.items() if name not in opened]

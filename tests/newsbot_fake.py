@@ -63,6 +63,6 @@ if __name__ == "__main__":
                 os.kill(os.getpid(), signal.SIGKILL)
             return build(chunk_ids, texts)
 
-        Catalog.absorb = absorbing  # type: ignore[method-assign]
+        Catalog.absorb = absorbing  # type: ignore[method-assign,assignment]
         LexicalIndex.build = building  # type: ignore[method-assign]
     main()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from index.ingest.chunks import Chunk
-from index.search.retrieval import Hit
-from index.store.catalog import ArticleRecord, Passage
+from index.records import ArticleRecord, Chunk, Hit, Passage
 
 # The keys of an answer's JSON (`newsbot ask --json`, `Answer.to_dict`).
 ANSWER_KEYS = frozenset(

@@ -126,6 +126,47 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    """The modules `start` imports, directly or through others."""
+    found: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph[todo.pop()] - found:
+            found.add(nxt)
+            todo.append(nxt)
+    return found
+
+
+# Records that cross layers (`index.records`) need no storage: an `Answer`, and the `Hit`s
+# it cites, are read without SQLite or Chroma underneath (a renderer, the LangChain adapter).
+STORAGE = ("sqlite3", "chromadb")
+STORAGE_FREE = ("index.records", "index.answer.types")
+
+
+@pytest.mark.parametrize("module", STORAGE_FREE)
+def test_the_records_and_the_answer_reach_no_store(module: str) -> None:
+    graph = import_graph("index")
+    assert module in graph
+    assert sorted(name for name in reached(graph, module) if layer_of(name) == "store") == []
+
+
+def test_the_records_and_the_answer_import_no_storage_library() -> None:
+    script = (
+        f"import sys\nimport {', '.join(STORAGE_FREE)}\n"
+        f"print(sorted(name for name in sys.modules if name.split('.')[0] in {STORAGE!r}))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
 def test_the_core_never_imports_an_adapter() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(

@@ -594,3 +594,48 @@ def test_an_article_pieced_together_from_its_chunks_is_the_article(tmp_path: Pat
     finally:
         catalog.close()
     assert pieced == article  # text, metadata and so content hash alike
+
+
+@pytest.mark.parametrize("change", ["nothing", "an article added", "rebuild"])
+def test_a_reindex_opens_each_generation_once_and_cleans_up_once(
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    """Opening a catalog attaches every segment: the generation in service is opened once
+    and handed along, the new one once (as it is built), and what is stale is removed once."""
+    reindex(settings, fake_embedder)
+    write_article(corpus, "extra.md", "A short note on the tides.", title="Tides")
+    reindex(settings, fake_embedder)  # a generation of two segments
+    layout = IndexLayout(settings.index_dir)
+    live = layout.current()
+    assert live is not None
+    opened: list[Path] = []
+    cleanups: list[set[int]] = []
+    real_open = Catalog.__init__
+    real_clean = IndexLayout.remove_stale
+
+    def counted_open(self: Catalog, path: Path, **options: Any) -> None:
+        opened.append(path)
+        real_open(self, path, **options)
+
+    def counted_clean(self: IndexLayout, keep: set[int]) -> None:
+        cleanups.append(keep)
+        real_clean(self, keep)
+
+    monkeypatch.setattr(Catalog, "__init__", counted_open)
+    monkeypatch.setattr(IndexLayout, "remove_stale", counted_clean)
+    if change == "an article added":
+        write_article(corpus, "more.md", "A second note, on the moon.", title="Moon")
+
+    reindex(settings, fake_embedder, rebuild=change == "rebuild")
+
+    now = layout.current()
+    assert now is not None
+    built = [] if now == live else [layout.building / live.catalog.name]
+    assert opened == [live.catalog, *built]
+    assert cleanups == [
+        {now.number, live.number} if now != live else {live.number, live.number - 1}
+    ]

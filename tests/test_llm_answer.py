@@ -36,9 +36,8 @@ from index.build.reindex import reindex
 from index.cli.app import app
 from index.errors import ConfigError
 from index.newsbot import Newsbot
-from index.search.retrieval import Hit
+from index.records import Hit, Passage
 from index.settings import Settings
-from index.store.catalog import Passage
 from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
 from tests.passages import make_hit

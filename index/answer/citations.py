@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pydantic import BaseModel, Field
 
 from index.answer.types import MODE_LLM, NOT_COVERED, NOTHING_VERIFIED, Answer, Citation
-from index.search.retrieval import Hit
+from index.records import Hit
 
 MIN_QUOTE_WORDS = 3
 """A shorter quote ("Luke Humphries", "the final") occurs in many passages by chance and

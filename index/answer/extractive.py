@@ -26,7 +26,7 @@ from index.answer.types import (
     Answer,
     Citation,
 )
-from index.search.retrieval import Hit
+from index.records import Hit
 from index.settings import Settings
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.ingest.chunks import sentence_spans
+from index.records import Hit
 from index.search.candidates import AnswerShape, agreement, tally
-from index.search.retrieval import Hit
 from index.store.terms import Tokenizer
 
 # Words that shape a question but are never its subject (English stop words, such as "is",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from index.search.retrieval import Hit
+from index.records import Hit
 
 NOT_COVERED = "The indexed articles don't cover this question."
 HEDGE = "The articles don't say for sure. The closest they come: "

@@ -1,12 +1,11 @@
-"""Building the next generation beside the one in service, checking it, and switching to it."""
+"""Building the next generation beside the one in service: its catalog started from the one
+in service, the changed articles embedded, its stories grouped; then it is sealed (`seal`) and
+switched to (`switch`)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,20 +14,21 @@ from typing import Any
 
 import numpy as np
 
-from index.store.catalog import SEGMENT_NAME, Catalog, read_only_connection, segment_name
+from index.build.progress import Progress
+from index.build.seal import check_consistent, remove, seal, write_lexical
+from index.build.segment_vectors import write_store
+from index.build.stories import Syndication, group_stories
+from index.build.switch import switch
+from index.disk import message, write_failure
+from index.errors import DiskWriteError
 from index.ingest.chunks import Chunk, Chunker
 from index.ingest.corpus.article import Article
-from index.disk import message, write_failure
 from index.models.embeddings import Embedder, check_fits
-from index.errors import DiskWriteError, NewsbotError, StoreUnavailableError
-from index.store.layout import Generation, IndexLayout, sync_folder
-from index.store.lexical import LexicalIndex
-from index.build.progress import Progress
-from index.build.segment_vectors import write_store
-from index.store.segments import to_merge
 from index.settings import Settings
+from index.store.catalog import Catalog, stored_meta
+from index.store.layout import CATALOG_FILE, Generation, IndexLayout
+from index.store.segments import to_merge
 from index.store.vectors import VectorStore, collection_name
-from index.build.stories import Syndication, group_stories
 
 # The setting that moves the index elsewhere, for "put it on another disk".
 INDEX_DIR_SETTING = "NEWSBOT_INDEX_DIR"
@@ -38,12 +38,15 @@ GROUP_CHUNKS = 1024
 
 @dataclass
 class LiveSummary:
-    """What the generation in service says about itself (empty without one)."""
+    """What the generation in service says about itself (empty without one), and its catalog,
+    opened once for the whole reindex (opening one attaches every segment)."""
 
+    catalog: Catalog | None = None
     hashes: dict[str, tuple[str, str]] = field(default_factory=dict)
     manifest: dict[str, Any] | None = None
     index_id: str | None = None
     chunks: int = 0
+    copies: tuple[int, int] = (0, 0)  # (syndicated copies, stories with copies)
     # Whether its articles are grouped into stories as `Syndication` now groups them (not in
     # an index from before stories, or with signatures made another way).
     stories_current: bool = True
@@ -74,54 +77,8 @@ class BuiltGeneration:
     repaired: list[str]
     chunks_embedded: int
     chunks_total: int
-
-
-def kept_generations(layout: IndexLayout, current: int) -> set[int]:
-    """The generation in service and the one before it (a reader may be mid-question in it)."""
-    older = [n for n in layout.numbers() if n < current]
-    if current and (layout.root / "catalog.sqlite").exists():
-        older.append(0)  # an index from before generations
-    return {current, max(older)} if older else {current}
-
-
-def remove_stale(layout: IndexLayout, keep: set[int]) -> set[int]:
-    """Delete the generations not in `keep`, and the segments none of those kept (nor a
-    build under way) shares; the numbers of the segments kept."""
-    layout.remove_stale(keep)
-    catalogs = [layout.generation_dir(n) / "catalog.sqlite" for n in keep if n]
-    shared = {
-        name for path in [*catalogs, layout.building / "catalog.sqlite"] for name in _shared(path)
-    }
-    if layout.building.exists():  # its own segment, written just before its switch
-        shared.add(segment_name(_building_number(layout.building / "catalog.sqlite")))
-    layout.remove_segments(shared)
-    return {int(name.split("-")[1]) for name in shared}
-
-
-def _read_meta(path: Path, key: str) -> Any:
-    if not path.exists():
-        return None
-    try:
-        db = read_only_connection(path)
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return json.loads(row[0]) if row else None
-
-
-def _shared(path: Path) -> set[str]:
-    """The segments the generation whose catalog is at `path` shares."""
-    names = _read_meta(path, "segments") or []
-    return {name for name in names if isinstance(name, str) and SEGMENT_NAME.fullmatch(name)}
-
-
-def _building_number(path: Path) -> int:
-    build = _read_meta(path, "build") or {}
-    number = build.get("number") if isinstance(build, dict) else None
-    return number if isinstance(number, int) else -1
+    index_id: str
+    copies: tuple[int, int]  # (syndicated copies, stories with copies): `Catalog.copy_count`
 
 
 class GenerationBuild:
@@ -165,18 +122,19 @@ class GenerationBuild:
     def _build(
         self, live: Generation | None, base: LiveSummary, plan: BuildPlan
     ) -> BuiltGeneration:
-        if live is not None:  # a generation built but never switched to is of no use
-            remove_stale(self.layout, kept_generations(self.layout, live.number))
         copy_from = None if plan.rebuild else live
-        self._writing = self.layout.building / "catalog.sqlite"
+        self._write(self.layout.building_catalog)
         catalog, number = self._open_catalog(copy_from, base, plan)
         building = Generation(self.layout.building, number)
         try:
             index_id = catalog.index_id()
             if catalog.get_meta("sealed"):  # a run killed before its switch: all is built
-                return self._resume_switch(catalog, index_id, number)
+                return self._resume_switch(catalog, index_id, number, live)
             # A rebuild chunks the kept articles anew from what the generation in service holds.
-            articles = [*plan.articles, *(_pieced(live, plan.kept) if plan.rebuild else [])]
+            pieced: list[Article] = []
+            if plan.rebuild and base.catalog is not None:
+                pieced = base.catalog.pieced_articles(plan.kept)
+            articles = [*plan.articles, *pieced]
             changed = _drop_and_find_changed(catalog, articles, {*plan.kept, *plan.unread})
             repaired = sorted(a.id for a in changed if a.id not in plan.planned)
             chunks_embedded = self._embed(catalog, changed) if changed else 0
@@ -189,62 +147,48 @@ class GenerationBuild:
             stored: set[str] = set()
             lexical: list[str] = []
             if not catalog.own_is_empty():  # else a segment of nothing: none is written
-                self._writing = building.chroma
+                self._write(building.chroma)
                 stored = write_store(self.settings, catalog, building, name, self.progress)
-                self._writing = building.bm25
-                lexical = _write_lexical(catalog, building.bm25)
-            _check_consistent(catalog, stored, lexical)
+                self._write(building.bm25)
+                lexical = write_lexical(catalog, building.bm25)
+            check_consistent(catalog, stored, lexical)
             total = catalog.counts()[1]
+            copies = catalog.copy_count()
             # The "build" entry stays: a generation whose switch fails is resumed as it is.
-            self._writing = building.catalog
-            self._seal(catalog, building)
+            seal(catalog, self.layout, building, self._write)
         finally:
             catalog.close()
-        self._writing = self.layout.root
-        self._switch(index_id, number)
-        return BuiltGeneration(repaired, chunks_embedded, chunks_total=total)
+        self._write(self.layout.root)
+        switch(self.settings, self.layout, index_id, number, live.number if live else None)
+        return BuiltGeneration(repaired, chunks_embedded, total, index_id, copies)
 
-    def _seal(self, catalog: Catalog, building: Generation) -> None:
-        """Move the new segment (its catalog tables, BM25 and vectors) into its folder under
-        `segments/`, and leave the generation's own catalog small."""
-        if catalog.own_is_empty():
-            catalog.seal_into(None)
-            catalog.seal()
-            return
-        segment = segment_name(building.number)
-        folder = self.layout.segments / segment
-        folder.mkdir(parents=True, exist_ok=True)
-        for part in (building.bm25, building.chroma):
-            target = folder / part.name
-            _remove(target)
-            if part.exists():
-                os.replace(part, target)
-        sync_folder(folder)
-        self._writing = folder / "catalog.sqlite"
-        catalog.seal_into(segment)
-        self._writing = building.catalog
-        catalog.seal()
+    def _write(self, path: Path) -> None:
+        """Note that `path` is being written (a failed write's message names it)."""
+        self._writing = path
 
-    def _resume_switch(self, catalog: Catalog, index_id: str, number: int) -> BuiltGeneration:
+    def _resume_switch(
+        self, catalog: Catalog, index_id: str, number: int, live: Generation | None
+    ) -> BuiltGeneration:
         """Switch to a generation a killed run had built and sealed (sealing it again: the
         run may have been killed in it)."""
         total = catalog.counts()[1]
-        self._writing = self.layout.building / "catalog.sqlite"
+        copies = catalog.copy_count()
+        self._write(self.layout.building_catalog)
         catalog.seal()
         catalog.close()
-        self._writing = self.layout.root
-        self._switch(index_id, number)
-        return BuiltGeneration([], 0, chunks_total=total)
+        self._write(self.layout.root)
+        switch(self.settings, self.layout, index_id, number, live.number if live else None)
+        return BuiltGeneration([], 0, total, index_id, copies)
 
     def _leave_resumable(self) -> str:
         """After a failed write: free what the next run rebuilds anyway (the vectors' store,
         BM25), keep the catalog, which holds what was embedded; what became of the build."""
         building = self.layout.building
-        if _resumable(building / "catalog.sqlite"):
+        if _resumable(self.layout.building_catalog):
             with contextlib.suppress(OSError):  # a disk gone read-only: nothing more to free
                 for item in list(building.iterdir()):
-                    if not item.name.startswith("catalog.sqlite"):
-                        _remove(item)
+                    if not item.name.startswith(CATALOG_FILE):
+                        remove(item)
             return f"it resumes: what was embedded is kept in {building}"
         shutil.rmtree(building, ignore_errors=True)
         return "nothing had been embedded yet: the unfinished build was removed"
@@ -260,7 +204,7 @@ class GenerationBuild:
         settings is resumed: what it embedded is kept. Anything else there is discarded.
         """
         layout = self.layout
-        path = layout.building / "catalog.sqlite"
+        path = layout.building_catalog
         spec = {
             "base": copy_from.name if copy_from else None,
             "manifest": plan.manifest,
@@ -275,23 +219,20 @@ class GenerationBuild:
         shutil.rmtree(layout.building, ignore_errors=True)
         layout.building.mkdir(parents=True)
         number = max([*layout.numbers(), layout.generation()]) + 1
-        if copy_from is None:
+        source = base.catalog
+        if copy_from is None or source is None:
             catalog = Catalog(path)
             if base.index_id:  # a --rebuild keeps the index's identity (and its collections' names)
                 catalog.set_meta("index_id", base.index_id)
         else:
-            source = Catalog(copy_from.catalog, writable=False)
-            try:
-                if source.segmented:  # shared, not copied
-                    catalog = Catalog(path)
-                    for key in ("index_id", "stories"):
-                        if source.get_meta(key) is not None:
-                            catalog.set_meta(key, source.get_meta(key))
-                    catalog.start_from(source)
-                else:  # an index from before segments: copied whole, once
-                    catalog = source.copy_to(path)
-            finally:
-                source.close()
+            if source.segmented:  # shared, not copied
+                catalog = Catalog(path)
+                for key in ("index_id", "stories"):
+                    if source.get_meta(key) is not None:
+                        catalog.set_meta(key, source.get_meta(key))
+                catalog.start_from(source)
+            else:  # an index from before segments: copied whole, once
+                catalog = source.copy_to(path)
             if copy_from.number == 0:  # an index from before generations
                 self._carry_over_vectors(catalog, copy_from)
         if not catalog.segmented:
@@ -340,48 +281,11 @@ class GenerationBuild:
                 progress("embed", done, total)
         return total
 
-    def _switch(self, index_id: str, number: int) -> None:
-        """Put the built generation in service, then remove what no reader can still need."""
-        layout = self.layout
-        target = layout.generation_dir(number)
-        shutil.rmtree(target, ignore_errors=True)  # left by a run killed before its switch
-        os.replace(layout.building, target)
-        try:
-            sync_folder(layout.root)
-            layout.switch_to(Generation(target, number))
-        except OSError:
-            os.replace(target, layout.building)  # not in service: the next run resumes it
-            raise
-        keep = kept_generations(layout, number)
-        segments = remove_stale(layout, keep)
-        with contextlib.suppress(StoreUnavailableError):  # cleaned up by a later run instead
-            VectorStore.remove_other_generations(
-                self.settings,
-                index_id,
-                {collection_name(self.settings, index_id, n) for n in keep | segments},
-            )
-
 
 def _resumable(path: Path) -> bool:
     """Whether the catalog at `path` is a build's, which the next run may resume."""
-    if not path.exists():
-        return False
-    try:
-        catalog = Catalog(path, writable=False)
-        try:
-            return isinstance((catalog.get_meta("build") or {}).get("number"), int)
-        finally:
-            catalog.close()
-    except (sqlite3.Error, ValueError):
-        return False
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
+    build = stored_meta(path, "build")
+    return isinstance(build, dict) and isinstance(build.get("number"), int)
 
 
 def _drop_and_find_changed(
@@ -407,39 +311,6 @@ def _drop_and_find_changed(
         for a in articles
         if a.id not in done or done[a.id][0] != a.content_hash or a.id in missing
     ]
-
-
-def _pieced(live: Generation | None, article_ids: list[str]) -> list[Article]:
-    """The articles `article_ids` of the generation in service, their texts pieced together."""
-    if live is None or not article_ids:
-        return []
-    catalog = Catalog(live.catalog, writable=False)
-    try:
-        return catalog.pieced_articles(article_ids)
-    finally:
-        catalog.close()
-
-
-def _write_lexical(catalog: Catalog, path: Path) -> list[str]:
-    """Write the BM25 index of the catalog's chunks to `path`; the chunk ids it holds."""
-    ids: list[str] = []
-    texts: list[str] = []
-    for chunk_id, title, text in catalog.iter_chunk_texts():
-        ids.append(chunk_id)
-        texts.append(f"{title}\n{text}")
-    LexicalIndex.build(ids, texts).save(path)
-    return ids
-
-
-def _check_consistent(catalog: Catalog, stored: set[str], lexical: list[str]) -> None:
-    """Refuse to switch to a generation whose vectors, BM25 and catalog disagree."""
-    chunks = catalog.own_chunk_ids()
-    if set(chunks) != stored or sorted(lexical) != chunks or len(set(chunks)) != len(chunks):
-        raise NewsbotError(
-            f"the new index came out inconsistent ({len(chunks)} chunks, {len(stored)} vectors, "
-            f"{len(lexical)} in BM25); the index in service is unchanged: run `newsbot index` "
-            "again"
-        )
 
 
 def _embed_sorted(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 
-from index.store.catalog import Catalog
+from index.build.cleanup import clean_up
+from index.build.generation import BuildPlan, GenerationBuild, LiveSummary
+from index.build.progress import Progress
+from index.build.stories import Syndication, stories_current
+from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
 from index.ingest.corpus.file_stats import FileStatsRecord, KnownFiles
 from index.ingest.corpus.scan import CorpusScan, scan_corpus
 from index.models.embeddings import Embedder
-from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
-from index.build.generation import (
-    BuildPlan,
-    GenerationBuild,
-    LiveSummary,
-    kept_generations,
-    remove_stale,
-)
-from index.store.layout import Generation, IndexLayout
-from index.store.manifest import check_manifest, manifest_for
-from index.build.progress import Progress
 from index.settings import Settings
+from index.store.catalog import Catalog
+from index.store.layout import CHROMA_FOLDER, Generation, IndexLayout
+from index.store.manifest import check_manifest, manifest_for
 from index.store.vectors import CHROMA_SQLITE, VectorStore
-from index.build.stories import Syndication, stories_current
 from index.store.writer_lock import writer_lock
 
 
@@ -103,9 +99,13 @@ def reindex(
     """
     started = time.perf_counter()
     layout = IndexLayout(settings.index_dir)
-    with writer_lock(layout):
+    with writer_lock(layout), ExitStack() as opened:
         live = layout.current()
-        base = _read_live(live)
+        # Opened once and handed along: opening a catalog attaches every segment.
+        catalog = None
+        if live is not None:
+            catalog = opened.enter_context(closing(Catalog(live.catalog, writable=False)))
+        base = _read_live(catalog)
         record = FileStatsRecord.of(settings.index_dir)
         known = None
         if live is not None and not rebuild:
@@ -124,7 +124,7 @@ def reindex(
             check_manifest(base.manifest, wanted, settings.index_dir)
         report = _plan(settings, scan, base.hashes, rebuild=rebuild)
         if live is not None and live.number and not rebuild and not report.changed:
-            report.vectors_restored = not _store_whole(settings, live, base)
+            report.vectors_restored = not _store_whole(settings, base)
             report.stories_grouped = not base.stories_current
         if (
             live is not None
@@ -135,8 +135,9 @@ def reindex(
             and not report.stories_grouped
         ):
             shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
-            remove_stale(layout, kept_generations(layout, live.number))
+            clean_up(layout, live.number)
             report.chunks_total = base.chunks
+            report.copies, report.stories = base.copies
             _record_stats(record, live, base.index_id, settings, scan, known, scanned_ns)
         else:
             plan = BuildPlan(
@@ -152,11 +153,11 @@ def reindex(
             built = GenerationBuild(settings, embedder, layout, progress).run(live, base, plan)
             now = layout.current()
             if now is not None:
-                _record_stats(record, now, _index_id(now), settings, scan, None, scanned_ns)
+                _record_stats(record, now, built.index_id, settings, scan, None, scanned_ns)
             report.repaired = built.repaired
             report.chunks_embedded = built.chunks_embedded
             report.chunks_total = built.chunks_total
-        report.copies, report.stories = _copies(layout.current())
+            report.copies, report.stories = built.copies
         report.seconds = time.perf_counter() - started
         return report
 
@@ -177,44 +178,22 @@ def _record_stats(  # noqa: PLR0913
     record.save(live.name, index_id, settings.corpus_dir, scan.stats, scanned_ns)
 
 
-def _index_id(live: Generation) -> str | None:
-    catalog = Catalog(live.catalog, writable=False)
-    try:
-        value = catalog.get_meta("index_id")
-    finally:
-        catalog.close()
-    return None if value is None else str(value)
-
-
-def _read_live(live: Generation | None) -> LiveSummary:
-    """What the generation in service `live` says about itself."""
-    if live is None:
+def _read_live(catalog: Catalog | None) -> LiveSummary:
+    """What the generation in service says about itself (its `catalog`, None without one)."""
+    if catalog is None:
         return LiveSummary()
-    catalog = Catalog(live.catalog, writable=False)
-    try:
-        return LiveSummary(
-            hashes=catalog.hashes(),
-            manifest=catalog.get_meta("manifest"),
-            index_id=catalog.get_meta("index_id"),
-            chunks=catalog.counts()[1],
-            stories_current=stories_current(catalog, Syndication()),
-        )
-    finally:
-        catalog.close()
+    return LiveSummary(
+        catalog=catalog,
+        hashes=catalog.hashes(),
+        manifest=catalog.get_meta("manifest"),
+        index_id=catalog.get_meta("index_id"),
+        chunks=catalog.counts()[1],
+        copies=catalog.copy_count(),
+        stories_current=stories_current(catalog, Syndication()),
+    )
 
 
-def _copies(live: Generation | None) -> tuple[int, int]:
-    """(syndicated copies, stories with copies) in the generation in service."""
-    if live is None:
-        return 0, 0
-    catalog = Catalog(live.catalog, writable=False)
-    try:
-        return catalog.copy_count()
-    finally:
-        catalog.close()
-
-
-def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> bool:
+def _store_whole(settings: Settings, base: LiveSummary) -> bool:
     """Whether the store holds the vectors of every segment of the generation in service.
 
     A Chroma server that lost its data (a collection missing, or short of vectors), or a
@@ -223,15 +202,11 @@ def _store_whole(settings: Settings, live: Generation, base: LiveSummary) -> boo
     writes to a store it opens, and segments are never written once complete (readers may be
     copying them).
     """
-    catalog = Catalog(live.catalog, writable=False)
-    try:
-        segments = catalog.segments()
-    finally:
-        catalog.close()
+    segments = base.catalog.segments() if base.catalog is not None else []
     if base.index_id is None or any(s.collection is None for s in segments):
         return False
     if not settings.chroma_host:
-        return all((s.folder / "chroma" / CHROMA_SQLITE).is_file() for s in segments)
+        return all((s.folder / CHROMA_FOLDER / CHROMA_SQLITE).is_file() for s in segments)
     for segment in segments:
         try:
             store = VectorStore(

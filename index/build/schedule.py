@@ -9,10 +9,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from index.models.embeddings import Embedder
 from index.build.reindex import IndexReport, reindex
-from index.settings import Settings
 from index.ingest.web.sync import SyncReport, sync_feeds
+from index.models.embeddings import Embedder
+from index.settings import Settings
 
 SECONDS_PER_MINUTE = 60.0
 

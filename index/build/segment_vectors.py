@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from index.store.catalog import Catalog
-from index.store.layout import Generation
 from index.build.progress import Progress
 from index.settings import Settings
+from index.store.catalog import Catalog
+from index.store.layout import Generation
 from index.store.vectors import WRITE_BATCH, VectorStore
 
 

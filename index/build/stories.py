@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-from index.store.catalog import Catalog
 from index.ingest.corpus.article import Article
+from index.store.catalog import Catalog
 
 # A build regroups incrementally when it signed at most this many articles (or a tenth of
 # them): each is compared with every other article's signature, exactly.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from index.ingest.corpus.article import Article
+from index.records import Chunk
 
 # Paragraphs, then lines, then sentence ends, then clause marks, then words.
 SEPARATORS = [
@@ -25,18 +25,6 @@ SEPARATORS = [
 TITLE_TOKENS = 32
 # [CLS], [SEP] and the newline between title and body.
 SPECIAL_TOKENS = 3
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A passage of an article: `article.text[start:end] == text`."""
-
-    id: str
-    article_id: str
-    ord: int
-    start: int
-    end: int
-    text: str
 
 
 def chunk_id(article_id: str, ord: int) -> str:

@@ -9,9 +9,10 @@ from datetime import date
 
 import numpy as np
 
+from index.records import ArticleRecord, Hit, Passage
 from index.search.candidates import AnswerShape, agreement
 from index.search.ranking import Ranking
-from index.store.catalog import ArticleRecord, Catalog, Passage
+from index.store.catalog import Catalog
 from index.store.segments import SegmentedLexical, SegmentedVectors
 
 
@@ -37,18 +38,6 @@ class Filters:
         if self.since and (article.published or "") < self.since:
             return False
         return not (self.until and (article.published or "") > self.until)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A retrieved passage and why it was retrieved; `copies` are the other articles of its
-    story (syndicated copies that could have been cited instead), earliest first."""
-
-    passage: Passage
-    score: float
-    dense: float | None
-    lexical: float | None
-    copies: tuple[ArticleRecord, ...] = ()
 
 
 @dataclass

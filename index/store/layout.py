@@ -17,35 +17,58 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+# Every name an index folder holds: its on-disk format. Existing index folders are found by
+# these names, so none of them may change.
+CATALOG_FILE = "catalog.sqlite"  # a generation's catalog, and a segment's
+BM25_FOLDER = "bm25"  # a segment's BM25 index (a generation's, before segments)
+CHROMA_FOLDER = "chroma"  # a segment's embedded Chroma (a generation's, before segments)
+SEGMENTS_FOLDER = "segments"  # the segments generations share
+BUILDING_FOLDER = "building"  # the generation a reindex is building
+CURRENT_FILE = "CURRENT"  # names the generation in service
+LOCK_FILE = "writer.lock"
 GENERATION = re.compile(r"gen-(\d{6})")
+# A segment's folder under `segments/`, numbered as the generation that wrote it.
+SEGMENT_NAME = re.compile(r"seg-\d{6}")
 # What an index folder held before generations (format 1): one index, in place.
-LEGACY_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "generation")
-LEGACY_FOLDERS = ("bm25", "chroma")
+LEGACY_FILES = (CATALOG_FILE, f"{CATALOG_FILE}-wal", f"{CATALOG_FILE}-shm", "generation")
+LEGACY_FOLDERS = (BM25_FOLDER, CHROMA_FOLDER)
+
+
+def segment_name(number: int) -> str:
+    """The segment written by generation `number`."""
+    return f"seg-{number:06d}"
 
 
 @dataclass(frozen=True)
-class Generation:
+class Parts:
+    """A folder of an index's parts: its catalog, BM25 and embedded Chroma (a segment's, or
+    a generation's from before segments)."""
+
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / CATALOG_FILE
+
+    @property
+    def bm25(self) -> Path:
+        return self.root / BM25_FOLDER
+
+    @property
+    def chroma(self) -> Path:
+        return self.root / CHROMA_FOLDER
+
+
+@dataclass(frozen=True)
+class Generation(Parts):
     """The files of one generation: complete (`gen-NNNNNN/`, or a legacy index folder) or
     being built (`building/`)."""
 
-    root: Path
     number: int
 
     @property
     def name(self) -> str:
         return self.root.name if self.number else "legacy"
-
-    @property
-    def catalog(self) -> Path:
-        return self.root / "catalog.sqlite"
-
-    @property
-    def bm25(self) -> Path:
-        return self.root / "bm25"
-
-    @property
-    def chroma(self) -> Path:
-        return self.root / "chroma"
 
 
 @dataclass(frozen=True)
@@ -56,20 +79,34 @@ class IndexLayout:
 
     @property
     def lock(self) -> Path:
-        return self.root / "writer.lock"
+        return self.root / LOCK_FILE
 
     @property
     def current_file(self) -> Path:
-        return self.root / "CURRENT"
+        return self.root / CURRENT_FILE
 
     @property
     def building(self) -> Path:
-        return self.root / "building"
+        return self.root / BUILDING_FOLDER
+
+    @property
+    def building_catalog(self) -> Path:
+        """The catalog of the generation being built (its number is in its `build` entry)."""
+        return self.building / CATALOG_FILE
 
     @property
     def segments(self) -> Path:
         """The segments generations share (`index.store.catalog`, docs/architecture.md)."""
-        return self.root / "segments"
+        return self.root / SEGMENTS_FOLDER
+
+    def segment(self, name: str) -> Parts:
+        """The folder of the segment `name`."""
+        return Parts(self.segments / name)
+
+    @property
+    def legacy(self) -> Generation:
+        """Where an index from before generations is (the index folder itself)."""
+        return Generation(self.root, 0)
 
     def remove_segments(self, keep: set[str]) -> None:
         """Delete the segment folders not named in `keep`."""
@@ -81,6 +118,10 @@ class IndexLayout:
 
     def generation_dir(self, number: int) -> Path:
         return self.root / f"gen-{number:06d}"
+
+    def complete(self, number: int) -> Generation:
+        """The complete generation `number` (its folder may be gone; the legacy one for 0)."""
+        return Generation(self.generation_dir(number), number) if number else self.legacy
 
     def numbers(self) -> list[int]:
         """The numbers of the generation folders present (complete ones only)."""
@@ -98,10 +139,10 @@ class IndexLayout:
         except FileNotFoundError:
             name = ""
         found = GENERATION.fullmatch(name)
-        if found and (self.root / name / "catalog.sqlite").exists():
+        if found and (self.root / name / CATALOG_FILE).exists():
             return Generation(self.root / name, int(found.group(1)))
-        if (self.root / "catalog.sqlite").exists():
-            return Generation(self.root, 0)
+        if self.legacy.catalog.exists():
+            return self.legacy
         return None
 
     def generation(self) -> int:

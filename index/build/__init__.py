@@ -1,0 +1,1 @@
+"""Reindexing: the next generation built beside the one in service, checked, and switched to."""
