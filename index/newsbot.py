@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from index.answer.answer_model import AnswerModel
 from index.answer.conversation import Rewriter, Turn, default_rewriter, recent
@@ -17,6 +16,7 @@ from index.answer.extractive import Extraction, ExtractiveAnswerer
 from index.answer.types import Answer, Answerer
 from index.errors import IndexMissingError, NewsbotError, SegmentMissingError
 from index.ingest.corpus.metadata import normalise_date
+from index.models.chat import load_chat_model
 from index.models.embeddings import Embedder
 from index.search.ranking import Ranking
 from index.search.retrieval import Filters, Hit, Retriever
@@ -28,6 +28,9 @@ from index.store.manifest import check_manifest, manifest_for
 from index.store.segments import SegmentedLexical, SegmentedVectors
 from index.store.vectors import VectorStore, collection_name, is_store_error
 from index.text import plain
+
+if TYPE_CHECKING:  # LangChain is imported only when a model is used
+    from langchain_core.language_models import BaseChatModel
 
 log = logging.getLogger("newsbot")
 
@@ -76,30 +79,16 @@ def prepared(question: str, asked_on: str | None) -> tuple[str, str | None]:
     return question, day
 
 
-def default_answerer(settings: Settings) -> Answerer:
-    """The extractive answer step; with `NEWSBOT_LLM` set, the model's, falling back on it.
-
-    Raises:
-        ConfigError: `NEWSBOT_LLM` names a model whose provider package is missing.
-    """
+def default_answerer(settings: Settings, chat_model: BaseChatModel | None = None) -> Answerer:
+    """The extractive answer step; given a chat model, the model's, falling back on it."""
     offline = ExtractiveAnswerer(
         Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
     )
-    if not settings.llm.strip():
+    if chat_model is None:
         return offline
-    from index.answer.llm import LlmAnswerer, load_llm  # LangChain only when it is used
+    from index.answer.llm import LlmAnswerer  # LangChain only when it is used
 
-    model = load_llm(settings)
-    assert model is not None
-    return LlmAnswerer(model, offline, timeout=settings.llm_timeout)
-
-
-def language_model(answerer: Answerer) -> Any:
-    """The chat model `answerer` writes with, if it is the language-model answer step."""
-    llm_answer = sys.modules.get("index.answer.llm")  # an LlmAnswerer exists only if imported
-    if llm_answer is not None and isinstance(answerer, llm_answer.LlmAnswerer):
-        return answerer.model
-    return None
+    return LlmAnswerer(chat_model, offline, timeout=settings.llm_timeout)
 
 
 class Newsbot:
@@ -121,6 +110,7 @@ class Newsbot:
         answerer: Answerer | None = None,
         ranking: Ranking | None = None,
         rewriter: Rewriter | None = None,
+        chat_model: BaseChatModel | None = None,
     ) -> None:
         """Open the index.
 
@@ -128,10 +118,12 @@ class Newsbot:
             settings: where the index is, and the settings it must have been built with.
             embedder: the model that embeds questions (the index's own).
             answerer: the answer step (default: the extractive one, weighted by `settings`;
-                with `NEWSBOT_LLM` set, the model's, the extractive one its fallback).
+                with a chat model, the model's, the extractive one its fallback).
             ranking: the retriever's weights (default: `Ranking.from_settings(settings)`).
-            rewriter: makes a follow-up stand alone (default: the language model's when
-                `NEWSBOT_LLM` is set, falling back on the rule; else the rule).
+            rewriter: makes a follow-up stand alone (default: the chat model's, falling back
+                on the rule; without one, the rule).
+            chat_model: the chat model that writes answers and rewrites follow-ups (default:
+                the one `NEWSBOT_LLM` names, when no `answerer` is given; else none).
 
         Raises:
             IndexMissingError, IndexMismatchError, StoreUnavailableError;
@@ -139,10 +131,10 @@ class Newsbot:
         """
         self.settings = settings
         self.embedder = embedder
-        self.answerer = answerer or default_answerer(settings)
-        self.rewriter = rewriter or default_rewriter(
-            language_model(self.answerer), settings.llm_timeout
-        )
+        if chat_model is None and answerer is None:
+            chat_model = load_chat_model(settings)
+        self.answerer = answerer or default_answerer(settings, chat_model)
+        self.rewriter = rewriter or default_rewriter(chat_model, settings.llm_timeout)
         self.ranking = ranking or Ranking.from_settings(settings)
         self.layout = IndexLayout(settings.index_dir)
         # One lock for everything: the catalog connection, the store client and bm25s are

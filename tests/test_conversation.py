@@ -28,11 +28,10 @@ from index.answer.conversation import (
     borrow_subject,
     recent,
 )
-from index.answer.llm import LlmAnswerer
 from index.build.reindex import reindex
 from index.cli.app import app
 from index.models.embeddings import load_embedder
-from index.newsbot import Newsbot, default_answerer
+from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_discord import APP_ID, BOT_ID, BOT_USER, CHANNEL_ID, thread_channel
@@ -474,8 +473,7 @@ def test_with_a_language_model_newsbot_has_it_rewrite_follow_ups(
             json.dumps({"not_covered": False, "claims": [claim]}),  # the answer
         ]
     )
-    offline = default_answerer(aid_settings)
-    bot = Newsbot(aid_settings, fake_embedder, answerer=LlmAnswerer(model, offline, timeout=5))
+    bot = Newsbot(aid_settings, fake_embedder, chat_model=model)
     try:
         assert isinstance(bot.rewriter, LlmRewriter)
         answer = bot.ask("and the French?", history=[Turn(US, "The US has sent $56.2 billion.")])

@@ -619,9 +619,10 @@ def eval_command(
         # The model first: a missing provider package stops the run before any indexing.
         answerer: Answerer = ExtractiveAnswerer(extraction, AnswerModel.load(settings.answer_model))
         if answered_by == MODE_LLM:
-            from index.answer.llm import LlmAnswerer, load_llm  # LangChain only when used
+            from index.answer.llm import LlmAnswerer  # LangChain only when used
+            from index.models.chat import load_chat_model
 
-            model = load_llm(settings)
+            model = load_chat_model(settings)
             assert model is not None
             answerer = LlmAnswerer(model, answerer, timeout=settings.llm_timeout)
         if articles is not None:
