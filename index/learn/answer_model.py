@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -54,6 +55,7 @@ PASSAGES = 3  # sentences of the best this many passages are described
 SMALL_CORPUS = 5  # articles besides the gold ones in the small corpus a question is asked of
 ANSWER_ABOVE = 0.5  # answer when the model rates a right answer likelier than a wrong one
 KEEP_RIGHT = 0.95  # the share of the choose set's right answers kept above "not covered"
+SKLEARN_MISSING = "python -m index.learn needs scikit-learn, an extra: pip install 'newsbot[learn]'"
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     given = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(given)
+    if importlib.util.find_spec("sklearn") is None:  # answering never needs it: an extra
+        print(f"error: {SKLEARN_MISSING}", file=sys.stderr)
+        return 1
     try:
         model, data = learn(args)
     except NewsbotError as exc:
