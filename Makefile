@@ -33,7 +33,7 @@ demo: install
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@echo "==> Creating $(VENV) and installing newsbot with its development tools."
+	@echo "==> Creating $(VENV) and installing newsbot with its development tools and extras (discord, learn)."
 	@echo "    This takes a few minutes the first time (torch, onnxruntime, chromadb, ...)."
 	python3 -m venv $(VENV)
 ifneq ($(TORCH_INDEX),)
@@ -68,9 +68,9 @@ bench: install
 	$(PY) benchmarks/bench_bot.py
 	$(PY) benchmarks/bench_load.py
 
-# Writes .env.example from the settings' descriptions in index/settings.py.
+# Writes .env.example from the settings' descriptions: index/settings.py and bot/settings.py.
 env-example: install
-	$(PY) -m index.settings > .env.example
+	$(PY) -m index.env_example > .env.example
 
 clean:
 	rm -rf $(VENV) .newsbot

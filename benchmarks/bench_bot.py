@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))  # for tests.fake_discord, which is not an install
 
 from bot.app import NewsbotBot, serve
 from bot.feedback import FeedbackLog
+from bot.settings import BotSettings
 from index.build.reindex import reindex
 from index.build.schedule import Synced, SyncSchedule
 from index.ingest.web.feedlist import Feed, FeedList
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-bot-") as tmp:
         corpus = write_corpus(read_records(args.articles, args.limit), Path(tmp) / "corpus")
-        settings = bench_settings(corpus, Path(tmp) / "index", bot_rate_limit=0)
+        settings = bench_settings(corpus, Path(tmp) / "index", kind=BotSettings, bot_rate_limit=0)
         embedder = load_embedder(settings)
         load_model(embedder)
         report = reindex(settings, embedder)

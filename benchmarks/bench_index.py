@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from index.models.embeddings import Embedder, load_embedder
 from index.settings import EmbedBackend, Settings
 
 REPO = Path(__file__).resolve().parent.parent
+S = TypeVar("S", bound=Settings)
 DEFAULT_ARTICLES = REPO.parent / "shared" / "eval" / "rtqa-dev" / "articles.jsonl.gz"
 DEFAULT_QUESTIONS = REPO.parent / "shared" / "eval" / "rtqa-dev" / "questions.jsonl"
 BACKENDS: tuple[EmbedBackend, ...] = ("torch", "onnx", "onnx-int8")
@@ -91,9 +92,16 @@ def write_corpus(records: Sequence[dict[str, Any]], folder: Path) -> Path:
     return folder
 
 
-def bench_settings(corpus_dir: Path, index_dir: Path, **fields: Any) -> Settings:
-    """Settings from the environment (not `.env`), the embedded store, the benchmark's folders."""
-    return Settings(  # type: ignore[call-arg]  # `_env_file` is pydantic-settings' own argument
+def bench_settings(
+    corpus_dir: Path,
+    index_dir: Path,
+    *,
+    kind: type[S] = Settings,  # type: ignore[assignment]  # the TypeVar's own bound
+    **fields: Any,
+) -> S:
+    """Settings (of `kind`: the bot's for the bot's benchmarks) from the environment (not
+    `.env`), the embedded store, the benchmark's folders."""
+    return kind(  # type: ignore[call-arg]  # `_env_file` is pydantic-settings' own argument
         _env_file=None, corpus_dir=corpus_dir, index_dir=index_dir, chroma_host=None, **fields
     )
 

@@ -56,6 +56,7 @@ sys.path.insert(0, str(REPO))  # for tests.fake_discord, which is not an install
 from bot.app import NewsbotBot, serve
 from bot.feedback import FeedbackLog
 from bot.ratelimit import RateLimiter
+from bot.settings import BotSettings
 from index.build.reindex import reindex
 from index.models.embeddings import load_embedder
 from index.newsbot import Newsbot
@@ -288,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             read_records(args.articles, args.limit, prefer_ids=sources), Path(tmp) / "corpus"
         )
         limits = {} if args.rate_limit is None else {"bot_rate_limit": args.rate_limit}
-        settings = bench_settings(corpus, Path(tmp) / "index", **limits)
+        settings = bench_settings(corpus, Path(tmp) / "index", kind=BotSettings, **limits)
         embedder = load_embedder(settings)
         load_model(embedder)
         report = reindex(settings, embedder)

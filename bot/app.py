@@ -26,6 +26,7 @@ from discord.ext import commands
 from bot.ask import AskCog
 from bot.feedback import FeedbackLog, StoredAnswer
 from bot.ratelimit import RateLimiter
+from bot.settings import BotSettings
 from bot.views import MORE_SOURCES, MoreSourcesButton, VoteButton
 from index.answer.conversation import Turn
 from index.answer.types import RETRIEVED, Answer
@@ -54,7 +55,7 @@ REBUILDING = "The news index is being rebuilt right now; please try again in a f
 SYNC_STOP_SECONDS = 5.0
 
 
-def check_token(settings: Settings) -> str:
+def check_token(settings: BotSettings) -> str:
     """The bot token from the settings, or a ConfigError that says how to get a good one."""
     if settings.discord_token is None:
         raise ConfigError(
@@ -72,7 +73,7 @@ def check_token(settings: Settings) -> str:
     return token
 
 
-def intents_for(settings: Settings) -> discord.Intents:
+def intents_for(settings: BotSettings) -> discord.Intents:
     """Guilds and messages; Message Content only when follow-ups without a mention are wanted."""
     intents = discord.Intents.none()
     intents.guilds = True  # slash commands, channels and threads
@@ -104,7 +105,7 @@ class NewsbotBot(commands.Bot):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: BotSettings,
         newsbot: Newsbot,
         feedback: FeedbackLog,
         *,
@@ -238,7 +239,7 @@ def failure_text(error: BaseException, user_id: int) -> str:
     return f"Something went wrong (ref {ref}). An admin can look it up in the bot's log."
 
 
-def run(settings: Settings) -> None:
+def run(settings: BotSettings) -> None:
     """Run the bot until interrupted; setup problems raise a NewsbotError with one clear line."""
     token = check_token(settings)
     embedder = load_embedder(settings, purpose="query")

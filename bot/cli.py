@@ -1,11 +1,13 @@
 """`newsbot bot` and `newsbot feedback`: the Discord adapter's commands, added through the
 `newsbot.commands` entry point (see `index.cli.plugins`). Discord itself is imported only when
-`newsbot bot` runs."""
+`newsbot bot` runs, and it is an extra (`pip install 'newsbot[discord]'`): `newsbot feedback`
+works without it."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -13,8 +15,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.feedback import FeedbackLog
+from bot.settings import BotSettings
 from index.cli.console import Command, IndexDirOption, fail, load_settings, out, user_errors
 from index.text import inert
+
+DISCORD_MISSING = "newsbot bot needs discord.py, an extra: pip install 'newsbot[discord]'"
+
+
+def bot_runner() -> Callable[[BotSettings], None]:
+    """`bot.app.run`; without discord.py, one line that says how to install it."""
+    try:
+        from bot.app import run
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "discord":
+            raise
+        fail(DISCORD_MISSING)
+    return run
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -28,9 +44,8 @@ def register_commands(app: typer.Typer) -> None:
         """
         settings = load_settings(index_dir=index_dir)
         with user_errors():
-            from bot.app import run
-
-            run(settings)
+            settings = BotSettings.read().overridden(index_dir=index_dir)
+            bot_runner()(settings)
 
     @app.command("feedback", cls=Command)
     def feedback_command(

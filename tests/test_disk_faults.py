@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from index.build import generation as generation_build
 from index.build import reindex as indexer
 from index.cli.app import app
-from index.models import embeddings
+from index.models import onnx_export
 from index.settings import Settings
 from index.store.catalog import Catalog
 from index.store.layout import IndexLayout
@@ -327,7 +327,7 @@ def test_no_space_for_the_model_export_is_one_line_and_leaves_nothing_half_writt
         (work / "raw.onnx").write_bytes(b"\0" * 1000)
         raise no_space(work / "raw.onnx")
 
-    monkeypatch.setattr(embeddings, "_export", export)
+    monkeypatch.setattr(onnx_export, "_export", export)
 
     line = one_error_line(runner.invoke(app, ["index"]))
 

@@ -11,14 +11,14 @@ import pytest
 
 from index.build.reindex import reindex
 from index.errors import IndexMismatchError
-from index.models import embeddings
+from index.models import onnx_export
 from index.models.embeddings import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     bundled_model_path,
-    export_onnx,
     load_embedder,
 )
+from index.models.onnx_export import export_onnx
 from index.newsbot import Newsbot
 from index.settings import BUNDLED_MODEL, Settings
 from index.store.catalog import Catalog
@@ -124,7 +124,7 @@ def test_concurrent_exports_export_once_and_never_show_half_a_model(
         time.sleep(0.2)  # a reader looking now must not take this folder for a model
         (work / "meta.json").write_text("{}")
 
-    monkeypatch.setattr(embeddings, "_export", slow_export)
+    monkeypatch.setattr(onnx_export, "_export", slow_export)
     results: list[Path] = []
 
     def export() -> None:
@@ -150,7 +150,7 @@ def test_a_failed_export_leaves_nothing_behind(
         (work / "model.onnx").write_text("half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(embeddings, "_export", broken)
+    monkeypatch.setattr(onnx_export, "_export", broken)
 
     with pytest.raises(RuntimeError):
         export_onnx("some/model", tmp_path / "cache", quantized=False)

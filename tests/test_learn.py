@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,22 @@ def test_a_folder_without_an_index_is_one_clear_error(
 ) -> None:
     assert main(["--train", str(tmp_path), "--out", str(tmp_path / "m.json")]) == 1
     assert capsys.readouterr().err.strip() == f"error: {tmp_path} has no index/ folder"
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_without_scikit_learn_it_says_how_to_install_it_in_one_line(
+    question_set: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if it were not installed
+
+    assert main(["--train", str(question_set), "--out", str(tmp_path / "m.json")]) == 1
+
+    assert capsys.readouterr().err.splitlines() == [
+        "error: python -m index.learn needs scikit-learn, an extra: pip install 'newsbot[learn]'"
+    ]
     assert not (tmp_path / "m.json").exists()
 
 

@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import Field, SecretStr
 from typer.testing import CliRunner
 
-from index.answer.llm import LlmAnswerer, install_hint, load_llm
+from index.answer.llm import LlmAnswerer
 from index.answer.types import (
     MODE_EXTRACTIVE,
     MODE_LLM,
@@ -35,6 +35,7 @@ from index.answer.types import (
 from index.build.reindex import reindex
 from index.cli.app import app
 from index.errors import ConfigError
+from index.models.chat import install_hint, load_chat_model
 from index.newsbot import Newsbot
 from index.records import Hit, Passage
 from index.settings import Settings
@@ -323,7 +324,7 @@ def provider_missing(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
 
 
 def test_no_model_is_loaded_when_newsbot_llm_is_empty() -> None:
-    assert load_llm(Settings()) is None
+    assert load_chat_model(Settings()) is None
 
 
 def test_a_model_whose_provider_package_is_missing_is_one_config_error(
@@ -331,7 +332,9 @@ def test_a_model_whose_provider_package_is_missing_is_one_config_error(
 ) -> None:
     provider_missing(monkeypatch, "langchain_anthropic")
     with pytest.raises(ConfigError, match=r"pip install 'newsbot\[anthropic\]'"):
-        load_llm(Settings(llm="anthropic:claude-3-5-haiku-latest", llm_api_key=SecretStr(KEY)))
+        load_chat_model(
+            Settings(llm="anthropic:claude-3-5-haiku-latest", llm_api_key=SecretStr(KEY))
+        )
 
 
 @pytest.mark.parametrize(

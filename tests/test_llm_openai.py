@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from bot.render import MODEL_GAVE_NONE, MODEL_LEFT_OUT, WRITTEN_BY_MODEL
-from index.answer.llm import load_llm
 from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, MODEL_FAILED, NOTHING_VERIFIED
 from index.cli.app import app
+from index.models.chat import load_chat_model
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_openai import MODEL, Reply, answer_with, completion, error, serving
@@ -340,7 +340,7 @@ def test_the_provider_is_sent_the_passages_the_question_and_the_key_as_bearer(
 
 
 def test_the_client_is_made_without_retries_of_its_own() -> None:
-    model = load_llm(Settings(llm=f"openai:{MODEL}", llm_api_key=SecretStr(KEY)))
+    model = load_chat_model(Settings(llm=f"openai:{MODEL}", llm_api_key=SecretStr(KEY)))
 
     assert getattr(model, "max_retries", None) == 0
 

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from index.cli.app import app
-from index.settings import env_names
+from index.env_example import env_names
 from tests.conftest import BUNDLED
 
 runner = CliRunner()

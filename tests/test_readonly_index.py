@@ -29,7 +29,7 @@ from index.answer.types import Answer
 from index.build.reindex import reindex
 from index.cli.app import app
 from index.errors import DiskWriteError
-from index.models.embeddings import export_onnx
+from index.models.onnx_export import export_onnx
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import as_before_segments, copy_seed, write_article

@@ -1,12 +1,23 @@
-"""Settings: `.env.example` is generated from the settings and shows the real defaults."""
+"""Settings: `.env.example` is generated from the settings, the core's and the Discord bot's,
+and shows the real defaults."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from index.settings import Settings, env_example, env_names
+from bot.settings import BotSettings
+from index.env_example import env_example, env_names
+from index.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+BOT_KEYS = (
+    "DISCORD_TOKEN",
+    "DISCORD_GUILD_ID",
+    "DISCORD_MESSAGE_CONTENT",
+    "ALLOWED_CHANNEL_IDS",
+    "BOT_RATE_LIMIT",
+    "BOT_MAX_QUESTION_CHARS",
+)
 
 
 def example_values() -> dict[str, str]:
@@ -35,3 +46,18 @@ def test_env_example_values_are_the_defaults(monkeypatch, tmp_path: Path) -> Non
     from_example = Settings(_env_file=tmp_path / ".env")  # type: ignore[call-arg]
 
     assert from_example == Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_env_example_lists_the_bots_settings_in_their_own_section() -> None:
+    example = (ROOT / ".env.example").read_text()
+
+    assert "# --- The Discord bot (`newsbot bot`) " in example
+    assert set(BOT_KEYS) <= set(example_values())
+
+
+def test_env_example_values_are_the_bots_defaults_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+
+    from_example = BotSettings(_env_file=tmp_path / ".env")  # type: ignore[call-arg]
+
+    assert from_example == BotSettings(_env_file=None)  # type: ignore[call-arg]

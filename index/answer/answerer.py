@@ -3,14 +3,17 @@ one its fallback. `Newsbot` and `newsbot eval` both build theirs here."""
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from index.answer.answer_model import AnswerModel
 from index.answer.extractive import Extraction, ExtractiveAnswerer
 from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, Answerer
 from index.errors import ConfigError
+from index.models.chat import load_chat_model
 from index.settings import Settings
+
+if TYPE_CHECKING:  # LangChain is imported only when a model is used
+    from langchain_core.language_models import BaseChatModel
 
 
 def answer_mode(settings: Settings) -> str:
@@ -20,15 +23,22 @@ def answer_mode(settings: Settings) -> str:
 
 
 def build_answerer(
-    settings: Settings, *, mode: str | None = None, extraction: Extraction | None = None
+    settings: Settings,
+    *,
+    mode: str | None = None,
+    extraction: Extraction | None = None,
+    chat_model: BaseChatModel | None = None,
 ) -> Answerer:
     """The answer step: the extractive one, or (`mode` llm) the language model `NEWSBOT_LLM`
     names, every citation checked, the extractive one its fallback.
 
     Args:
         settings: the answer model, the language model and its timeout.
-        mode: `MODE_EXTRACTIVE` or `MODE_LLM` (default: `answer_mode(settings)`).
+        mode: `MODE_EXTRACTIVE` or `MODE_LLM` (default: `MODE_LLM` given `chat_model`, else
+            `answer_mode(settings)`).
         extraction: the extractive step's weights (default: `Extraction.from_settings`).
+        chat_model: the language model to answer with (default: the one `NEWSBOT_LLM` names,
+            loaded here).
 
     Raises:
         ConfigError: `mode` llm without `NEWSBOT_LLM`, or `NEWSBOT_LLM` names a model whose
@@ -37,19 +47,12 @@ def build_answerer(
     offline = ExtractiveAnswerer(
         extraction or Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
     )
-    if (mode or answer_mode(settings)) == MODE_EXTRACTIVE:
+    default = MODE_LLM if chat_model is not None else answer_mode(settings)
+    if (mode or default) == MODE_EXTRACTIVE:
         return offline
-    from index.answer.llm import LlmAnswerer, load_llm  # LangChain only when it is used
+    from index.answer.llm import LlmAnswerer  # LangChain only when it is used
 
-    model = load_llm(settings)
+    model = chat_model or load_chat_model(settings)
     if model is None:
         raise ConfigError("answering with a language model needs NEWSBOT_LLM, the model to ask")
     return LlmAnswerer(model, offline, timeout=settings.llm_timeout)
-
-
-def language_model(answerer: Answerer) -> Any:
-    """The chat model `answerer` writes with, if it is the language-model answer step."""
-    llm_answer = sys.modules.get("index.answer.llm")  # an LlmAnswerer exists only if imported
-    if llm_answer is not None and isinstance(answerer, llm_answer.LlmAnswerer):
-        return answerer.model
-    return None

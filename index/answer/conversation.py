@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from index.models.chat import ModelCallError, call_model
 from index.text import plain
 
 if TYPE_CHECKING:  # LangChain is imported only when a model is used
@@ -249,8 +250,6 @@ class LlmRewriter:
     def standalone(self, question: str, history: Sequence[Turn]) -> str:
         if not history:
             return question
-        from index.answer.llm import ModelCallError, call_model
-
         inputs = {"chat_history": _messages(history), "input": question}
         try:
             reply = call_model(lambda: self.chain.invoke(inputs), self.timeout)

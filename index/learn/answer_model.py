@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import importlib.util
 import os
 import re
 import shlex
@@ -59,6 +60,7 @@ KEEP_RIGHT = 0.95  # the share of the choose set's right answers kept above "not
 QUESTION_FILES = ("questions.jsonl", "covered.jsonl", "uncovered.jsonl")
 DATA_FLAGS = ("--train", "--calibrate", "--choose")
 DATA_ROOT = "S"  # how the model file names the folder holding the data folders
+SKLEARN_MISSING = "python -m index.learn needs scikit-learn, an extra: pip install 'newsbot[learn]'"
 
 
 @dataclass(frozen=True)
@@ -387,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     given = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(given)
+    if importlib.util.find_spec("sklearn") is None:  # answering never needs it: an extra
+        print(f"error: {SKLEARN_MISSING}", file=sys.stderr)
+        return 1
     try:
         model, data = learn(args)
     except NewsbotError as exc:
