@@ -251,3 +251,22 @@ def test_every_package_is_installed() -> None:
         for init in (ROOT / top).rglob("__init__.py")
     }
     assert found == listed
+
+
+MOST_TOP_LEVEL_MODULES = 10  # besides __init__ and __main__: the rest lives in the layers
+MOST_LINES = 500
+
+
+def test_the_core_has_few_top_level_modules() -> None:
+    top = sorted(p.name for p in (ROOT / "index").glob("*.py") if not p.name.startswith("__"))
+    assert len(top) <= MOST_TOP_LEVEL_MODULES, top
+
+
+def test_no_module_is_over_500_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for top in ("index", "bot")
+        for path in (ROOT / top).rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MOST_LINES
+    }
+    assert long == {}
