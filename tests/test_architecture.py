@@ -270,3 +270,16 @@ def test_no_module_is_over_500_lines() -> None:
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MOST_LINES
     }
     assert long == {}
+
+
+def test_the_public_surface_imports_from_index_and_from_its_modules() -> None:
+    import index
+    from index.answer import Answer, Citation
+    from index.langchain_retriever import NewsbotRetriever
+    from index.newsbot import Newsbot
+    from index.settings import Settings
+
+    assert (index.Answer, index.Citation, index.Newsbot) == (Answer, Citation, Newsbot)
+    assert (index.NewsbotRetriever, index.Settings) == (NewsbotRetriever, Settings)
+    with pytest.raises(AttributeError):
+        index.Catalog  # noqa: B018  (not public)
