@@ -13,6 +13,11 @@ from index.cli.indexing import CorpusOption, run_index
 from index.settings import Settings
 from index.text import inert
 
+NoIndexOption = Annotated[
+    bool,
+    typer.Option("--no-index", help="Only write the articles into the corpus; index later."),
+]
+
 feeds_app = typer.Typer(
     cls=Group,
     help="The feeds `newsbot sync` polls (RSS, Atom), listed in the corpus's feeds.yaml.",
@@ -29,10 +34,7 @@ def add_command(
             show_default=False,
         ),
     ],
-    no_index: Annotated[
-        bool,
-        typer.Option("--no-index", help="Only write the articles into the corpus; index later."),
-    ] = False,
+    no_index: NoIndexOption = False,
     corpus: CorpusOption = None,
     index_dir: IndexDirOption = None,
 ) -> None:
@@ -142,10 +144,7 @@ def feeds_discover_command(
 
 
 def sync_command(
-    no_index: Annotated[
-        bool,
-        typer.Option("--no-index", help="Only write the articles into the corpus; index later."),
-    ] = False,
+    no_index: NoIndexOption = False,
     corpus: CorpusOption = None,
     index_dir: IndexDirOption = None,
 ) -> None:
