@@ -17,7 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-# Every name an index folder holds: its on-disk format. Existing index folders are found by
+# Every name the store gives in an index folder: its on-disk format (the ingest layer's own
+# records there are named in `index.ingest.folders`). Existing index folders are found by
 # these names, so none of them may change.
 CATALOG_FILE = "catalog.sqlite"  # a generation's catalog, and a segment's
 BM25_FOLDER = "bm25"  # a segment's BM25 index (a generation's, before segments)

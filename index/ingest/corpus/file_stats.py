@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.ingest.corpus.frontmatter import sidecar_path
+from index.ingest.folders import CORPUS_FILES
 
 # A file modified this close to (or after) the moment it was stat'ed may be written again
 # within the same mtime tick, its size unchanged: its stat is not trusted next time, and it
@@ -88,7 +89,7 @@ class FileStatsRecord:
 
     @classmethod
     def of(cls, index_dir: Path) -> FileStatsRecord:
-        return cls(index_dir / "corpus_files.json")
+        return cls(index_dir / CORPUS_FILES)
 
     def load(
         self,

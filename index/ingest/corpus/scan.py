@@ -14,11 +14,10 @@ from index.ingest.corpus.file_stats import FileStat, KnownFiles, file_stat
 from index.ingest.corpus.files import FileLimits
 from index.ingest.corpus.frontmatter import SIDECAR_SUFFIX, sidecar_path
 from index.ingest.corpus.readers import read_file
+from index.ingest.folders import NOT_ARTICLES
 
 # newsbot's own files at the top of the corpus folder, which are not articles: the list of
 # feeds `newsbot sync` polls (index/ingest/web/feedlist.py).
-FEED_LIST_NAME = "feeds.yaml"
-NOT_ARTICLES = frozenset({FEED_LIST_NAME})
 
 
 @dataclass

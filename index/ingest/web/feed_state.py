@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from index.disk import writing
+from index.ingest.folders import FEED_STATE
 from index.ingest.web.folder import url_key, write_atomically
-
-STATE_NAME = "feeds.json"
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class FeedState:
     """
 
     def __init__(self, index_dir: Path) -> None:
-        self.path = index_dir / STATE_NAME
+        self.path = index_dir / FEED_STATE
         self._feeds: dict[str, FeedStatus] = self._read()
 
     def get(self, url: str) -> FeedStatus:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from index.errors import FeedListError
-from index.ingest.corpus.scan import FEED_LIST_NAME
+from index.ingest.folders import FEED_LIST
 from index.ingest.web.folder import url_key, write_atomically
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class FeedList:
     """
 
     def __init__(self, corpus_dir: Path) -> None:
-        self.path = corpus_dir / FEED_LIST_NAME
+        self.path = corpus_dir / FEED_LIST
 
     def feeds(self) -> list[Feed]:
         """The feeds, in the file's order; none if the file does not exist.

@@ -21,10 +21,10 @@ from index.errors import ArticleError
 from index.ingest.corpus.decoding import decode_text
 from index.ingest.corpus.files import MAX_ARTICLE_BYTES, read_bytes
 from index.ingest.corpus.frontmatter import split_front_matter
+from index.ingest.folders import WEB_FOLDER
 from index.ingest.web.pages import WebArticle
 
 # Under the corpus folder; `newsbot index` reads it as it reads every other folder.
-WEB_FOLDER = "web"
 SLUG_CHARS = 60
 UNDATED = "undated"
 # A new file's permissions (a temp file starts as 0600): readable by the bot's user too.
