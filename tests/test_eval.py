@@ -117,6 +117,44 @@ def test_uncovered_questions_count_not_covered_as_right_and_any_answer_as_wrong(
     assert report.to_dict()["uncovered_questions"] == 2
 
 
+def test_each_reply_kind_apart_over_covered_and_uncovered_questions() -> None:
+    won = "Ruth Chepngetich won the Chicago Marathon."
+    cheered = "Fans cheered along the route."
+    source = cite(1, "a", won)
+    asked = question(("Ruth Chepngetich",), {"a"})
+    replies = {
+        "right": Answer("?", True, f"{won} [1]", [source]),
+        "wrong": Answer("?", True, f"{cheered} [1]", [source]),
+        "useful hedge": Answer("?", False, f"{HEDGE}“{won}” [1]", [source]),
+        "useless hedge": Answer("?", False, f"{HEDGE}“{cheered}” [1]", [source]),
+        "not covered": Answer("?", False, NOT_COVERED),
+    }
+    unanswerable = question(("Hellen Obiri",), set())
+    uncovered = [
+        Answer("?", True, f"{won} [1]", [source]),  # a confident guess
+        Answer("?", False, f"{HEDGE}“{won}” [1]", [source]),
+        Answer("?", False, NOT_COVERED),
+        Answer("?", False, NOT_COVERED),
+    ]
+
+    report = EvalReport(
+        [score(asked, a) for a in replies.values()], [score(unanswerable, a) for a in uncovered]
+    )
+
+    figures = report.figures()
+    kinds = [figures[k] for k in ("outright", "hedged", "not_covered")]
+    assert kinds == [pytest.approx(2 / 5), pytest.approx(2 / 5), pytest.approx(1 / 5)]
+    assert sum(kinds) == pytest.approx(1.0)
+    assert figures["right"] == pytest.approx(1 / 5)  # the right answer, not the useful hedge
+    assert figures["useful"] == pytest.approx(2 / 5)  # the right answer and the useful hedge
+    assert figures["confidently_wrong"] == pytest.approx(1 / 5)  # not the useless hedge
+    assert figures["answer_accuracy"] == figures["useful"]
+    assert figures["uncovered_not_covered"] == 0.5
+    assert figures["uncovered_hedged"] == 0.25
+    assert figures["uncovered_outright"] == 0.25
+    assert figures["wrong_answers"] == pytest.approx(2 / 9)  # the wrong one and the guess
+
+
 def test_only_the_sources_a_user_is_shown_count() -> None:
     passages = [cite(n, f"a{n}", "Nothing here.") for n in range(1, 6)]
     passages.append(cite(6, "a6", "It sent $56.2 billion."))
@@ -277,6 +315,11 @@ def test_eval_asks_uncovered_questions_too(cli_env: Path) -> None:
     assert figures["uncovered_not_covered"] == found.count(False) / 2
     assert figures["wrong_answers"] == pytest.approx(found.count(True) / 3)
     assert figures["answer_accuracy"] == 1.0
+    kinds = ("outright", "hedged", "not_covered")
+    assert sum(figures[k] for k in kinds) == pytest.approx(1.0)
+    assert figures["uncovered_outright"] == found.count(True) / 2
+    for shown in ("outright", "right", "useful", "confidently wrong", "uncovered outright"):
+        assert f"│ {shown} " in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,17 @@ And what a user trusts an answer by:
   answers (at most `shown`, NEWSBOT_TOP_K), the share whose passage contains an answer
   string.
 
+And each kind of reply apart (issue 28), over the covered questions:
+- outright, hedged, not covered: the shares answered outright (`found`), with a hedge, and
+  "not covered" (they sum to 1; the last two are the figures above);
+- right: answered outright, the answer text holding an answer string;
+- useful: answered outright or hedged, the text shown holding an answer string (the same
+  test as answer accuracy, so the same share);
+- confidently wrong: answered outright, the answer text holding no answer string;
+and over the uncovered questions: the shares answered "not covered", hedged, and outright
+(every outright answer there is confidently wrong). "Holds an answer string" is
+`answer_pattern`'s match, as for answer accuracy.
+
 And with a language model writing the answers (`mode` llm), over every question asked,
 covered and uncovered:
 - claims made: the claims the model made (those of an answer saying "not covered" are not
@@ -83,8 +94,14 @@ class Scored:
         return not self.answer.found and not self.answer.hedged
 
     @property
+    def right(self) -> bool:
+        """Answered outright, with an answer text that holds an answer string."""
+        return self.answer.found and self.answer_correct
+
+    @property
     def wrong(self) -> bool:
-        """Answered, with an answer text that holds no answer string."""
+        """Answered outright, with an answer text that holds no answer string: confidently
+        wrong."""
         return self.answer.found and not self.answer_correct
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,10 +161,35 @@ class EvalReport:
         return self._share(lambda s: s.answer.hedged)
 
     @property
+    def outright(self) -> float:
+        """The share of covered questions answered outright: neither hedged nor "not
+        covered"."""
+        return self._share(lambda s: s.answer.found)
+
+    @property
+    def right(self) -> float:
+        """The share of covered questions answered outright and right."""
+        return self._share(lambda s: s.right)
+
+    @property
+    def useful(self) -> float:
+        """The share of covered questions answered outright or hedged, the text shown holding
+        an answer string: answer accuracy's test, so its value."""
+        return self._share(lambda s: (s.answer.found or s.answer.hedged) and s.answer_correct)
+
+    @property
+    def confidently_wrong(self) -> float:
+        """The share of covered questions answered outright without an answer string."""
+        return self._share(lambda s: s.wrong)
+
+    @property
     def uncovered_hedged(self) -> float:
-        if not self.uncovered:
-            return 0.0
-        return sum(1 for s in self.uncovered if s.answer.hedged) / len(self.uncovered)
+        return self._uncovered_share(lambda s: s.answer.hedged)
+
+    @property
+    def uncovered_outright(self) -> float:
+        """The share of uncovered questions answered outright: each one confidently wrong."""
+        return self._uncovered_share(lambda s: s.answer.found)
 
     @property
     def sources_holding_answer(self) -> float:
@@ -165,9 +207,7 @@ class EvalReport:
     @property
     def uncovered_not_covered(self) -> float:
         """The share of uncovered questions answered "not covered"."""
-        if not self.uncovered:
-            return 0.0
-        return sum(1 for s in self.uncovered if s.not_covered) / len(self.uncovered)
+        return self._uncovered_share(lambda s: s.not_covered)
 
     @property
     def claims_made(self) -> int:
@@ -215,10 +255,15 @@ class EvalReport:
         out["answer_accuracy"] = self.answer_accuracy
         out["not_covered"] = self.not_covered
         out["hedged"] = self.hedged
+        out["outright"] = self.outright
+        out["right"] = self.right
+        out["useful"] = self.useful
+        out["confidently_wrong"] = self.confidently_wrong
         out["sources_holding_answer"] = self.sources_holding_answer
         if self.uncovered:
             out["uncovered_not_covered"] = self.uncovered_not_covered
             out["uncovered_hedged"] = self.uncovered_hedged
+            out["uncovered_outright"] = self.uncovered_outright
         out["wrong_answers"] = self.wrong_answers
         if self.mode == MODE_LLM:
             out["claims_made"] = self.claims_made
@@ -243,6 +288,11 @@ class EvalReport:
 
     def _share(self, test: Callable[[Scored], bool]) -> float:
         return sum(1 for s in self.scored if test(s)) / self.count if self.scored else 0.0
+
+    def _uncovered_share(self, test: Callable[[Scored], bool]) -> float:
+        if not self.uncovered:
+            return 0.0
+        return sum(1 for s in self.uncovered if test(s)) / len(self.uncovered)
 
 
 def answer_pattern(answers: Iterable[str]) -> re.Pattern[str] | None:
