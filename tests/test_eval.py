@@ -184,6 +184,7 @@ GOOD_LINE = b'{"question": "Who?", "answers": ["A"]}\n'
         (b'{"question": "Who?", "answers": ["A"], "gold_article_ids": 7}', r"'gold_article_ids'"),
         (b'{"question": "Who?", "answers": ["A"], "gold_article_ids": [{}]}', r"'gold_article"),
         (b'{"question": "Who?", "answers": ["A"], "id": ["a"]}', r"q.jsonl:2: 'id' must"),
+        (b'{"question": "Who?", "answers": ["A"], "article_id": ["a"]}', r"2: 'article_id' must"),
     ],
     ids=[
         "not-utf8",
@@ -195,6 +196,7 @@ GOOD_LINE = b'{"question": "Who?", "answers": ["A"]}\n'
         "ids-int",
         "ids-dict",
         "list-id",
+        "list-article-id",
     ],
 )
 def test_a_hostile_questions_file_is_one_line_naming_the_place(
@@ -215,6 +217,53 @@ def test_read_questions_takes_the_eval_sets_dates(tmp_path: Path) -> None:
     path.write_text('{"question": "Who?", "answers": ["A"], "date": "soon"}\n')
     with pytest.raises(NewsbotError, match=r"q.jsonl:1: 'date' must be a date"):
         read_questions(path)
+
+
+NATURAL_COVERED = {
+    "id": "n-1",
+    "question": "who won the chicago marathon?",
+    "answers": ["Ruth Chepngetich"],
+    "article_id": "sport/marathon.md",
+    "evidence": "Ruth Chepngetich won the Chicago Marathon.",
+    "kind": "who",
+}
+NATURAL_UNCOVERED = {"id": "u-1", "question": "who won the boston marathon?", "why_uncovered": "."}
+
+
+def test_read_questions_takes_the_natural_questions_format(tmp_path: Path) -> None:
+    covered = write_jsonl(tmp_path / "covered.jsonl", [NATURAL_COVERED])
+    uncovered = write_jsonl(tmp_path / "uncovered.jsonl", [NATURAL_UNCOVERED])
+
+    (asked,) = read_questions(covered)
+    (unanswerable,) = read_questions(uncovered, need_answers=False)
+
+    assert asked == EvalQuestion(
+        "n-1",
+        "who won the chicago marathon?",
+        ("Ruth Chepngetich",),
+        frozenset({"sport/marathon.md"}),
+    )
+    assert (unanswerable.id, unanswerable.answers, unanswerable.date) == ("u-1", (), None)
+    # A covered question still needs its answers.
+    with pytest.raises(NewsbotError, match=r"uncovered.jsonl:1: 'answers' must be a list"):
+        read_questions(uncovered)
+
+
+def test_eval_asks_natural_questions_undated_uncovered_ones_without_answers(cli_env: Path) -> None:
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    questions = write_jsonl(cli_env / "covered.jsonl", [NATURAL_COVERED])
+    uncovered = write_jsonl(cli_env / "uncovered.jsonl", [NATURAL_UNCOVERED])
+    out = cli_env / "eval.json"
+
+    result = runner.invoke(
+        app,
+        ["eval", "--questions", str(questions), "--uncovered", str(uncovered), "--json", str(out)],
+    )
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["figures"]["strict_hit@1"] == 1.0  # its article_id is its gold article
+    assert [(r["id"], r["answers"]) for r in data["uncovered_results"]] == [("u-1", [])]
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ def eval_command(
     questions: Annotated[
         Path,
         typer.Option(
-            "--questions", help='JSONL of {"question", "answers", "gold_article_ids", "date"}.'
+            "--questions",
+            help='JSONL of {"question", "answers", "gold_article_ids" (or "article_id"), "date"}.',
         ),
     ],
     articles: Annotated[
@@ -45,8 +46,9 @@ def eval_command(
         Path | None,
         typer.Option(
             "--uncovered",
-            help="Also ask these questions, which no indexed article answers (same format): "
-            "'not covered' is right for them. benchmarks/eval_uncovered.py makes such a set.",
+            help="Also ask these questions, which no indexed article answers (same format, "
+            "'answers' optional): 'not covered' is right for them. benchmarks/eval_uncovered.py "
+            "makes such a set.",
         ),
     ] = None,
     json_out: Annotated[
@@ -93,7 +95,9 @@ def eval_command(
     ranking, extraction = _weighted(settings, weights or [])
     with user_errors():
         wanted = read_questions(questions)[:limit]
-        unanswerable = read_questions(uncovered)[:limit] if uncovered is not None else []
+        unanswerable = (
+            read_questions(uncovered, need_answers=False)[:limit] if uncovered is not None else []
+        )
         run = EvalRun(
             wanted,
             answered_by,

@@ -322,12 +322,15 @@ def score(question: EvalQuestion, answer: Answer, *, shown: int = SHOWN_SOURCES)
     return Scored(question, answer, strict, loose, correct, len(shown_citations), holding)
 
 
-def _eval_question(record: object, where: str, number: int) -> EvalQuestion:
-    """The question a JSONL line's `record` holds; NewsbotError naming `where` if none."""
+def _eval_question(
+    record: object, where: str, number: int, *, need_answers: bool = True
+) -> EvalQuestion:
+    """The question a JSONL line's `record` holds; NewsbotError naming `where` if none.
+    Without `need_answers` (an uncovered question), its `answers` may be left out."""
     question = record.get("question") if isinstance(record, dict) else None
     if not isinstance(record, dict) or not isinstance(question, str) or not question.strip():
         raise NewsbotError(f"{where}: expected an object with a 'question'")
-    answers = record.get("answers")
+    answers = record.get("answers", None if need_answers else [])
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise NewsbotError(f"{where}: 'answers' must be a list of strings")
     day = record.get("date") or None
@@ -336,6 +339,11 @@ def _eval_question(record: object, where: str, number: int) -> EvalQuestion:
     gold = record.get("gold_article_ids") or []
     if not isinstance(gold, list) or not all(isinstance(i, str | int) for i in gold):
         raise NewsbotError(f"{where}: 'gold_article_ids' must be a list of article ids")
+    article = record.get("article_id")  # the natural questions' one gold article
+    if article is not None and not isinstance(article, str | int):
+        raise NewsbotError(f"{where}: 'article_id' must be an article id")
+    if article is not None:
+        gold = [*gold, article]
     named = record.get("id")
     if named is not None and not isinstance(named, str | int):
         raise NewsbotError(f"{where}: 'id' must be a string or a number")
@@ -348,9 +356,14 @@ def _eval_question(record: object, where: str, number: int) -> EvalQuestion:
     )
 
 
-def read_questions(path: Path) -> list[EvalQuestion]:
+def read_questions(path: Path, *, need_answers: bool = True) -> list[EvalQuestion]:
     """Questions from a JSONL file of `{"id"?, "question", "answers", "gold_article_ids"?,
-    "date"?}` objects (the eval set's format).
+    "date"?}` objects (the eval sets' format; the natural questions' `article_id`, their gold
+    article, is read as one of `gold_article_ids`, and their other fields are ignored).
+
+    Args:
+        path: the JSONL file.
+        need_answers: False for uncovered questions, which need no `answers`.
 
     Raises:
         NewsbotError: the file is missing or a line is not such an object.
@@ -379,7 +392,7 @@ def read_questions(path: Path) -> list[EvalQuestion]:
             raise NewsbotError(f"{where}: not JSON (nested too deeply)") from exc
         except ValueError as exc:  # an integer too long to convert
             raise NewsbotError(f"{where}: not JSON ({str(exc).split(':')[0]})") from exc
-        questions.append(_eval_question(record, where, number))
+        questions.append(_eval_question(record, where, number, need_answers=need_answers))
     if not questions:
         raise NewsbotError(f"no questions in {path}")
     return questions
