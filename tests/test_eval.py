@@ -219,7 +219,7 @@ def test_read_questions_takes_the_eval_sets_dates(tmp_path: Path) -> None:
         read_questions(path)
 
 
-NATURAL_COVERED = {
+NATURAL_COVERED: dict[str, object] = {
     "id": "n-1",
     "question": "who won the chicago marathon?",
     "answers": ["Ruth Chepngetich"],
@@ -227,7 +227,11 @@ NATURAL_COVERED = {
     "evidence": "Ruth Chepngetich won the Chicago Marathon.",
     "kind": "who",
 }
-NATURAL_UNCOVERED = {"id": "u-1", "question": "who won the boston marathon?", "why_uncovered": "."}
+NATURAL_UNCOVERED: dict[str, object] = {
+    "id": "u-1",
+    "question": "who won the boston marathon?",
+    "why_uncovered": ".",
+}
 
 
 def test_read_questions_takes_the_natural_questions_format(tmp_path: Path) -> None:
