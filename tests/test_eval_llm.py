@@ -35,7 +35,8 @@ from tests.fakes import FakeEmbedder
 
 runner = CliRunner()
 
-# The figures `newsbot eval` printed before the language model: the extractive mode's, exactly.
+# The figures `newsbot eval` prints without the language model: the extractive mode's,
+# exactly (with the reply kinds of issue 28).
 EXTRACTIVE_FIGURES = [
     "strict_hit@1",
     "strict_hit@3",
@@ -45,9 +46,14 @@ EXTRACTIVE_FIGURES = [
     "answer_accuracy",
     "not_covered",
     "hedged",
+    "outright",
+    "right",
+    "useful",
+    "confidently_wrong",
     "sources_holding_answer",
     "uncovered_not_covered",
     "uncovered_hedged",
+    "uncovered_outright",
     "wrong_answers",
     "latency_p50_ms",
     "latency_p95_ms",

@@ -80,8 +80,8 @@ def eval_command(
 ) -> None:
     """Score answers on questions with known answers.
 
-    Figures: hit@k, accuracy, not covered, hedged, wrong answers, sources with an answer, latency;
-    each reply kind apart: outright, right, useful, confidently wrong.
+    Figures: hit@k, accuracy, not covered, hedged, wrong answers, sources with an answer, latency.
+    And each reply kind apart: answered outright, right, useful, confidently wrong.
     With --mode llm, also the claims made, the share verified, and how often it fell back.
     """
 
