@@ -259,7 +259,7 @@ def run(settings: BotSettings) -> None:
         )
     bot = NewsbotBot(settings, newsbot, feedback, schedule=schedule)
     try:
-        asyncio.run(serve(bot, token, warm_up=embedder.warm_up))
+        asyncio.run(serve(bot, token, warm_up=newsbot.warm_up))
     except KeyboardInterrupt:
         pass
     finally:

@@ -320,6 +320,16 @@ class Newsbot:
                 generation=self.generation.number,
             )
 
+    def warm_up(self) -> None:
+        """Load the models now (the question's, and the answer step's reader if it has one),
+        not on the first question."""
+        self.embedder.warm_up()
+        reader = getattr(self.answerer, "reader", None) or getattr(
+            getattr(self.answerer, "offline", None), "reader", None
+        )
+        if reader is not None:
+            reader.warm_up()
+
     def close(self) -> None:
         with self._lock:
             for store, _ in self._segments.values():

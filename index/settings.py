@@ -181,6 +181,15 @@ class Settings(BaseSettings):
         "The learned model that picks the answer sentence and decides when to say 'not "
         "covered' (a JSON file made by `python -m index.learn`). Empty: the one shipped.",
     )
+    reader: str = env_field(
+        "NEWSBOT_READER",
+        "off",
+        ANSWERS,
+        "The reader that picks the answer sentence and decides when to say 'not covered': "
+        "shipped (the one in the package, trained here) or a folder made by `python -m "
+        "index.learn.reader`. off: the learned answer model (NEWSBOT_ANSWER_MODEL) does, the "
+        "default until a reader beats it (docs/reader.md).",
+    )
     chat_turns: int = env_field(
         "NEWSBOT_CHAT_TURNS",
         3,

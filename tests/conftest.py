@@ -101,10 +101,12 @@ SIMPLE_ANSWER = hand_set(ANSWER_FEATURES, -11.0, sentence_logit=2.0)
 def simple_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A hand-set answer model for the tests of everything around the answer step.
 
-    A fake embedder's similarities mean nothing, so the shipped model (learned on the real
-    model's) would judge its passages at random; and those tests should not change when
-    the model is learned again. The answer step itself is tested with the shipped model
-    (tests/test_trust.py) and with hand-made passages (tests/test_answer.py).
+    A fake embedder's similarities mean nothing, so the shipped reader or model (learned on
+    the real model's) would judge its passages at random; and those tests should not change
+    when the reader is trained again. With a fake embedder the reader is off
+    (`NEWSBOT_READER=off`) and this model answers. The answer step itself is tested with the
+    shipped reader (tests/test_reader_model.py, tests/test_trust.py), with a stand-in reader
+    (tests/test_reader.py) and with hand-made passages (tests/test_answer.py).
     """
     path = tmp_path_factory.mktemp("answer-model") / "simple.json"
     AnswerModel(SIMPLE_SENTENCE, SIMPLE_ANSWER, 0.5, 0.5, passages=5).save(path)
@@ -114,10 +116,11 @@ def simple_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fake_embedder(monkeypatch: pytest.MonkeyPatch, simple_model: Path) -> FakeEmbedder:
     """A fake embedder that `EMBED_MODEL=fake:384` resolves to (for CLI tests too), with
-    the hand-set answer model (`simple_model`)."""
+    the hand-set answer model (`simple_model`) in place of the reader."""
     embedder = FakeEmbedder()
     register_embedder("fake", lambda arg, settings: embedder)
     monkeypatch.setenv("EMBED_MODEL", embedder.name)
+    monkeypatch.setenv("NEWSBOT_READER", "off")
     monkeypatch.setenv("NEWSBOT_ANSWER_MODEL", str(simple_model))
     return embedder
 

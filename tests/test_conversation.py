@@ -418,6 +418,7 @@ def test_a_thread_conversation_with_the_real_embedding_model(
         corpus_dir=real_model_corpus(tmp_path),
         index_dir=tmp_path / "index",
         answer_model=simple_model,
+        reader="off",
     )
     embedder = load_embedder(settings, purpose="query")
     assert not isinstance(embedder, FakeEmbedder)
@@ -444,6 +445,7 @@ def test_newsbot_chat_with_the_real_embedding_model(
     corpus = real_model_corpus(tmp_path)
     monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("NEWSBOT_READER", "off")
     monkeypatch.setenv("NEWSBOT_ANSWER_MODEL", str(simple_model))
     indexed = runner.invoke(app, ["index"])
     assert indexed.exit_code == 0, indexed.output

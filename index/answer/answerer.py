@@ -10,7 +10,10 @@ from index.answer.extractive import Extraction, ExtractiveAnswerer
 from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, Answerer
 from index.errors import ConfigError
 from index.models.chat import load_chat_model
+from index.models.reader import READER_DIR, Reader, load_reader
 from index.settings import Settings
+
+SHIPPED = "shipped"  # NEWSBOT_READER's name for the reader in the package
 
 if TYPE_CHECKING:  # LangChain is imported only when a model is used
     from langchain_core.language_models import BaseChatModel
@@ -20,6 +23,17 @@ def answer_mode(settings: Settings) -> str:
     """The mode answers are made in by default: `MODE_LLM` with `NEWSBOT_LLM` set, else
     `MODE_EXTRACTIVE`."""
     return MODE_LLM if settings.llm.strip() else MODE_EXTRACTIVE
+
+
+def load_reader_for(settings: Settings) -> Reader | None:
+    """The reader `NEWSBOT_READER` names (`shipped`: the one in the package), or None when
+    it is off (empty or `off`: the learned answer model answers)."""
+    name = settings.reader.strip()
+    if name.lower() in ("", "off"):
+        return None
+    if name.lower() == SHIPPED:
+        name = str(READER_DIR)
+    return load_reader(name, settings.query_threads)
 
 
 def build_answerer(
@@ -44,8 +58,11 @@ def build_answerer(
         ConfigError: `mode` llm without `NEWSBOT_LLM`, or `NEWSBOT_LLM` names a model whose
         provider package is missing.
     """
+    reader = load_reader_for(settings)
     offline = ExtractiveAnswerer(
-        extraction or Extraction.from_settings(settings), AnswerModel.load(settings.answer_model)
+        extraction or Extraction.from_settings(settings),
+        AnswerModel.load(settings.answer_model) if reader is None else None,
+        reader,
     )
     default = MODE_LLM if chat_model is not None else answer_mode(settings)
     if (mode or default) == MODE_EXTRACTIVE:

@@ -1,11 +1,18 @@
 """The extractive answer step: the sentence of the retrieved passages that holds the answer.
 
-A learned model (`index.answer.answer_model`) scores every sentence of the best passages by the
-probability that it holds the answer, from what `index.answer.features` describes: the question's
-terms it holds, whether it holds a name, number or date of the kind asked, how many other
-passages repeat that candidate, its passage's search scores and place... The best sentence
-is the answer if the model is confident enough; a little less, and newsbot says it is unsure
-and quotes the two closest passages; less, and the answer is "not covered".
+By default a learned model (`index.answer.answer_model`) scores every sentence of the best
+passages by the probability that it holds the answer, from what `index.answer.features`
+describes: the question's terms it holds, whether it holds a name, number or date of the kind
+asked, how many other passages repeat that candidate, its passage's search scores and
+place... The best sentence is the answer if the model is confident enough; a little less,
+and newsbot says it is unsure and quotes the closest passages; less, and the answer is "not
+covered".
+
+With a reader (`index.models.reader`, `NEWSBOT_READER=shipped`), the reader reads the
+question with every sentence, each in its context, and its calibrated chance that the best
+one is right decides; a hedge quotes only passages it finds relevant, further sources only
+those naming the same answer in a relevant sentence, and the answer itself is underlined only
+when it is sure and the question asks for a name, number or date.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from index.answer.types import (
     Answer,
     Citation,
 )
+from index.models.reader import Reader, calibration_row, reader_text
 from index.records import Hit
 from index.settings import Settings
 
@@ -45,6 +53,9 @@ class Extraction:
     it, "not covered"."""
     passages: int | None = None
     """The sentences of the best this many passages may be the answer."""
+    rerank: bool = True
+    """The passages described are cited in the order of their best sentence's score (not
+    the search's)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Extraction:
@@ -67,13 +78,27 @@ class Choice:
 class ExtractiveAnswerer:
     """Quotes the sentence most likely to hold the answer, with the sources bearing on it."""
 
-    def __init__(self, weights: Extraction | None = None, model: AnswerModel | None = None) -> None:
+    def __init__(
+        self,
+        weights: Extraction | None = None,
+        model: AnswerModel | None = None,
+        reader: Reader | None = None,
+    ) -> None:
         self.weights = weights or Extraction()
-        self.model = model or AnswerModel.load()
-        w, m = self.weights, self.model
-        self.answer_above = m.answer_above if w.answer_above is None else w.answer_above
-        self.hedge_above = m.hedge_above if w.hedge_above is None else w.hedge_above
-        self.describer = Describer(passages=w.passages or m.passages)
+        self.reader = reader
+        w = self.weights
+        if reader is not None:
+            c = reader.calibration
+            answer_above, hedge_above, passages = c.answer_above, c.hedge_above, c.passages
+            self.relevant_above, self.sure_above = c.relevant_above, c.sure_above
+        else:  # the ablation: the older learned model
+            self.model = model or AnswerModel.load()
+            answer_above, hedge_above = self.model.answer_above, self.model.hedge_above
+            passages = self.model.passages
+            self.relevant_above, self.sure_above = -np.inf, 0.0
+        self.answer_above = answer_above if w.answer_above is None else w.answer_above
+        self.hedge_above = hedge_above if w.hedge_above is None else w.hedge_above
+        self.describer = Describer(passages=w.passages or passages)
 
     def compose(
         self,
@@ -94,16 +119,20 @@ class ExtractiveAnswerer:
         if choice is None:
             return Answer(question, False, NOT_COVERED, ranked=_citations(hits, [], limit))
         described, chosen, confidence = choice.described, choice.sentence, choice.confidence
-        order = _passage_order(described, choice.logits, len(hits))
+        order = (
+            _passage_order(described, choice.logits, len(hits))
+            if self.weights.rerank
+            else list(range(len(hits)))
+        )
         if confidence < self.hedge_above:
             ranked = _citations(hits, order, limit)
             return Answer(question, False, NOT_COVERED, ranked=ranked, confidence=confidence)
         hedged = confidence < self.answer_above
         quoted = [chosen]
-        runner_up = _runner_up(described, choice.logits, chosen)
+        runner_up = _runner_up(described, choice.logits, chosen, self.relevant_above)
         if hedged and runner_up is not None and limit > 1:
             quoted.append(runner_up)  # unsure: the two closest passages' best sentences
-        further = [] if hedged else self._further(described, chosen, order, limit)
+        further = [] if hedged else self._further(choice, order, limit)
         cited = [s.hit_index for s in quoted] + further
         quotes = [_with_context(described.sentences, s) for s in quoted]
         highlights = [(start, s.end) for (start, _), s in zip(quotes, quoted, strict=True)]
@@ -123,7 +152,8 @@ class ExtractiveAnswerer:
             return Answer(question, False, text, citations, ranked=ranked, confidence=confidence)
         quote = quotes[0][1]
         span = None
-        if chosen.answer is not None:
+        sure = confidence >= self.sure_above and (self.reader is None or described.kind != "any")
+        if chosen.answer is not None and sure:
             offset = len(quote) - len(chosen.text) - chosen.start
             span = (chosen.answer[0] + offset, chosen.answer[1] + offset)
         return Answer(
@@ -141,6 +171,13 @@ class ExtractiveAnswerer:
         described = self.describer.describe(question, hits)
         if not described.sentences:
             return None
+        if self.reader is not None:
+            texts = [_read_as(described.sentences, s, hits) for s in described.sentences]
+            scores = self.reader.scores(question, texts)
+            row = np.array(calibration_row(scores))
+            confidence = self.reader.calibration.probability(row)
+            best = described.sentences[int(np.argmax(scores))]
+            return Choice(described, scores, best, row, confidence)
         logits = self.model.sentence.logits(described.features)
         dense_top = max((h.dense or 0.0 for h in hits[: self.describer.passages]), default=0.0)
         row = answer_rows(logits, dense_top)
@@ -148,17 +185,19 @@ class ExtractiveAnswerer:
         best = described.sentences[int(np.argmax(logits))]
         return Choice(described, logits, best, row[0], confidence)
 
-    def _further(
-        self, described: Described, chosen: Sentence, order: list[int], limit: int
-    ) -> list[int]:
+    def _further(self, choice: Choice, order: list[int], limit: int) -> list[int]:
         """Other passages, best first, that hold the answer's name, number or date too (when
-        the question asks for one: any name or number is no answer to "what happened?")."""
+        the question asks for one: any name or number is no answer to "what happened?") in
+        a sentence the reader finds relevant."""
+        described, chosen = choice.described, choice.sentence
         if chosen.candidate is None or described.kind == "any":
             return []
         saying = {
             s.hit_index
-            for s in described.sentences
-            if chosen.candidate in s.candidates and s.hit_index != chosen.hit_index
+            for s, score in zip(described.sentences, choice.logits, strict=True)
+            if chosen.candidate in s.candidates
+            and s.hit_index != chosen.hit_index
+            and score >= self.relevant_above
         }
         room = max(min(self.weights.further_reading, limit - 1), 0)
         return [i for i in order if i in saying][:room]
@@ -183,12 +222,28 @@ def _with_context(sentences: list[Sentence], chosen: Sentence) -> tuple[int, str
     return chosen.start, chosen.text
 
 
-def _runner_up(described: Described, logits: np.ndarray, chosen: Sentence) -> Sentence | None:
-    """The best sentence of another passage than the chosen one's."""
+def _read_as(sentences: list[Sentence], sentence: Sentence, hits: Sequence[Hit]) -> str:
+    """What the reader reads of `sentence`: it, its article's title, the sentence before."""
+    before = next(
+        (
+            s.text
+            for s in sentences
+            if s.hit_index == sentence.hit_index and s.order == sentence.order - 1
+        ),
+        "",
+    )
+    return reader_text(sentence.text, hits[sentence.hit_index].passage.article.title, before)
+
+
+def _runner_up(
+    described: Described, logits: np.ndarray, chosen: Sentence, relevant_above: float
+) -> Sentence | None:
+    """The best sentence of another passage than the chosen one's, if it scores at least
+    `relevant_above`."""
     others = [
         (float(logit), n)
         for n, (s, logit) in enumerate(zip(described.sentences, logits, strict=True))
-        if s.hit_index != chosen.hit_index
+        if s.hit_index != chosen.hit_index and logit >= relevant_above
     ]
     return described.sentences[max(others)[1]] if others else None
 

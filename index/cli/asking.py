@@ -75,7 +75,7 @@ def ask_command(
         from index.newsbot import Newsbot
 
         bot = Newsbot(settings, load_embedder(settings, purpose="query"))
-        bot.embedder.warm_up()  # latency_ms then measures the answer, not the model load
+        bot.warm_up()  # latency_ms then measures the answer, not the model load
         if batch is not None:
             for text, day in batch_items:
                 answer = bot.ask(
@@ -123,7 +123,7 @@ def chat_command(
         from index.newsbot import Newsbot
 
         bot = Newsbot(settings, load_embedder(settings, purpose="query"))
-        bot.embedder.warm_up()
+        bot.warm_up()
     conversation = Conversation(settings.chat_turns)
     interactive = sys.stdin.isatty()
     if interactive:

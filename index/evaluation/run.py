@@ -65,7 +65,7 @@ def run_eval(
         answerer=answerer,
         ranking=run.ranking,
     )
-    bot.embedder.warm_up()
+    bot.warm_up()
     # The offline answer step ranks CITED_FOR_EVAL passages, so that hit@10 is measured
     # (a user is shown the first NEWSBOT_TOP_K); the model is shown NEWSBOT_TOP_K, as in
     # `newsbot ask`, so that its claims, fallbacks and latency are those users get.

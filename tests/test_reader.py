@@ -1,0 +1,170 @@
+"""The reader decides what is shown: which sentence, whether to answer, hedge or say "not
+covered", what a hedge quotes, which sources are listed and whether the answer itself is
+underlined.
+
+Here the reader is a stand-in whose scores the test sets (a sentence scores by the words it
+shares with a list), so that these check the answer step's use of a reader, not what the
+shipped one learned; tests/test_reader_model.py runs the shipped one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from index.answer.extractive import Extraction, ExtractiveAnswerer
+from index.answer.types import CLOSEST, FURTHER_READING, HEDGE, NOT_COVERED, SUPPORT
+from index.models.reader import Calibration, Reader, calibration_row, reader_text
+from index.records import Hit
+from tests.passages import make_hit
+
+# p = sigmoid(10 * (best - 0.5)): a best score of 0.9 is p 0.98, 0.5 is p 0.5, 0.1 is 0.02.
+CALIBRATION = Calibration(
+    weights=(10.0, 0.0, 0.0),
+    bias=-5.0,
+    answer_above=0.6,
+    hedge_above=0.2,
+    relevant_above=0.3,
+    sure_above=0.9,
+    passages=5,
+)
+
+
+class StandIn:
+    """Scores a sentence (the part of its `reader_text` before [SEP]) by `scores[word]` for
+    the first of its words found there, else `rest`."""
+
+    def __init__(self, scores: dict[str, float], rest: float = 0.05, **calibration: Any) -> None:
+        self.table = scores
+        self.rest = rest
+        self.calibration = replace(CALIBRATION, **calibration)
+        self.read: list[str] = []
+
+    def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        self.read += texts
+        out = []
+        for text in texts:
+            sentence = text.split(" [SEP] ")[0].lower()
+            out.append(next((v for w, v in self.table.items() if w in sentence), self.rest))
+        return np.array(out)
+
+
+def answerer(reader: StandIn, **weights: Any) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(Extraction(**weights), reader=cast(Reader, reader))
+
+
+def hits(*passages: str) -> list[Hit]:
+    return [make_hit(n, text, 1.0 / (n + 1)) for n, text in enumerate(passages)]
+
+
+GATES = hits(
+    "The Marlow Bay barrier opened on Tuesday. Its nine steel gates close in 40 minutes.",
+    "Fishermen opposed the design. They said it would block boats during closures.",
+    "The barrier cost 412 million pounds. Work began in 2019.",
+)
+
+
+def test_the_reader_chooses_the_sentence_not_the_search_order() -> None:
+    reader = StandIn({"412 million": 0.95, "gates": 0.4})
+
+    answer = answerer(reader).compose("how much did it cost?", GATES)
+
+    assert answer.found
+    assert answer.answer == "The barrier cost 412 million pounds. [1]"
+    assert answer.citations[0].article_id == "a2.md"  # the third passage retrieved
+    assert answer.ranked[0].article_id == "a2.md"  # and ranked first (reranked)
+    # every sentence was read, each with its title and the sentence before it
+    assert reader_text(
+        "Work began in 2019.", "Article 2", "The barrier cost 412 million pounds."
+    ) in (reader.read)
+
+
+def test_without_rerank_the_search_order_stands_behind_the_cited_passage() -> None:
+    reader = StandIn({"412 million": 0.95, "fishermen": 0.5})
+
+    answer = answerer(reader, rerank=False).compose("how much did it cost?", GATES)
+
+    assert [c.article_id for c in answer.ranked] == ["a2.md", "a0.md", "a1.md"]
+    reranked = answerer(reader).compose("how much did it cost?", GATES)
+    assert [c.article_id for c in reranked.ranked] == ["a2.md", "a1.md", "a0.md"]
+
+
+def test_below_the_answer_threshold_it_hedges_and_quotes_only_relevant_passages() -> None:
+    # best 0.55 (p 0.62 < answer_above 0.7); "fishermen" 0.35 is relevant, "cost" 0.1 is not
+    reader = StandIn({"gates": 0.55, "fishermen": 0.35, "cost": 0.1}, answer_above=0.7)
+
+    answer = answerer(reader).compose("how many gates?", GATES)
+
+    assert not answer.found and answer.hedged
+    assert answer.answer.startswith(HEDGE)
+    assert [c.article_id for c in answer.citations] == ["a0.md", "a1.md"]
+    assert {c.role for c in answer.citations} == {CLOSEST}
+
+    unsure = StandIn({"gates": 0.55, "cost": 0.1}, answer_above=0.7)
+    alone = answerer(unsure).compose("how many gates?", GATES)
+    assert alone.hedged
+    assert [c.article_id for c in alone.citations] == ["a0.md"]  # no filler quoted
+
+
+def test_the_same_scores_answer_when_the_threshold_allows() -> None:
+    reader = StandIn({"gates": 0.55, "fishermen": 0.35}, answer_above=0.6)
+
+    answer = answerer(reader).compose("how many gates?", GATES)
+
+    assert answer.found
+    assert "Its nine steel gates" in answer.answer
+
+
+def test_below_the_hedge_threshold_it_is_not_covered() -> None:
+    reader = StandIn({"gates": 0.3}, hedge_above=0.2)  # p = sigmoid(-2) = 0.12
+
+    answer = answerer(reader).compose("who won the world cup?", GATES)
+
+    assert not answer.found and not answer.hedged
+    assert answer.answer == NOT_COVERED
+    assert answer.citations == []
+    assert answer.confidence == pytest.approx(1 / (1 + np.exp(2.0)))
+
+
+def test_the_answer_is_underlined_only_when_the_reader_is_sure() -> None:
+    sure = answerer(StandIn({"412 million": 0.95})).compose("how much did it cost?", GATES)
+    assert sure.answer_span is not None
+    start, end = sure.answer_span
+    assert "412 million" in sure.answer[start:end]
+
+    found_not_sure = answerer(StandIn({"412 million": 0.7})).compose("how much did it cost?", GATES)
+    assert found_not_sure.found  # p 0.88: answered, under sure_above 0.9
+    assert found_not_sure.answer_span is None
+
+
+def test_a_why_question_never_underlines_a_name() -> None:
+    reader = StandIn({"fishermen": 0.99})
+
+    answer = answerer(reader).compose("why did the fishermen oppose the barrier?", GATES)
+
+    assert answer.found
+    assert answer.answer_span is None
+
+
+def test_sources_are_the_supporting_passage_then_those_the_reader_finds_saying_it() -> None:
+    passages = hits(
+        "The council paid 412 million pounds for the barrier.",
+        "Critics said 412 million pounds was too much, in a column on parking.",
+        "A reader letter about 412 million pounds and the weather.",
+    )
+    reader = StandIn({"council": 0.95, "critics": 0.4, "letter": 0.1})
+
+    answer = answerer(reader).compose("how much did the barrier cost?", passages)
+
+    assert [c.article_id for c in answer.citations] == ["a0.md", "a1.md"]
+    assert [c.role for c in answer.citations] == [SUPPORT, FURTHER_READING]
+
+
+def test_the_calibration_reads_the_best_score_and_its_lead() -> None:
+    assert calibration_row(np.array([0.2, 0.9, 0.5])) == pytest.approx([0.9, 0.4, 0.5 + 0.1 / 3])
+    assert CALIBRATION.probability([0.5, 0.0, 0.0]) == pytest.approx(0.5)
+    assert CALIBRATION.probability([0.9, 0.0, 0.0]) > 0.95

@@ -1,0 +1,188 @@
+"""The shipped reader, really run (slow: loads torch and two models): short questions as a
+team asks them, about a made-up article and about the bundled seed article, answered
+outright with the figure or name, citing the article that says it.
+
+The questions were written before the shipped reader was trained and were not used to
+train, calibrate or choose it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from index.answer.answerer import SHIPPED, build_answerer, load_reader_for
+from index.answer.types import Answer
+from index.build.reindex import reindex
+from index.models.embeddings import load_embedder
+from index.models.reader import READER_DIR
+from index.newsbot import Newsbot
+from index.settings import Settings
+from tests.conftest import copy_seed, write_article
+
+pytestmark = pytest.mark.integration
+
+BARRIER = (
+    "The Marlow Bay tidal barrier opened on Tuesday after six years of construction, the "
+    "city's harbour authority said. The project cost £412 million, most of it paid by the "
+    "national flood agency. The barrier's nine steel gates can be closed in under 40 minutes "
+    "when a storm surge is forecast. Chief engineer Priya Nandakumar said the gates were "
+    "tested against a surge of 4.2 metres. The barrier protects about 18,000 homes along "
+    "the river Wend. Construction was led by the Dutch firm Van Oord Hydraulics, which also "
+    "built barriers in Rotterdam. Local fishermen had opposed the design, saying it would "
+    "block boats during closures. The authority agreed to pay them compensation of £2,000 "
+    "for each day the gates stay shut. The next test closure is planned for March."
+)
+
+BARRIER_QUESTIONS = [
+    ("how many gates does the barrier have?", "nine"),
+    ("how much did the barrier cost?", "£412 million"),
+    ("who's the chief engineer?", "Priya Nandakumar"),
+    ("how many homes does it protect?", "18,000"),
+    ("which company built it?", "Van Oord Hydraulics"),
+    ("how fast can they shut the gates?", "40 minutes"),
+    ("how big a surge was it tested for?", "4.2 metres"),
+    ("what river is the barrier on?", "Wend"),
+    ("how much do the fishermen get when it's closed?", "£2,000"),
+    ("when's the next test closure?", "March"),
+]
+
+SEED_QUESTIONS = [
+    ("How much aid has the US sent?", "$56.2 billion"),
+    ("what are the missiles called?", "ATACMs"),
+    ("how many troops has north korea sent?", "12,000"),
+    ("who reported biden's decision?", "Associated Press"),
+    ("when did russia invade?", "February 2022"),
+    ("which region does russia want back?", "Kursk"),
+    ("when does trump take office?", "January"),
+    ("who is ukraine's strongest ally?", "United States"),
+    ("who asked biden to allow strikes deeper in russia?", "Zelenskyy"),
+    ("who is supplying russia with weapons?", "North Korea"),
+]
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory) -> Newsbot:
+    root = tmp_path_factory.mktemp("reader")
+    corpus = copy_seed(root / "corpus")
+    write_article(
+        corpus,
+        "marlow-barrier.md",
+        BARRIER,
+        title="Marlow Bay's tidal barrier opens",
+        published="2026-11-03",
+        source="Marlow Courier",
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index", reader=SHIPPED)
+    reindex(settings, load_embedder(settings))
+    return Newsbot(settings, load_embedder(settings, purpose="query"))
+
+
+def ask(bot: Newsbot, question: str) -> Answer:
+    return bot.ask(question, k=5, asked_on="2026-11-20")
+
+
+def first_quote(answer: Answer) -> str:
+    """What the reply quotes first: the answer, or a hedge's closest passage."""
+    if answer.hedged:
+        return answer.answer.split("” [1]")[0]
+    return answer.answer
+
+
+@pytest.fixture(scope="module")
+def replies(bot: Newsbot) -> dict[str, Answer]:
+    return {q: ask(bot, q) for q, _ in [*BARRIER_QUESTIONS, *SEED_QUESTIONS]}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 28, open: the shipped reader answers 2 of these 20 outright (both right), "
+    "hedges 8 and says 'not covered' to 10: its confidence is low on short questions "
+    "(docs/reader.md)",
+)
+def test_the_issue_bar_twenty_short_questions_answered_outright(
+    replies: dict[str, Answer],
+) -> None:
+    right = [
+        q
+        for q, expected in [*BARRIER_QUESTIONS, *SEED_QUESTIONS]
+        if replies[q].found and expected in replies[q].answer
+    ]
+    assert len(right) == 20
+
+
+def test_the_reader_quotes_the_answer_first_and_answers_outright_only_when_right(
+    replies: dict[str, Answer],
+) -> None:
+    pairs = [*BARRIER_QUESTIONS, *SEED_QUESTIONS]
+    quoted = [q for q, expected in pairs if expected in first_quote(replies[q])]
+    wrong = [q for q, expected in pairs if replies[q].found and expected not in replies[q].answer]
+
+    assert len(quoted) >= 8, quoted  # 8 of 20 when the reader shipped
+    assert wrong == []
+    for q, _ in BARRIER_QUESTIONS:  # hedged or answered, the barrier's article comes first
+        assert all(c.article_id == "marlow-barrier.md" for c in replies[q].citations[:1]), q
+
+
+def test_a_why_question_never_underlines_a_name(bot: Newsbot, tmp_path: Path) -> None:
+    # A reader sure of everything: a "why" still gets no name underlined.
+    eager = with_calibration(
+        bot, tmp_path / "eager", answer_above=0.0, hedge_above=0.0, sure_above=0.0
+    )
+
+    why = ask(eager, "why were the fishermen against it?")
+    how_many = ask(eager, "how many homes does it protect?")
+
+    assert why.found and why.citations[0].article_id == "marlow-barrier.md"
+    assert why.answer_span is None
+    assert how_many.found and how_many.answer_span is not None  # a number is underlined
+    start, end = how_many.answer_span
+    assert how_many.answer[start:end] == "18,000"
+
+
+def test_a_question_neither_article_answers_is_not_answered(bot: Newsbot) -> None:
+    answer = ask(bot, "who won the world cup final?")
+
+    assert not answer.found
+
+
+def test_shipped_selects_the_packaged_reader_and_off_the_answer_model() -> None:
+    shipped = Settings(reader=SHIPPED)
+    reader = load_reader_for(shipped)
+
+    assert reader is not None and reader.directory == READER_DIR
+    assert build_answerer(shipped).reader is reader  # type: ignore[attr-defined]
+    assert load_reader_for(Settings(reader="off")) is None
+    assert load_reader_for(Settings()) is None  # off until a reader beats the answer model
+    assert build_answerer(Settings()).reader is None  # type: ignore[attr-defined]
+
+
+def with_calibration(bot: Newsbot, folder: Path, **changes: float) -> Newsbot:
+    """The same index, answered by a copy of the shipped reader with its thresholds changed."""
+    shutil.copytree(READER_DIR, folder)
+    data = json.loads((folder / "reader.json").read_text())
+    data["calibration"].update(changes)
+    (folder / "reader.json").write_text(json.dumps(data))
+    settings = bot.settings.model_copy(update={"reader": str(folder)})
+    return Newsbot(settings, load_embedder(settings, purpose="query"))
+
+
+def test_the_reader_thresholds_decide_answer_hedge_and_not_covered(
+    bot: Newsbot, tmp_path: Path
+) -> None:
+    question = "how much did the barrier cost?"
+    shipped = ask(bot, question)
+    assert shipped.hedged  # its confidence is between the two thresholds
+    assert "£412 million" in first_quote(shipped)
+
+    eager = ask(with_calibration(bot, tmp_path / "eager", answer_above=0.0), question)
+    assert eager.found
+    assert "£412 million" in eager.answer
+    assert eager.confidence == shipped.confidence
+
+    silent = ask(with_calibration(bot, tmp_path / "silent", hedge_above=1.01), question)
+    assert not silent.found and not silent.hedged
+    assert silent.citations == []
