@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.errors import NewsbotError
 from index.learn import reader as learn
 from index.learn import reader_data as data
 from index.models.reader import Reader, reader_text
@@ -215,3 +216,15 @@ def test_a_short_run_writes_a_reader_that_loads_and_reads(tmp_path: Path) -> Non
     )
     assert scores.shape == (2,) and np.all(np.abs(scores) <= 1.0001)
     assert scores[0] > scores[1]
+
+
+def test_calibration_on_questions_all_wrong_is_refused_in_a_line() -> None:
+    class Flat:
+        def scores(self, question: str, texts: list[str]) -> np.ndarray:
+            return np.zeros(len(texts))
+
+    item = data.Item("who won?", "natural-uncovered", [], [])
+    item.pool = [data.Candidate("Rain fell. [SEP] T |", "Rain fell.", "a", 0)]
+
+    with pytest.raises(NewsbotError, match="cannot calibrate on 1 questions"):
+        learn.calibrate([item], Flat())  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from index.errors import NewsbotError
 from index.learn.reader_data import (
     NATURAL_HELD_OUT,
     SEED,
@@ -199,6 +200,11 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
             for s, h in zip(scores, holds, strict=True):
                 (relevant if h else irrelevant).append(float(s))
     x, y, cov = np.array(rows), np.array(labels), np.array(covered)
+    if len(set(labels)) < 2:
+        raise NewsbotError(
+            f"cannot calibrate on {len(labels)} questions: the reader's best sentence must be "
+            "right for some and wrong for others (add calibration questions)"
+        )
     # Covered and uncovered questions weigh the same in all, however many of each there are.
     weight = np.where(cov, 0.5 / max(cov.sum(), 1), 0.5 / max((~cov).sum(), 1)) * len(y)
     lr = LogisticRegression(C=100.0).fit(
@@ -328,4 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except NewsbotError as exc:
+        raise SystemExit(f"error: {exc}") from None
