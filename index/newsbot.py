@@ -321,14 +321,12 @@ class Newsbot:
             )
 
     def warm_up(self) -> None:
-        """Load the models now (the question's, and the answer step's reader if it has one),
-        not on the first question."""
+        """Load the models now (the question's, and the answer step's if it has one), not
+        on the first question."""
         self.embedder.warm_up()
-        reader = getattr(self.answerer, "reader", None) or getattr(
-            getattr(self.answerer, "offline", None), "reader", None
-        )
-        if reader is not None:
-            reader.warm_up()
+        warm_answerer = getattr(self.answerer, "warm_up", None)  # optional in `Answerer`
+        if warm_answerer is not None:
+            warm_answerer()
 
     def close(self) -> None:
         with self._lock:

@@ -228,3 +228,11 @@ def test_calibration_on_questions_all_wrong_is_refused_in_a_line() -> None:
 
     with pytest.raises(NewsbotError, match="cannot calibrate on 1 questions"):
         learn.calibrate([item], Flat())  # type: ignore[arg-type]
+
+
+def test_an_eval_folder_lacking_a_file_is_refused_in_a_line(tmp_path: Path) -> None:
+    root = write_eval(tmp_path / "eval")
+    (root / "natural" / "train-uncovered.jsonl").unlink()
+
+    with pytest.raises(NewsbotError, match=r"lacks natural/train-uncovered\.jsonl$"):
+        learn.main(["--eval", str(root), "--out", str(tmp_path / "reader")])

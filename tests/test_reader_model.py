@@ -123,8 +123,10 @@ def test_the_reader_quotes_the_answer_first_and_answers_outright_only_when_right
 
     assert len(quoted) >= 8, quoted  # 8 of 20 when the reader shipped
     assert wrong == []
-    for q, _ in BARRIER_QUESTIONS:  # hedged or answered, the barrier's article comes first
-        assert all(c.article_id == "marlow-barrier.md" for c in replies[q].citations[:1]), q
+    cited = [q for q, _ in BARRIER_QUESTIONS if replies[q].citations]
+    assert len(cited) >= 5, cited  # 5 of 10 hedged or answered when the reader shipped
+    for q in cited:  # and each of those cites the barrier's article first
+        assert replies[q].citations[0].article_id == "marlow-barrier.md", q
 
 
 def test_a_why_question_never_underlines_a_name(bot: Newsbot, tmp_path: Path) -> None:
@@ -186,3 +188,15 @@ def test_the_reader_thresholds_decide_answer_hedge_and_not_covered(
     silent = ask(with_calibration(bot, tmp_path / "silent", hedge_above=1.01), question)
     assert not silent.found and not silent.hedged
     assert silent.citations == []
+
+
+def test_warming_up_loads_the_reader_before_the_first_question(
+    bot: Newsbot, tmp_path: Path
+) -> None:
+    fresh = with_calibration(bot, tmp_path / "fresh")  # a reader of its own, not yet loaded
+    reader = fresh.answerer.reader  # type: ignore[attr-defined]
+    assert reader._model is None
+
+    fresh.warm_up()
+
+    assert reader._model is not None

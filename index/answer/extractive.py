@@ -100,6 +100,11 @@ class ExtractiveAnswerer:
         self.hedge_above = hedge_above if w.hedge_above is None else w.hedge_above
         self.describer = Describer(passages=w.passages or passages)
 
+    def warm_up(self) -> None:
+        """Load the reader now, if there is one (the answer model is loaded already)."""
+        if self.reader is not None:
+            self.reader.warm_up()
+
     def compose(
         self,
         question: str,

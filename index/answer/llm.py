@@ -58,6 +58,12 @@ class LlmAnswerer:
             self.parser = PydanticOutputParser(pydantic_object=LlmAnswer)
             self.structured = model | self.parser
 
+    def warm_up(self) -> None:
+        """Load the fallback's models now."""
+        warm_offline = getattr(self.offline, "warm_up", None)
+        if warm_offline is not None:
+            warm_offline()
+
     def compose(
         self,
         question: str,

@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 
 from index.errors import NewsbotError
+from index.evaluation.report import answer_pattern
 from index.learn.reader_data import (
     NATURAL_HELD_OUT,
     SEED,
     Candidates,
     Item,
-    answer_regex,
     fill,
     load_articles,
     load_questions,
@@ -60,6 +60,7 @@ from index.models.reader import (
     WEIGHTS,
     Reader,
     calibration_row,
+    mean_unit,
 )
 
 
@@ -102,9 +103,7 @@ def train(items: list[Item], out: Path, schedule: Schedule, log: Any) -> dict[st
 
     def enc(texts: list[str], max_len: int) -> torch.Tensor:
         b = tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        h = model(**b).last_hidden_state
-        m = b["attention_mask"].unsqueeze(-1).float()
-        return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+        return mean_unit(model(**b).last_hidden_state, b["attention_mask"])
 
     start = time.monotonic()
     queue: list[Item] = []
@@ -188,7 +187,7 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
             continue
         scores = reader.scores(it.question, [c.text for c in it.pool])
         top = int(np.argmax(scores))
-        pattern = answer_regex(it.answers)
+        pattern = answer_pattern(it.answers)
         holds = [pattern is not None and pattern.search(c.sentence) is not None for c in it.pool]
         is_covered = not it.source.endswith("uncovered")
         right = is_covered and holds[top]
@@ -285,6 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
+    needed = [
+        "rtqa-train/articles.jsonl.gz",
+        "rtqa-train/questions.jsonl",
+        "rtqa-train/questions-uncovered.jsonl",
+        "rtqa-2024/articles.jsonl.gz",
+        "rtqa-2024/questions.jsonl",
+        "rtqa-dev/questions.jsonl",
+        "natural/train-covered.jsonl",
+        "natural/train-uncovered.jsonl",
+    ]
+    missing = [name for name in needed if not (args.eval / name).is_file()]
+    if missing:
+        raise NewsbotError(f"--eval {args.eval} lacks {', '.join(missing)}")
     articles = load_articles(args.eval)
     train_items, cal_items = load_questions(args.eval, args.held_out)
     log(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from index.evaluation.report import answer_pattern
 from index.ingest.chunks import Chunker, sentence_spans
 from index.ingest.corpus.article import Article
 from index.models.embeddings import bundled_model_path
@@ -46,13 +47,6 @@ class Item:
     positives: list[Candidate] = field(default_factory=list)
     negatives: list[Candidate] = field(default_factory=list)
     pool: list[Candidate] = field(default_factory=list)  # the best passages' sentences
-
-
-def answer_regex(answers: list[str]) -> re.Pattern[str] | None:
-    parts = [re.escape(a.strip()) for a in answers if a and a.strip()]
-    if not parts:
-        return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.I)
 
 
 def _date(value: str) -> str:
@@ -189,7 +183,7 @@ def fill(items: list[Item], cands: Candidates, *, pools: bool) -> None:
             arts = ranked[:5]
         else:
             arts = gold + [a for a in ranked if a not in gold][:OTHER_ARTICLES]
-        pattern = answer_regex(item.answers)
+        pattern = answer_pattern(item.answers)
         seen: set[str] = set()
         passages: list[list[Candidate]] = []
         for aid in arts:

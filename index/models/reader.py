@@ -144,7 +144,7 @@ class Reader:
         )
         with torch.inference_mode(), _autocast():
             out = self._model(**batch).last_hidden_state
-        return _mean_unit(out.float(), batch["attention_mask"]).numpy()
+        return mean_unit(out.float(), batch["attention_mask"]).numpy()
 
     def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:
         """The cosine of `question` with each of `texts` (`reader_text`s)."""
@@ -158,7 +158,9 @@ class Reader:
         return out
 
 
-def _mean_unit(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def mean_unit(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden` over the tokens `mask` keeps, at unit length: the sentence vector the
+    reader is trained and run with."""
     import torch
 
     m = mask.unsqueeze(-1).to(hidden.dtype)
