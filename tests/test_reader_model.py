@@ -176,16 +176,20 @@ def test_the_reader_thresholds_decide_answer_hedge_and_not_covered(
     bot: Newsbot, tmp_path: Path
 ) -> None:
     question = "how much did the barrier cost?"
-    shipped = ask(bot, question)
-    assert shipped.hedged  # its confidence is between the two thresholds
-    assert "£412 million" in first_quote(shipped)
+    c = ask(bot, question).confidence
+    assert c is not None and 0.02 < c < 0.98
 
-    eager = ask(with_calibration(bot, tmp_path / "eager", answer_above=0.0), question)
-    assert eager.found
-    assert "£412 million" in eager.answer
-    assert eager.confidence == shipped.confidence
+    def asked(folder: str, **changes: float) -> Answer:
+        return ask(with_calibration(bot, tmp_path / folder, **changes), question)
 
-    silent = ask(with_calibration(bot, tmp_path / "silent", hedge_above=1.01), question)
+    hedged = asked("hedge", hedge_above=c - 0.01, answer_above=c + 0.01)
+    answered = asked("answer", hedge_above=c - 0.02, answer_above=c - 0.01)
+    silent = asked("silent", hedge_above=c + 0.01, answer_above=c + 0.02)
+
+    assert hedged.hedged and not hedged.found
+    assert "£412 million" in first_quote(hedged)
+    assert answered.found and "£412 million" in answered.answer
+    assert hedged.confidence == answered.confidence == c
     assert not silent.found and not silent.hedged
     assert silent.citations == []
 

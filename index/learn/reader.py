@@ -20,7 +20,8 @@ question's best 3 passages by BM25 among its candidates (uncovered ones: of the 
 BM25 ranks first), as the answer step would see them; a logistic regression on
 `calibration_row` of the reader's scores predicts whether its best sentence holds an
 answer (covered and uncovered questions weigh the same). "Not covered" is said below the
-chance that best serves both kinds there (`balanced_cut`); answered from 0.5.
+chance that best serves both kinds there (`balanced_cut`); answered from the chance where
+right answers gained outweigh wrong ones, each costing `WRONG_COSTS` (`answer_cut`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from index.models.embeddings import bundled_model_path
 from index.models.reader import (
     CALIBRATION_FEATURES,
     CARD,
+    JUDGED,
     QUESTION_TOKENS,
     READER_DIR,
     SENTENCE_TOKENS,
@@ -172,6 +174,21 @@ def balanced_cut(chance: np.ndarray, right: np.ndarray, uncovered: np.ndarray) -
     return float(cuts[int(np.argmax(value))])
 
 
+WRONG_COSTS = 2.0  # a confidently wrong answer costs as much as this many right ones gain
+
+
+def answer_cut(chance: np.ndarray, right: np.ndarray, weight: np.ndarray, floor: float) -> float:
+    """The chance from which to answer outright: the one (from `floor`, the "not covered"
+    cut, up) where the right answers gained, less `WRONG_COSTS` times the wrong ones (an
+    uncovered question answered is wrong), weigh most."""
+    cuts = np.arange(max(floor, 0.3), 0.96, 0.01)
+    value = [
+        weight[right & (chance >= t)].sum() - WRONG_COSTS * weight[~right & (chance >= t)].sum()
+        for t in cuts
+    ]
+    return round(float(cuts[int(np.argmax(value))]), 2)
+
+
 def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
     """Fit the calibration on `items` (with pools) and choose the thresholds."""
     from sklearn.linear_model import LogisticRegression
@@ -182,6 +199,7 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
     relevant: list[float] = []
     irrelevant: list[float] = []
     pools_holding = 0
+    judged_holding = 0  # pools whose best JUDGED sentences hold an answer
     for it in items:
         if not it.pool:
             continue
@@ -196,8 +214,17 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
         covered.append(is_covered)
         if is_covered:
             pools_holding += any(holds)
-            for s, h in zip(scores, holds, strict=True):
-                (relevant if h else irrelevant).append(float(s))
+            best = np.argsort(-scores, kind="stable")[:JUDGED]
+            judged_holding += any(holds[i] for i in best)
+            # The sentences a judge reads (all, without one) are the ones a threshold sees.
+            read = (
+                scores >= np.sort(scores)[::-1][: min(JUDGED, len(scores))].min()
+                if reader.judge_path is not None
+                else np.ones(len(scores), dtype=bool)
+            )
+            for s, h, r in zip(scores, holds, read, strict=True):
+                if r:
+                    (relevant if h else irrelevant).append(float(s))
     x, y, cov = np.array(rows), np.array(labels), np.array(covered)
     if len(set(labels)) < 2:
         raise NewsbotError(
@@ -211,11 +238,12 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
     )  # 3 features: barely regularised
     p = lr.predict_proba(x)[:, 1]
     hedge_above = balanced_cut(p, y == 1, ~cov)
+    answer_above = answer_cut(p, y == 1, weight, hedge_above)
     return {
         "weights": [float(w) for w in lr.coef_[0]],
         "bias": float(lr.intercept_[0]),
         "features": list(CALIBRATION_FEATURES),
-        "answer_above": 0.5,
+        "answer_above": answer_above,
         "hedge_above": hedge_above,
         # the score three in four sentences holding an answer reach (`fit` says how many others do)
         "relevant_above": float(np.quantile(relevant, 0.25)) if relevant else 0.5,
@@ -225,9 +253,11 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
             "covered": int(cov.sum()),
             "uncovered": int((~cov).sum()),
             "pool_holds_answer": pools_holding,
+            f"best_{JUDGED}_hold_answer": judged_holding,
             "best_sentence_right": int(y.sum()),
-            "right_answered_at_0.5": int(((p >= 0.5) & (y == 1)).sum()),
-            "wrong_answered_at_0.5": int(((p >= 0.5) & (y == 0)).sum()),
+            "right_answered": int(((p >= answer_above) & (y == 1)).sum()),
+            "wrong_answered": int(((p >= answer_above) & (y == 0) & cov).sum()),
+            "uncovered_answered": int(((p >= answer_above) & ~cov).sum()),
             "right_kept": float((p[y == 1] >= hedge_above).mean()) if y.any() else None,
             "uncovered_not_covered": float((p[~cov] < hedge_above).mean())
             if (~cov).any()
@@ -252,6 +282,20 @@ def _commit() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def needed_files() -> list[str]:
+    """The files of the eval folder the reader's training reads."""
+    return [
+        "rtqa-train/articles.jsonl.gz",
+        "rtqa-train/questions.jsonl",
+        "rtqa-train/questions-uncovered.jsonl",
+        "rtqa-2024/articles.jsonl.gz",
+        "rtqa-2024/questions.jsonl",
+        "rtqa-dev/questions.jsonl",
+        "natural/train-covered.jsonl",
+        "natural/train-uncovered.jsonl",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,17 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
-    needed = [
-        "rtqa-train/articles.jsonl.gz",
-        "rtqa-train/questions.jsonl",
-        "rtqa-train/questions-uncovered.jsonl",
-        "rtqa-2024/articles.jsonl.gz",
-        "rtqa-2024/questions.jsonl",
-        "rtqa-dev/questions.jsonl",
-        "natural/train-covered.jsonl",
-        "natural/train-uncovered.jsonl",
-    ]
-    missing = [name for name in needed if not (args.eval / name).is_file()]
+    missing = [name for name in needed_files() if not (args.eval / name).is_file()]
     if missing:
         raise NewsbotError(f"--eval {args.eval} lacks {', '.join(missing)}")
     articles = load_articles(args.eval)

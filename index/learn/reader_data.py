@@ -81,6 +81,20 @@ def load_questions(
     eval_dir: Path, held_out: int = NATURAL_HELD_OUT
 ) -> tuple[list[Item], list[Item]]:
     """(train, calibrate) questions, split as the module says."""
+    train, calibrate, _ = _split(eval_dir, held_out)
+    return train, calibrate
+
+
+def load_uncovered_training(eval_dir: Path) -> list[Item]:
+    """The uncovered rtqa-train questions that do not calibrate (the judge trains on them,
+    with negatives only)."""
+    return _split(eval_dir, NATURAL_HELD_OUT)[2]
+
+
+UNCOVERED_CALIBRATING = 160
+
+
+def _split(eval_dir: Path, held_out: int) -> tuple[list[Item], list[Item], list[Item]]:
     rng = random.Random(SEED)
     natural = _jsonl(eval_dir / "natural" / "train-covered.jsonl")
     rng.shuffle(natural)
@@ -105,9 +119,13 @@ def load_questions(
         calibrate.append(Item(d["question"], "natural-uncovered", [], []))
     unc = _jsonl(eval_dir / "rtqa-train" / "questions-uncovered.jsonl")
     rng.shuffle(unc)
-    for d in unc[:160]:
+    for d in unc[:UNCOVERED_CALIBRATING]:
         calibrate.append(Item(d["question"], "rtqa-uncovered", _list(d["answers"]), []))
-    return train, calibrate
+    spare = [
+        Item(d["question"], "rtqa-uncovered", _list(d["answers"]), [])
+        for d in unc[UNCOVERED_CALIBRATING:]
+    ]
+    return train, calibrate, spare
 
 
 class Candidates:
@@ -137,6 +155,8 @@ class Candidates:
         self._passages: dict[str, list[list[tuple[str, str]]]] = {}
 
     def search(self, questions: list[str], k: int) -> list[list[str]]:
+        if not questions:
+            return []
         k = min(k, len(self.ids))
         res, _ = self.index.retrieve(
             self._bm25s.tokenize(questions, stopwords="en", show_progress=False),

@@ -29,9 +29,12 @@ if TYPE_CHECKING:
 
 READER_DIR = Path(__file__).with_name("reader")
 WEIGHTS = "reader.safetensors"
+JUDGE_WEIGHTS = "judge.safetensors"
 CARD = "reader.json"
 QUESTION_TOKENS = 40
 SENTENCE_TOKENS = 96
+PAIR_TOKENS = 144
+JUDGED = 12  # the judge reads this many sentences: those sharing most words with the question
 CONTEXT_WORDS = 12  # words of the sentence before that a sentence is read with
 TITLE_WORDS = 14
 _SPACE = re.compile(r"\s+")
@@ -81,13 +84,27 @@ def calibration_row(scores: np.ndarray) -> list[float]:
 
 
 class Reader:
-    """Scores sentences against a question (the cosine of their embeddings)."""
+    """Scores sentences against a question.
 
-    def __init__(self, directory: Path | str = READER_DIR, *, threads: int = 1) -> None:
+    A reader is a judge (a cross-encoder: `JUDGE_WEIGHTS`) when it has one: it reads the
+    question with each of the `JUDGED` sentences sharing most of the question's words.
+    A reader without one (an ablation, and the judge's starting point in training) is a
+    bi-encoder (`WEIGHTS`): the cosine of the question's and each sentence's embeddings.
+    """
+
+    def __init__(
+        self, directory: Path | str = READER_DIR, *, threads: int = 1, judge: bool = True
+    ) -> None:
         self.directory = Path(directory)
+        judge_path = self.directory / JUDGE_WEIGHTS
+        self.judge_path = judge_path if judge and judge_path.exists() else None
         card_path = self.directory / CARD
         if not card_path.exists():
             raise ModelLoadError(f"no reader at {self.directory}: {CARD} is missing")
+        if self.judge_path is None and not (self.directory / WEIGHTS).exists():
+            raise ModelLoadError(
+                f"no reader at {self.directory}: neither {JUDGE_WEIGHTS} nor {WEIGHTS} is there"
+            )
         self.card: dict[str, Any] = json.loads(card_path.read_text())
         c = self.card["calibration"]
         self.calibration = Calibration(
@@ -100,7 +117,8 @@ class Reader:
             c.get("passages", 3),
         )
         self.threads = threads
-        self._model: Any = None
+        self._model: Any = None  # the bi-encoder, or the judge
+        self._head: Any = None  # the judge's
         self._tokenizer: Any = None
 
     def _load(self) -> None:
@@ -114,15 +132,24 @@ class Reader:
 
         hf_logging.disable_progress_bar()
         base = bundled_model_path()
+        path = self.judge_path or self.directory / WEIGHTS
         try:
             model = AutoModel.from_pretrained(str(base))
-            state = load_file(str(self.directory / WEIGHTS))
+            state = load_file(str(path))
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load the reader from {self.directory}: {exc}") from exc
+            raise ModelLoadError(f"cannot load the reader from {path}: {exc}") from exc
+        if self.judge_path is not None:
+            head = torch.nn.Linear(1, 1)
+            try:
+                head.weight.data = state.pop("head.weight").float()
+                head.bias.data = state.pop("head.bias").float()
+            except KeyError as exc:
+                raise ModelLoadError(f"the judge {path} has no head") from exc
+            self._head = head
         missing = set(state) - set(model.state_dict())
         if missing:
             raise ModelLoadError(
-                f"the reader's weights do not fit its model: {sorted(missing)[:3]}"
+                f"the weights in {path} do not fit the model: {sorted(missing)[:3]}"
             )
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
         model.eval()
@@ -134,7 +161,7 @@ class Reader:
         self.scores("warm up", ["warm up [SEP] |"])
 
     def embed(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
-        """Unit vectors of `texts`, mean-pooled as the model was trained."""
+        """Unit vectors of `texts`, mean-pooled as the bi-encoder was trained."""
         import torch
 
         if self._model is None:
@@ -146,8 +173,10 @@ class Reader:
             out = self._model(**batch).last_hidden_state
         return mean_unit(out.float(), batch["attention_mask"]).numpy()
 
-    def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:
-        """The cosine of `question` with each of `texts` (`reader_text`s)."""
+    def cosines(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """The bi-encoder's cosine of `question` with each of `texts` (`reader_text`s)."""
+        if self.judge_path is not None:
+            raise ModelLoadError(f"{self.directory} is a judge, not a bi-encoder")
         if not texts:
             return np.zeros(0)
         q = self.embed([question], QUESTION_TOKENS)[0]
@@ -156,6 +185,87 @@ class Reader:
         out = np.empty(len(texts))
         out[order] = vectors @ q
         return out
+
+    def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """How well each of `texts` (`reader_text`s) answers `question`, higher better.
+
+        A bi-encoder: its cosines. A judge: its scores of the `JUDGED` texts sharing most
+        of the question's words (`overlap`); the others rank below them all, by overlap.
+        """
+        if self.judge_path is None:
+            return self.cosines(question, texts)
+        if not texts:
+            return np.zeros(0)
+        prior = overlap(question, texts)
+        best = np.argsort(-prior, kind="stable")[:JUDGED]
+        judged = self.judge(question, [texts[i] for i in best])
+        below = (prior - prior.max()) / (np.ptp(prior) + 1e-9)  # in [-1, 0]
+        out = float(judged.min()) - 2.0 + below
+        out[best] = judged
+        return out
+
+    def judge(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """The judge's score of `question` read with each of `texts`."""
+        import torch
+
+        if self._model is None:
+            self._load()
+        if self._head is None:
+            raise ModelLoadError(f"{self.directory} has no judge")
+        batch = self._tokenizer(
+            [question] * len(texts),
+            list(texts),
+            padding=True,
+            truncation="only_second",
+            max_length=PAIR_TOKENS,
+            return_tensors="pt",
+        )
+        with torch.inference_mode(), _autocast():
+            logits = judge_logits(self._model, self._head, batch)
+        return logits.float().numpy().astype(np.float64)
+
+
+def overlap(question: str, texts: Sequence[str]) -> np.ndarray:
+    """How much of `question` each of `texts` shares: the summed rarity (within `texts`) of
+    the question's terms (stemmed, without stop words) it holds, earlier texts first among
+    equals."""
+    tokens = _terms([question, *texts])
+    asked = set(tokens[0])
+    held = [asked.intersection(t) for t in tokens[1:]]
+    n = len(texts)
+    df = {w: sum(w in h for h in held) for w in asked}
+    score = np.array([sum(np.log1p(n / df[w]) for w in h) for h in held], dtype=np.float64)
+    return score - 1e-6 * np.arange(n)
+
+
+def _terms(texts: list[str]) -> list[list[str]]:
+    """The reader's own terms (the store's BM25 holds its own: changing one never changes
+    the other)."""
+    import bm25s
+
+    tokens = bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+    return [list(t) for t in tokens]
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def judge_logits(model: Any, head: Any, batch: Any) -> torch.Tensor:
+    """The judge's score of each pair in `batch` (question, then sentence): the cosine of the
+    mean of the question's tokens with the mean of the sentence's, both read together (each
+    attends to the other), through `head` (a scale and a bias)."""
+    hidden = model(**batch).last_hidden_state
+    mask, segment = batch["attention_mask"], batch["token_type_ids"]
+    question = mean_unit(hidden, mask * (segment == 0))
+    sentence = mean_unit(hidden, mask * (segment == 1))
+    cosine = (question * sentence).sum(-1, keepdim=True)
+    return head(cosine.to(head.weight.dtype)).squeeze(-1)
 
 
 def mean_unit(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
