@@ -187,7 +187,8 @@ class Settings(BaseSettings):
         ANSWERS,
         "The reader that picks the answer sentence and decides when to say 'not covered': "
         "shipped (the one in the package, trained here) or a folder made by `python -m "
-        "index.learn.reader`. off: the learned answer model (NEWSBOT_ANSWER_MODEL) does, the "
+        "index.learn.reader` (or `python -m index.learn.judge`: a judge). off: the learned "
+        "answer model (NEWSBOT_ANSWER_MODEL) does, the "
         "default until a reader beats it (docs/reader.md).",
     )
     chat_turns: int = env_field(

@@ -236,3 +236,15 @@ def test_an_eval_folder_lacking_a_file_is_refused_in_a_line(tmp_path: Path) -> N
 
     with pytest.raises(NewsbotError, match=r"lacks natural/train-uncovered\.jsonl$"):
         learn.main(["--eval", str(root), "--out", str(tmp_path / "reader")])
+
+
+def test_the_answer_cut_is_where_right_answers_outweigh_twice_the_wrong() -> None:
+    # Below 0.6 two wrong answers for each right one; from 0.6 up, right ones only.
+    chance = np.array([0.4, 0.45, 0.5, 0.6, 0.7, 0.8])
+    right = np.array([True, False, False, True, True, True])
+    weight = np.ones(6)
+
+    cut = learn.answer_cut(chance, right, weight, floor=0.1)
+
+    assert 0.5 < cut <= 0.6
+    assert learn.answer_cut(chance, right, weight, floor=0.7) == 0.7  # never below the floor

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import NewsbotError
-from index.learn.reader import _commit, calibrate, needed_files
+from index.learn.reader import calibrate, code_commit, needed_files, progress, trained_layers
 from index.learn.reader_data import (
     NATURAL_HELD_OUT,
     SEED,
@@ -189,17 +189,9 @@ def train(
         opt.step()
         done += 1
         losses.append(float(loss.detach()))
-        if step % 20 == 0:
-            log(
-                f"step {step}/{steps} loss {np.mean(losses[-20:]):.3f} "
-                f"{(time.monotonic() - start) / 60:.1f} min"
-            )
+        progress(log, step, steps, losses, start)
     out.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v.detach().to(torch.float16).contiguous()
-        for k, v in model.state_dict().items()
-        if not k.startswith("embeddings.word_embeddings") and v.dtype.is_floating_point
-    }
+    state = trained_layers(model)
     state["head.weight"] = head.weight.detach().to(torch.float32).contiguous()
     state["head.bias"] = head.bias.detach().to(torch.float32).contiguous()
     save_file(state, str(out / JUDGE_WEIGHTS))
@@ -255,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         raise NewsbotError(
             f"no bi-encoder in {start_from}: train one first (python -m index.learn.reader)"
         )
+    if args.calibrate_only and not (args.out / JUDGE_WEIGHTS).is_file():
+        raise NewsbotError(f"no judge in {args.out}: train it first (without --calibrate-only)")
     articles = load_articles(args.eval)
     train_items, cal_items = load_questions(args.eval, args.held_out)
     spare = load_uncovered_training(args.eval)
@@ -279,17 +273,17 @@ def main(argv: list[str] | None = None) -> int:
         card["training"] = train(train_items, spare, start_from, args.out, schedule, log)
         card["calibration"] = bi_card["calibration"]  # replaced below
         card_path.write_text(json.dumps(card, indent=1))
-    if not (args.out / JUDGE_WEIGHTS).is_file():
-        raise NewsbotError(f"no judge in {args.out}: train it first (without --calibrate-only)")
     reader = Reader(args.out, threads=args.threads)
     card["calibration"] = calibrate(cal_items, reader)
     made = {
         "command": "python -m index.learn.judge "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": f"{datetime.now(UTC):%Y-%m-%d}",
-        "commit": _commit(),
+        "commit": code_commit(),
         "seed": SEED,
-        "base": f"the bi-encoder in {start_from} (its layers), a linear head" if start_from else "",
+        "base": f"the bi-encoder in {start_from} (its layers), a scale and bias on the cosine"
+        if start_from
+        else "",
     }
     card["calibrated" if args.calibrate_only else "made"] = made
     if not args.calibrate_only:

