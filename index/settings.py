@@ -179,17 +179,18 @@ class Settings(BaseSettings):
         None,
         ANSWERS,
         "The learned model that picks the answer sentence and decides when to say 'not "
-        "covered' (a JSON file made by `python -m index.learn`). Empty: the one shipped.",
+        "covered' (a JSON file made by `python -m index.learn`; the one shipped reads each "
+        "sentence with the reader in the package too). Empty: the one shipped.",
     )
     reader: str = env_field(
         "NEWSBOT_READER",
         "off",
         ANSWERS,
-        "The reader that picks the answer sentence and decides when to say 'not covered': "
-        "shipped (the one in the package, trained here) or a folder made by `python -m "
-        "index.learn.reader` (or `python -m index.learn.judge`: a judge). off: the learned "
-        "answer model (NEWSBOT_ANSWER_MODEL) does, the "
-        "default until a reader beats it (docs/reader.md).",
+        "off: the learned answer model (NEWSBOT_ANSWER_MODEL) picks the answer sentence and "
+        "decides when to say 'not covered', with the reader it was trained with. Or a reader "
+        "that decides alone, by its own calibration (an ablation, docs/reader.md): shipped "
+        "(the one in the package) or a folder made by `python -m index.learn.reader` (or "
+        "`python -m index.learn.judge`: a judge).",
     )
     chat_turns: int = env_field(
         "NEWSBOT_CHAT_TURNS",

@@ -10,7 +10,7 @@ import pytest
 
 from index.answer.answer_model import AnswerModel
 from index.build.reindex import reindex
-from index.learn.answer_model import Outcome, main, thresholds
+from index.learn.answer_model import ANSWER_ABOVE, Outcome, main, thresholds
 from index.newsbot import Newsbot
 from index.settings import Settings
 from tests.conftest import write_article
@@ -28,9 +28,9 @@ COVERED = [
     ("How much will the new bridge cost?", "$2 billion"),
     ("Where did a volcano erupt?", "Grindavik"),
 ]
-UNCOVERED = [
-    ("Who won the snooker world championship final?", "Kyren Wilson"),
-    ("How much did the new stadium cost?", "$1.5 billion"),
+UNCOVERED = [  # as the natural uncovered questions are written: no answers
+    "Who won the snooker world championship final?",
+    "How much did the new stadium cost?",
 ]
 
 
@@ -46,7 +46,8 @@ def question_set(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
         write_article(folder / "corpus", name, text, title=name.removesuffix(".md").title())
     reindex(Settings(corpus_dir=folder / "corpus", index_dir=folder / "index"), fake_embedder)
     write_questions(folder / "covered.jsonl", COVERED)
-    write_questions(folder / "uncovered.jsonl", UNCOVERED)
+    lines = [json.dumps({"question": q, "why_uncovered": "no stadium"}) for q in UNCOVERED]
+    (folder / "uncovered.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
 
@@ -60,11 +61,12 @@ def test_the_learned_model_records_how_it_was_made_and_answers(
     model = AnswerModel.load(out)
     # The data folder is recorded under S/, not as this machine's path, with a fingerprint.
     assert model.made["command"] == f"python -m index.learn --train S/set --out {out}"
-    assert model.made["train"]["folder"] == "S/set"
+    (trained,) = model.made["train"]["sets"]
+    assert trained["folder"] == "S/set"
     assert str(tmp_path) not in json.dumps({k: v for k, v in model.made.items() if k != "command"})
-    assert len(model.made["train"]["questions_sha256"]) == 64
-    assert model.made["train"]["covered"] == len(COVERED)
-    assert model.made["calibrate"]["uncovered"] == len(UNCOVERED)
+    assert len(trained["questions_sha256"]) == 64
+    assert trained["covered"] == len(COVERED)
+    assert model.made["calibrate"]["sets"][0]["uncovered"] == len(UNCOVERED)
     assert model.made["train"]["answer_sentences"] >= len(COVERED)
     assert len(model.made["date"]) == 10
     settings = Settings(index_dir=question_set / "index", answer_model=out)
@@ -107,8 +109,10 @@ def test_not_covered_starts_below_the_answers_it_may_not_lose() -> None:
     wrong = [o(0.02, False), o(0.5, False), o(0.03, False, covered=False)]
 
     # 5% of 20 right answers: the lowest one may be lost, so "not covered" is below 0.10.
-    assert thresholds(right + wrong, keep_right=0.95) == (0.5, 0.10)
-    assert thresholds(right + wrong, keep_right=1.0) == (0.5, 0.05)
+    assert thresholds(right + wrong, keep_right=0.95) == (ANSWER_ABOVE, 0.10)
+    assert thresholds(right + wrong, keep_right=1.0) == (ANSWER_ABOVE, 0.05)
     # The hedge band never reaches above the answers.
     assert thresholds(right + wrong, keep_right=0.5, answer_above=0.3) == (0.55, 0.55)
-    assert thresholds(wrong) == (0.5, 0.0)
+    assert thresholds(wrong) == (ANSWER_ABOVE, 0.0)
+    # By default, answered where a right answer's gain outweighs a wrong one's double cost.
+    assert pytest.approx(2 / 3, abs=0.001) == ANSWER_ABOVE

@@ -9,17 +9,23 @@ shipped one learned; tests/test_reader_model.py runs the shipped one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
 
+from index.answer.answer_model import READER_ANSWER_FEATURES, AnswerModel
 from index.answer.extractive import Extraction, ExtractiveAnswerer
+from index.answer.features import FEATURES, READER_FEATURES
 from index.answer.types import CLOSEST, FURTHER_READING, HEDGE, NOT_COVERED, SUPPORT
+from index.errors import NewsbotError
 from index.models.reader import Calibration, Reader, calibration_row, reader_text
 from index.records import Hit
+from tests.conftest import hand_set
 from tests.passages import make_hit
 
 # p = sigmoid(10 * (best - 0.5)): a best score of 0.9 is p 0.98, 0.5 is p 0.5, 0.1 is 0.02.
@@ -168,3 +174,91 @@ def test_the_calibration_reads_the_best_score_and_its_lead() -> None:
     assert calibration_row(np.array([0.2, 0.9, 0.5])) == pytest.approx([0.9, 0.4, 0.5 + 0.1 / 3])
     assert CALIBRATION.probability([0.5, 0.0, 0.0]) == pytest.approx(0.5)
     assert CALIBRATION.probability([0.9, 0.0, 0.0]) > 0.95
+
+
+# An answer model reading with a reader: the reader reads the `read` sentences sharing most
+# of the question's terms; a sentence's logit is 10 x the reader's score (plus `extra`
+# weights); the answer's, that logit - 5; a sentence bears on the question from 3.
+def reading_model(relevant_above: float = 3.0, read: int = 6, **extra: float) -> AnswerModel:
+    sentence = hand_set((*FEATURES, *READER_FEATURES), 0.0, reader=10.0, **extra)
+    answer = hand_set(READER_ANSWER_FEATURES, -5.0, sentence_logit=1.0)
+    return AnswerModel(
+        sentence,
+        answer,
+        0.6,
+        0.2,
+        passages=5,
+        reader="stand-in",
+        relevant_above=relevant_above,
+        screen=hand_set(FEATURES, 0.0, coverage=1.0, passage_rank=0.1),
+        read=read,
+    )
+
+
+def reading(
+    reader: StandIn, model: AnswerModel, weights: Extraction | None = None
+) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(weights, model=model, reader=cast(Reader, reader))
+
+
+def test_an_answer_model_reading_with_the_reader_chooses_by_the_readers_scores() -> None:
+    reader = StandIn({"412 million": 0.95, "gates": 0.4})
+
+    answer = reading(reader, reading_model()).compose("how much did it cost?", GATES)
+
+    assert answer.found
+    assert answer.answer == "The barrier cost 412 million pounds. [1]"
+    assert answer.confidence == pytest.approx(1 / (1 + np.exp(-(9.5 - 5.0))))
+    assert len(reader.read) == 6  # every sentence of the three passages
+
+
+def test_the_reader_reads_only_the_sentences_the_features_rate_best() -> None:
+    # "cost" is the question's one term; the screen rates its sentence first, then the
+    # first passage's by rank. The reader would rate the gates best, but never reads them.
+    reader = StandIn({"gates": 0.99, "412 million": 0.6})
+
+    answer = reading(reader, reading_model(read=2)).compose("how much did it cost?", GATES)
+
+    assert len(reader.read) == 2
+    assert any("412 million" in text for text in reader.read)
+    assert answer.answer.startswith("The barrier cost 412 million pounds.")
+
+
+def test_the_reader_and_the_sentences_features_decide_together() -> None:
+    # The reader prefers the gates (0.5 against 0.4); the money asked for tips it.
+    reader = StandIn({"gates": 0.5, "412 million": 0.4})
+
+    alone = reading(reader, reading_model()).compose("how much did it cost?", GATES)
+    both = reading(reader, reading_model(has_candidate=3.0)).compose("how much did it cost?", GATES)
+
+    assert "gates" in alone.answer
+    assert "412 million" in both.answer
+
+
+def test_a_reading_models_hedge_quotes_only_sentences_it_finds_relevant() -> None:
+    reader = StandIn({"gates": 0.55, "fishermen": 0.35, "cost": 0.1})  # logits 5.5, 3.5, 1
+
+    unsure = Extraction(answer_above=0.9)  # p = sigmoid(5.5 - 5) = 0.62: a hedge
+
+    relevant = reading(reader, reading_model(3.0), unsure).compose("how many gates?", GATES)
+    strict = reading(reader, reading_model(4.0), unsure).compose("how many gates?", GATES)
+
+    assert relevant.hedged and strict.hedged
+    assert [c.article_id for c in relevant.citations] == ["a0.md", "a1.md"]
+    assert [c.article_id for c in strict.citations] == ["a0.md"]
+
+
+def test_a_reading_model_is_saved_with_its_readers_name(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    reading_model().save(path)
+
+    loaded = AnswerModel.load(path)
+
+    assert loaded.reader == "stand-in"
+    assert loaded.relevant_above == 3.0
+    assert loaded.sentence.features == (*FEATURES, *READER_FEATURES)
+    data = json.loads(path.read_text())
+    data["reader"] = None  # its features then are not the model's
+    path.write_text(json.dumps(data))
+    with pytest.raises(NewsbotError, match="other features"):
+        AnswerModel.load(path)

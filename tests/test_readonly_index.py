@@ -299,7 +299,8 @@ def test_the_real_model_answers_from_a_read_only_index_holding_its_export(
     with unwritable(index_dir):
         asked = runner.invoke(app, ["ask", "What has Biden allowed Ukraine to do?"])
         assert asked.exit_code == 0, asked.output
-        assert asked.stdout.startswith("President Biden has decided to let Ukraine use")
+        # answered or hedged, the seed article's sentence is quoted
+        assert "“President Biden has decided to let Ukraine use" in " ".join(asked.stdout.split())
         assert snapshot(index_dir) == before
 
 

@@ -29,9 +29,9 @@ def seed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 15, open: the learned answer model rates this short question about the one "
-    "seed article below 'not covered' (confidence 0.04: its similarity to the article, 0.44, "
-    "is below every right answer's in the eval's long quiz questions); see docs/evaluation.md",
+    reason="issue 28, open: the answer model reading with the reader quotes the sentence "
+    "holding $56.2 billion, but hedges (confidence 0.21, an answer needs 0.667): short "
+    "questions about a small corpus get low confidence; see docs/reader.md",
 )
 def test_seed_question_is_answered_with_the_figure_and_its_source(seed_env: Path) -> None:
     indexed = runner.invoke(app, ["index"])
@@ -69,7 +69,11 @@ def test_human_readable_answer(seed_env: Path) -> None:
     result = runner.invoke(app, ["ask", DEMO_QUESTION])
 
     assert result.exit_code == 0
-    assert result.stdout.startswith("President Biden has decided to let Ukraine use")
+    # A hedge (confidence 0.62, under 2/3: docs/reader.md) quoting the sentence that answers.
+    assert " ".join(result.stdout.split()).startswith(  # as the terminal wraps it
+        "The articles don't say for sure. The closest they come: “President Biden has decided "
+        "to let Ukraine use"
+    )
     assert "[1] Biden lets Ukraine strike deeper" in result.stdout
 
 

@@ -15,13 +15,13 @@ a small JSON file that records how it was made; the one shipped is `index/answer
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.answer.features import FEATURES
+from index.answer.features import FEATURES, READER_FEATURES
 from index.errors import NewsbotError
 
 BUNDLED_MODEL = Path(__file__).with_name("answer_model.json")
@@ -32,6 +32,14 @@ FORMAT = 2
 ANSWER_FEATURES = (
     "sentence_logit",  # the `sentence` part's odds for it
     "dense_top",  # the model's best similarity of the question to the passages
+)
+# ... and, for a model that reads with a reader:
+READER_ANSWER_FEATURES = (
+    *ANSWER_FEATURES,
+    "reader_top",  # the reader's best score of any sentence
+    "margin",  # how far the chosen sentence's odds lead the next sentence's
+    "has_candidate",  # it holds a name, number or date of the kind the question asks for
+    "question_words",  # log(1 + the question's words): quiz questions are long, a team's short
 )
 
 
@@ -89,12 +97,34 @@ class AnswerModel:
     hedge_above: float
     passages: int  # sentences of the best this many passages are described
     made: dict[str, Any] = field(default_factory=dict)  # how: command, data, date, commit
+    relevant_above: float | None = None
+    """A sentence whose `sentence` logit is this or more bears on the question: only such a
+    sentence is quoted beside a hedge's first, or names a further source (None: any)."""
+    reader: str | None = None
+    """The reader whose scores its features include (`index.models.reader`: `shipped`, the
+    one in the package, or a folder), or None for a model of the sentences' features only."""
+    screen: Logistic | None = None
+    """A reading model's first look, over the sentences' features alone: the reader reads
+    only the `read` sentences it rates best (the reader costs most of an answer's time)."""
+    read: int = 0
+
+    @property
+    def sentence_features(self) -> tuple[str, ...]:
+        return (*FEATURES, *READER_FEATURES) if self.reader else FEATURES
+
+    @property
+    def answer_features(self) -> tuple[str, ...]:
+        return READER_ANSWER_FEATURES if self.reader else ANSWER_FEATURES
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "made": self.made,
             "passages": self.passages,
+            "reader": self.reader,
+            "relevant_above": self.relevant_above,
+            "screen": self.screen.to_dict() if self.screen else None,
+            "read": self.read,
             "answer_above": self.answer_above,
             "hedge_above": self.hedge_above,
             "sentence": self.sentence.to_dict(),
@@ -124,13 +154,21 @@ class AnswerModel:
                 "`python -m index.learn`"
             )
         try:
-            return cls(
-                sentence=Logistic.from_dict(data["sentence"], FEATURES),
-                answer=Logistic.from_dict(data["answer"], ANSWER_FEATURES),
+            reader = data.get("reader")
+            if reader is not None and not isinstance(reader, str):
+                raise TypeError(f"'reader' is {reader!r}, not a reader's name")
+            shape = cls(_EMPTY, _EMPTY, 0.0, 0.0, 0, reader=reader)
+            return replace(
+                shape,
+                sentence=Logistic.from_dict(data["sentence"], shape.sentence_features),
+                answer=Logistic.from_dict(data["answer"], shape.answer_features),
                 answer_above=float(data["answer_above"]),
                 hedge_above=float(data["hedge_above"]),
                 passages=int(data["passages"]),
                 made=dict(data.get("made") or {}),
+                relevant_above=_number_or_none(data.get("relevant_above")),
+                screen=Logistic.from_dict(data["screen"], FEATURES) if reader else None,
+                read=int(data["read"]) if reader else 0,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise NewsbotError(
@@ -139,6 +177,35 @@ class AnswerModel:
             ) from exc
 
 
-def answer_rows(logits: np.ndarray, dense_top: float) -> np.ndarray:
-    """The `answer` model's row for the best sentence of `logits`."""
-    return np.array([[float(np.max(logits)), dense_top]])
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+_EMPTY = Logistic((), np.zeros(0), np.ones(0), np.zeros(0), 0.0)
+
+
+def answer_rows(
+    logits: np.ndarray,
+    dense_top: float,
+    reader_scores: np.ndarray | None = None,
+    *,
+    chosen: np.ndarray | None = None,
+    question: str = "",
+) -> np.ndarray:
+    """The `answer` model's row for the best sentence of `logits`; with `reader_scores` (the
+    reader's scores of the same sentences), a reading model's (`READER_ANSWER_FEATURES`):
+    `chosen` is the best sentence's row of `FEATURES`, `question` the question."""
+    best = float(np.max(logits))
+    if reader_scores is None:
+        return np.array([[best, dense_top]])
+    assert chosen is not None
+    runner_up = float(np.partition(logits, -2)[-2]) if len(logits) > 1 else best - 10.0
+    values = {
+        "sentence_logit": best,
+        "dense_top": dense_top,
+        "reader_top": float(np.max(reader_scores)),
+        "margin": best - runner_up,
+        "has_candidate": float(chosen[FEATURES.index("has_candidate")]),
+        "question_words": float(np.log1p(len(question.split()))),
+    }
+    return np.array([[values[name] for name in READER_ANSWER_FEATURES]])

@@ -10,10 +10,8 @@ from index.answer.extractive import Extraction, ExtractiveAnswerer
 from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, Answerer
 from index.errors import ConfigError
 from index.models.chat import load_chat_model
-from index.models.reader import READER_DIR, Reader, load_reader
+from index.models.reader import Reader, load_reader, reader_directory
 from index.settings import Settings
-
-SHIPPED = "shipped"  # NEWSBOT_READER's name for the reader in the package
 
 if TYPE_CHECKING:  # LangChain is imported only when a model is used
     from langchain_core.language_models import BaseChatModel
@@ -31,9 +29,7 @@ def load_reader_for(settings: Settings) -> Reader | None:
     name = settings.reader.strip()
     if name.lower() in ("", "off"):
         return None
-    if name.lower() == SHIPPED:
-        name = str(READER_DIR)
-    return load_reader(name, settings.query_threads)
+    return load_reader(reader_directory(name), settings.query_threads)
 
 
 def build_answerer(
@@ -59,10 +55,13 @@ def build_answerer(
         provider package is missing.
     """
     reader = load_reader_for(settings)
+    answer_model = None
+    if reader is None:
+        answer_model = AnswerModel.load(settings.answer_model)
+        if answer_model.reader:  # the reader whose scores the model was trained on
+            reader = load_reader(reader_directory(answer_model.reader), settings.query_threads)
     offline = ExtractiveAnswerer(
-        extraction or Extraction.from_settings(settings),
-        AnswerModel.load(settings.answer_model) if reader is None else None,
-        reader,
+        extraction or Extraction.from_settings(settings), answer_model, reader
     )
     default = MODE_LLM if chat_model is not None else answer_mode(settings)
     if (mode or default) == MODE_EXTRACTIVE:

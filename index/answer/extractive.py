@@ -1,18 +1,20 @@
 """The extractive answer step: the sentence of the retrieved passages that holds the answer.
 
-By default a learned model (`index.answer.answer_model`) scores every sentence of the best
-passages by the probability that it holds the answer, from what `index.answer.features`
-describes: the question's terms it holds, whether it holds a name, number or date of the kind
-asked, how many other passages repeat that candidate, its passage's search scores and
-place... The best sentence is the answer if the model is confident enough; a little less,
-and newsbot says it is unsure and quotes the closest passages; less, and the answer is "not
-covered".
+A learned model (`index.answer.answer_model`) scores every sentence of the best passages by
+the probability that it holds the answer, from what `index.answer.features` describes (the
+question's terms it holds, whether it holds a name, number or date of the kind asked, how
+many other passages repeat that candidate, its passage's search scores and place...) and,
+for the shipped model, from the reader's score (`index.models.reader`: it reads the question
+with each sentence in its context). The reader reads only the sentences the model's screen,
+over the features alone, rates best. The best sentence is the answer if the model is
+confident enough; a little less, and newsbot says it is unsure and quotes the closest
+passages (only those it finds relevant); less, and the answer is "not covered". The answer
+itself is underlined only when the question asks for a name, number or date.
 
-With a reader (`index.models.reader`, `NEWSBOT_READER=shipped`), the reader reads the
-question with every sentence, each in its context, and its calibrated chance that the best
-one is right decides; a hedge quotes only passages it finds relevant, further sources only
-those naming the same answer in a relevant sentence, and the answer itself is underlined only
-when it is sure and the question asks for a name, number or date.
+With `NEWSBOT_READER=shipped` (an ablation), the reader alone decides: it reads every
+sentence, and its own calibrated chance that the best one is right decides; a hedge quotes
+only passages it finds relevant, further sources only those naming the same answer in a
+relevant sentence, and the answer is underlined only when it is sure.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from index.answer.answer_model import AnswerModel, answer_rows
-from index.answer.features import Described, Describer, Sentence
+from index.answer.features import (
+    Described,
+    Describer,
+    Sentence,
+    screened,
+    with_reader,
+)
 from index.answer.types import (
     CLOSEST,
     FURTHER_READING,
@@ -33,7 +41,13 @@ from index.answer.types import (
     Answer,
     Citation,
 )
-from index.models.reader import Reader, calibration_row, reader_text
+from index.models.reader import (
+    Reader,
+    calibration_row,
+    load_reader,
+    reader_directory,
+    reader_text,
+)
 from index.records import Hit
 from index.settings import Settings
 
@@ -84,18 +98,26 @@ class ExtractiveAnswerer:
         model: AnswerModel | None = None,
         reader: Reader | None = None,
     ) -> None:
+        """The answer step of `model` (default: the shipped one, unless `reader` is given
+        alone), reading with `reader` when the model reads with one; or, with `reader` and no
+        model, the reader alone deciding by its own calibration (an ablation)."""
         self.weights = weights or Extraction()
-        self.reader = reader
         w = self.weights
-        if reader is not None:
+        self.model: AnswerModel | None = None
+        if reader is not None and model is None:  # the ablation: the reader alone
             c = reader.calibration
             answer_above, hedge_above, passages = c.answer_above, c.hedge_above, c.passages
             self.relevant_above, self.sure_above = c.relevant_above, c.sure_above
-        else:  # the ablation: the older learned model
+        else:
             self.model = model or AnswerModel.load()
+            if self.model.reader and reader is None:
+                reader = load_reader(reader_directory(self.model.reader))
             answer_above, hedge_above = self.model.answer_above, self.model.hedge_above
             passages = self.model.passages
-            self.relevant_above, self.sure_above = -np.inf, 0.0
+            relevant = self.model.relevant_above
+            self.relevant_above = -np.inf if relevant is None else relevant
+            self.sure_above = 0.0
+        self.reader = reader if self.model is None or self.model.reader else None
         self.answer_above = answer_above if w.answer_above is None else w.answer_above
         self.hedge_above = hedge_above if w.hedge_above is None else w.hedge_above
         self.describer = Describer(passages=w.passages or passages)
@@ -157,7 +179,7 @@ class ExtractiveAnswerer:
             return Answer(question, False, text, citations, ranked=ranked, confidence=confidence)
         quote = quotes[0][1]
         span = None
-        sure = confidence >= self.sure_above and (self.reader is None or described.kind != "any")
+        sure = confidence >= self.sure_above and described.kind != "any"
         if chosen.answer is not None and sure:
             offset = len(quote) - len(chosen.text) - chosen.start
             span = (chosen.answer[0] + offset, chosen.answer[1] + offset)
@@ -176,19 +198,32 @@ class ExtractiveAnswerer:
         described = self.describer.describe(question, hits)
         if not described.sentences:
             return None
-        if self.reader is not None:
+        if self.model is None:  # the reader alone: it reads every sentence
+            assert self.reader is not None
             texts = [_read_as(described.sentences, s, hits) for s in described.sentences]
-            scores = self.reader.scores(question, texts)
-            row = np.array(calibration_row(scores))
+            alone = self.reader.scores(question, texts)
+            row = np.array(calibration_row(alone))
             confidence = self.reader.calibration.probability(row)
-            best = described.sentences[int(np.argmax(scores))]
-            return Choice(described, scores, best, row, confidence)
-        logits = self.model.sentence.logits(described.features)
+            best = described.sentences[int(np.argmax(alone))]
+            return Choice(described, alone, best, row, confidence)
+        model, features = self.model, described.features
+        scores: np.ndarray | None = None
+        if self.reader is None:
+            logits = model.sentence.logits(features)
+        else:  # the reader reads the sentences the screen rates best; the rest rank below
+            assert model.screen is not None
+            first = model.screen.logits(features)
+            read = screened(first, model.read)
+            texts = [_read_as(described.sentences, described.sentences[i], hits) for i in read]
+            scores = self.reader.scores(question, texts)
+            read_logits = model.sentence.logits(with_reader(features[read], scores))
+            logits = float(read_logits.min()) - 1.0 + (first - first.max()) / (np.ptp(first) + 1)
+            logits[read] = read_logits
         dense_top = max((h.dense or 0.0 for h in hits[: self.describer.passages]), default=0.0)
-        row = answer_rows(logits, dense_top)
-        confidence = float(self.model.answer.probabilities(row)[0])
-        best = described.sentences[int(np.argmax(logits))]
-        return Choice(described, logits, best, row[0], confidence)
+        top = int(np.argmax(logits))
+        row = answer_rows(logits, dense_top, scores, chosen=features[top], question=question)
+        confidence = float(model.answer.probabilities(row)[0])
+        return Choice(described, logits, described.sentences[top], row[0], confidence)
 
     def _further(self, choice: Choice, order: list[int], limit: int) -> list[int]:
         """Other passages, best first, that hold the answer's name, number or date too (when

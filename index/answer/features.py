@@ -61,6 +61,12 @@ BASE_FEATURES = (
     "passage_names",  # ... in its passage or its article's title
 )
 FEATURES = BASE_FEATURES
+# A model that reads with a reader (`index.models.reader`) describes each sentence by these
+# too, after the others.
+READER_FEATURES = (
+    "reader",  # the reader's score of the sentence, read in its context, for the question
+    "reader_lead",  # ... less the best sentence's score (0 for the reader's own choice)
+)
 _WORD = re.compile(r"\w+")
 # A capitalised word that is not a sentence's first: a name ("Boston", "NATO", "Biden").
 _INNER_NAME = re.compile(r"(?<=[\w,;:'’\"”)] )[A-Z][\w'’.-]*")
@@ -193,6 +199,21 @@ class Describer:
                 ]
             )
         return Described(sentences, np.array(rows, dtype=np.float64), shape.kind)
+
+
+def with_reader(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """`rows` (one per sentence) with the `READER_FEATURES` of the reader's `scores`."""
+    if len(scores) == 0:
+        return np.zeros((0, rows.shape[1] + len(READER_FEATURES)))
+    return np.column_stack([rows, scores, scores - scores.max()])
+
+
+def screened(logits: np.ndarray, read: int) -> np.ndarray:
+    """The indexes (in order) of the `read` sentences of highest `logits`: those a reader
+    reads."""
+    if len(logits) <= read:
+        return np.arange(len(logits))
+    return np.sort(np.argsort(-logits, kind="stable")[:read])
 
 
 def _in_titles(candidate: str | None, titles: list[set[str]]) -> float:

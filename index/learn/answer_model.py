@@ -1,26 +1,29 @@
 """Learn the answer model from questions with known answers: `python -m index.learn`.
 
-Three sets of questions, each a folder holding an index (`index/`) and its questions
+Three roles, each one or more folders holding an index (`index/`) and its questions
 (`questions.jsonl`, or `covered.jsonl` and `uncovered.jsonl` as
 `benchmarks/eval_uncovered.py` writes them; uncovered questions are ones no indexed article
 answers):
 
 1. `--train`: every sentence of each question's best passages, labelled by whether it holds
    an answer string, trains the `sentence` regression (scikit-learn; each question weighs
-   the same however many sentences its passages have).
-2. `--calibrate` (default: the train set): each question's chosen sentence, labelled by
+   the same however many sentences its passages have). With `--reader`, the reader's score
+   of each sentence is among its features (`READER_FEATURES`), and the model file names the
+   reader, which then reads at answer time too.
+2. `--calibrate` (default: the train sets): each question's chosen sentence, labelled by
    whether the answer quoted from it is right, trains the `answer` regression. Uncovered
-   questions teach it what "nothing here answers" looks like. Each question is asked twice:
-   of the whole index, and of a small corpus of its gold articles and the few others it
-   retrieves first (a team's own handful of articles, where fewer passages agree).
-3. `--choose` (default: the calibrate set): the threshold below which newsbot says "not
+   questions teach it what "nothing here answers" looks like. Each question is asked of the
+   whole index, of small corpora of its gold articles and the few others it retrieves
+   first (a team's own handful of articles, where fewer passages agree), and of a small
+   corpus about another question, which cannot answer it.
+3. `--choose` (default: the calibrate sets): the threshold below which newsbot says "not
    covered": the highest that keeps `--keep-right` (95%) of the answers it gets right
    there (asked of every kind of corpus), turning away as many questions no article
-   answers as that allows. At `--answer-above` (0.5: the model rates a right answer
-   likelier than a wrong one) and over, an answer; between the two, a hedge.
+   answers as that allows. At `--answer-above` (2/3: a confidently wrong answer costs twice
+   what a right one gains) and over, an answer; between the two, a hedge.
 
-    python -m index.learn --train TRAIN --calibrate TRAIN_UNCOVERED --choose CHOOSE \\
-        --out index/answer/answer_model.json
+    python -m index.learn --train TRAIN --calibrate CALIBRATE UNCOVERED --choose CHOOSE \
+        --reader shipped --out index/answer/answer_model.json
 
 The model file records the command, the data, the date and the code's commit.
 """
@@ -28,12 +31,8 @@ The model file records the command, the data, the date and the code's commit.
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
 import importlib.util
-import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -44,59 +43,31 @@ from typing import Any
 
 import numpy as np
 
-from index.answer.answer_model import ANSWER_FEATURES, AnswerModel, Logistic
-from index.answer.extractive import ExtractiveAnswerer
-from index.answer.features import FEATURES, Describer
+from index.answer.answer_model import AnswerModel, Logistic
+from index.answer.extractive import ExtractiveAnswerer, _read_as
+from index.answer.features import FEATURES, Describer, screened, with_reader
 from index.errors import NewsbotError
-from index.evaluation.report import EvalQuestion, answer_pattern, read_questions
-from index.models.embeddings import load_embedder
+from index.evaluation.report import EvalQuestion, answer_pattern
+from index.learn.question_sets import (
+    DATA_ROOT,
+    QuestionSet,
+    data_root,
+    open_index,
+    recorded_command,
+)
+from index.learn.reader import WRONG_COSTS
+from index.models.reader import Reader, load_reader, reader_directory
 from index.search.retrieval import Filters
-from index.settings import Settings
 
 PASSAGES = 3  # sentences of the best this many passages are described
 SMALL_CORPUS = 5  # articles besides the gold ones in the small corpus a question is asked of
-ANSWER_ABOVE = 0.5  # answer when the model rates a right answer likelier than a wrong one
+# Answer when p - WRONG_COSTS * (1 - p) > 0: a confidently wrong answer costs a team more than
+# a hedge (that quotes the same sentence) does.
+ANSWER_ABOVE = round(WRONG_COSTS / (1.0 + WRONG_COSTS), 3)
 KEEP_RIGHT = 0.95  # the share of the choose set's right answers kept above "not covered"
-QUESTION_FILES = ("questions.jsonl", "covered.jsonl", "uncovered.jsonl")
-DATA_FLAGS = ("--train", "--calibrate", "--choose")
-DATA_ROOT = "S"  # how the model file names the folder holding the data folders
+READ = 10  # sentences a reader reads, of the ~20 of three passages
+RELEVANT_SHARE = 0.75  # of answer sentences, found relevant (quoted beside a hedge's first)
 SKLEARN_MISSING = "python -m index.learn needs scikit-learn, an extra: pip install 'newsbot[learn]'"
-
-
-@dataclass(frozen=True)
-class QuestionSet:
-    """A folder's index and its covered and uncovered questions."""
-
-    folder: Path
-    covered: list[EvalQuestion]
-    uncovered: list[EvalQuestion]
-
-    @classmethod
-    def read(cls, folder: Path) -> QuestionSet:
-        """Raises NewsbotError when the folder holds no index or no questions."""
-        if not (folder / "index").is_dir():
-            raise NewsbotError(f"{folder} has no index/ folder")
-        files = [folder / name for name in QUESTION_FILES[:2]]
-        covered = [q for f in files if f.exists() for q in read_questions(f)]
-        uncovered_file = folder / QUESTION_FILES[2]
-        uncovered = read_questions(uncovered_file) if uncovered_file.exists() else []
-        if not covered and not uncovered:
-            raise NewsbotError(f"{folder} has no questions.jsonl, covered.jsonl or uncovered.jsonl")
-        return cls(folder, covered, uncovered)
-
-    def describe(self, root: Path) -> dict[str, Any]:
-        """What the model file records of this set: its folder under `S/` (see `as_data`), and
-        a fingerprint of its questions, so a set made again can be checked to be the same."""
-        digest = hashlib.sha256()
-        for name in QUESTION_FILES:
-            if (self.folder / name).exists():
-                digest.update((self.folder / name).read_bytes())
-        return {
-            "folder": as_data(self.folder, root),
-            "questions_sha256": digest.hexdigest(),
-            "covered": len(self.covered),
-            "uncovered": len(self.uncovered),
-        }
 
 
 @dataclass(frozen=True)
@@ -106,6 +77,7 @@ class Examples:
     rows: np.ndarray
     labels: np.ndarray
     question: np.ndarray
+    scores: np.ndarray | None = None  # the reader's score of each row's sentence, if read
 
     @property
     def questions(self) -> int:
@@ -121,23 +93,48 @@ class Outcome:
     covered: bool  # an indexed article answers the question
 
 
-def sentence_examples(bot: Any, questions: Sequence[EvalQuestion], passages: int) -> Examples:
-    """Every described sentence of every question's passages, labelled."""
+def sentence_examples(
+    bot: Any, questions: Sequence[EvalQuestion], passages: int, reader: Reader | None = None
+) -> Examples:
+    """Every described sentence of every question's passages, labelled; with `reader`, each
+    with the reader's score."""
     describer = Describer(passages=passages)
     rows, labels, owner = [], [], []
+    scores: list[float] = []
     for n, question in enumerate(questions):
         pattern = answer_pattern(question.answers)
         if pattern is None:
             continue
         hits = bot.search(question.question, k=passages, asked_on=question.date)
         described = describer.describe(question.question, hits)
+        if reader is not None and described.sentences:
+            texts = [_read_as(described.sentences, s, hits) for s in described.sentences]
+            scores.extend(reader.scores(question.question, texts))
         for sentence, row in zip(described.sentences, described.features, strict=True):
             rows.append(row)
             labels.append(pattern.search(sentence.text) is not None)
             owner.append(n)
     return Examples(
-        np.array(rows).reshape(-1, len(FEATURES)), np.array(labels, dtype=bool), np.array(owner)
+        np.array(rows).reshape(-1, len(FEATURES)),
+        np.array(labels, dtype=bool),
+        np.array(owner),
+        np.array(scores) if reader is not None else None,
     )
+
+
+def screened_examples(examples: Examples, screen: Logistic, read: int) -> Examples:
+    """Of each question's sentences, the `read` that `screen` rates best, as a reading model
+    sees them: their features and the reader's (`with_reader`)."""
+    assert examples.scores is not None
+    first = screen.logits(examples.rows)
+    rows, keep = [], []
+    for question in np.unique(examples.question):
+        mine = np.flatnonzero(examples.question == question)
+        kept = mine[screened(first[mine], read)]
+        rows.append(with_reader(examples.rows[kept], examples.scores[kept]))
+        keep.append(kept)
+    kept = np.concatenate(keep)
+    return Examples(np.vstack(rows), examples.labels[kept], examples.question[kept])
 
 
 def corpora(
@@ -186,11 +183,13 @@ def _elsewhere(questions: Sequence[EvalQuestion], n: int) -> EvalQuestion | None
     return questions[(n + len(questions) // 2) % len(questions)] if len(questions) > 1 else None
 
 
-def answer_examples(bot: Any, model: AnswerModel, questions: QuestionSet) -> Examples:
+def answer_examples(
+    bot: Any, model: AnswerModel, questions: QuestionSet, reader: Reader | None = None
+) -> Examples:
     """Each question's chosen sentence as the `answer` model sees it, labelled by whether the
     answer quoted from it holds an answer string (never, for an uncovered question); asked
     of the whole index and of a small corpus (`corpora`)."""
-    answerer = ExtractiveAnswerer(model=_always(model))
+    answerer = ExtractiveAnswerer(model=_always(model), reader=reader)
     rows, labels = [], []  # the answer model's rows, and whether each answer was right
     for question, _, hits in _asked(bot, questions, model.passages):
         choice = answerer.choose(question.question, hits)
@@ -199,7 +198,7 @@ def answer_examples(bot: Any, model: AnswerModel, questions: QuestionSet) -> Exa
         answer = answerer.compose(question.question, hits)
         rows.append(choice.row)
         labels.append(_holds(answer_pattern(question.answers), answer.answer))
-    matrix = np.array(rows).reshape(-1, len(ANSWER_FEATURES))
+    matrix = np.array(rows).reshape(-1, len(model.answer_features))
     return Examples(matrix, np.array(labels, dtype=bool), np.arange(len(rows)))
 
 
@@ -225,11 +224,15 @@ def fit(examples: Examples, features: tuple[str, ...], *, c: float) -> Logistic:
     )
 
 
-def outcomes(bot: Any, model: AnswerModel, questions: QuestionSet) -> list[Outcome]:
+def outcomes(
+    bot: Any, model: AnswerModel, questions: QuestionSet, reader: Reader | None = None
+) -> list[Outcome]:
     """What the model answers to each question if it always answers, of the whole index and
     of a small corpus (`corpora`)."""
-    answerer = ExtractiveAnswerer(model=model)
-    always = ExtractiveAnswerer(model=replace(model, answer_above=0.0, hedge_above=0.0))
+    answerer = ExtractiveAnswerer(model=model, reader=reader)
+    always = ExtractiveAnswerer(
+        model=replace(model, answer_above=0.0, hedge_above=0.0), reader=reader
+    )
     found = []
     for question, answerable, hits in _asked(bot, questions, model.passages):
         choice = answerer.choose(question.question, hits)
@@ -264,42 +267,16 @@ def thresholds(
     return max(answer_above, hedge_above), hedge_above
 
 
-# An `answer` part sure of every answer (p = 1 / (1 + e^-10)), until the real one is learned.
-_SURE = Logistic(
-    ANSWER_FEATURES,
-    np.zeros(len(ANSWER_FEATURES)),
-    np.ones(len(ANSWER_FEATURES)),
-    np.zeros(len(ANSWER_FEATURES)),
-    10.0,
-)
+def _sure(features: tuple[str, ...]) -> Logistic:
+    """An `answer` part sure of every answer (p = 1 / (1 + e^-10)), until the real one is
+    learned."""
+    n = len(features)
+    return Logistic(features, np.zeros(n), np.ones(n), np.zeros(n), 10.0)
 
 
 def _always(model: AnswerModel) -> AnswerModel:
     """`model` answering every question."""
-    return replace(model, answer=_SURE, answer_above=0.0, hedge_above=0.0)
-
-
-class _Unused:
-    """The answer step of the indexes opened here: only their search is used."""
-
-    def compose(
-        self,
-        question: str,
-        hits: Sequence[Any],
-        *,
-        limit: int | None = None,
-        asked_on: str | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
-
-@functools.cache
-def _open(folder: Path) -> Any:
-    """The index in `folder`/index, opened once however many sets share it."""
-    from index.newsbot import Newsbot
-
-    settings = Settings().overridden(index_dir=folder / "index")
-    return Newsbot(settings, load_embedder(settings, purpose="query"), answerer=_Unused())
+    return replace(model, answer=_sure(model.answer_features), answer_above=0.0, hedge_above=0.0)
 
 
 def _commit() -> str | None:
@@ -319,67 +296,106 @@ def _commit() -> str | None:
     return f"{commit}+changes" if changed else commit or None
 
 
-def data_root(folders: Sequence[Path]) -> Path:
-    """The folder that holds the data folders (`S` in docs/evaluation.md's commands)."""
-    return Path(os.path.commonpath([folder.resolve().parent for folder in folders]))
-
-
-def as_data(path: Path, root: Path) -> str:
-    """`path` as the model file records it: under `S/` (the data folders' own folder, which no
-    clone has), so the file says what it was made from without naming this machine's paths."""
-    try:
-        return f"{DATA_ROOT}/{path.resolve().relative_to(root).as_posix()}"
-    except ValueError:
-        return path.name
-
-
-def recorded_command(given: Sequence[str], root: Path) -> str:
-    """The command line, its data folders written under `S/`; `--out` as given."""
-    args = list(given)
-    for i, arg in enumerate(args[:-1]):
-        if arg in DATA_FLAGS:
-            args[i + 1] = as_data(Path(args[i + 1]), root)
-    return shlex.join(["python", "-m", "index.learn", *args])
-
-
 def learn(args: argparse.Namespace) -> tuple[AnswerModel, dict[str, Any]]:
     """The model the arguments ask for, and what it was learned from."""
-    train = QuestionSet.read(args.train)
-    calibrate = QuestionSet.read(args.calibrate) if args.calibrate else train
-    choose = QuestionSet.read(args.choose) if args.choose else calibrate
-    examples = sentence_examples(_open(train.folder), train.covered, args.passages)
-    placeholder = AnswerModel(fit(examples, FEATURES, c=args.c), _SURE, 0.0, 0.0, args.passages)
-    judged = answer_examples(_open(calibrate.folder), placeholder, calibrate)
-    model = replace(placeholder, answer=fit(judged, ANSWER_FEATURES, c=args.c))
-    found = outcomes(_open(choose.folder), model, choose)
+    train = [QuestionSet.read(folder) for folder in args.train]
+    calibrate = [QuestionSet.read(folder) for folder in args.calibrate] if args.calibrate else train
+    choose = [QuestionSet.read(folder) for folder in args.choose] if args.choose else calibrate
+    reader = load_reader(reader_directory(args.reader), args.threads) if args.reader else None
+    examples = _joined(
+        [sentence_examples(open_index(s.folder), s.covered, args.passages, reader) for s in train]
+    )
+    shape = AnswerModel(_sure(()), _sure(()), 0.0, 0.0, args.passages, reader=args.reader)
+    screen = None
+    if reader is not None:  # the reader reads what a model of the features alone rates best
+        screen = fit(examples, FEATURES, c=args.c)
+        examples = screened_examples(examples, screen, args.read)
+    placeholder = replace(
+        shape,
+        sentence=fit(examples, shape.sentence_features, c=args.c),
+        answer=_sure(shape.answer_features),
+        screen=screen,
+        read=args.read if reader is not None else 0,
+    )
+    judged = _joined(
+        [answer_examples(open_index(s.folder), placeholder, s, reader) for s in calibrate]
+    )
+    model = replace(
+        placeholder,
+        answer=fit(judged, shape.answer_features, c=args.c),
+        relevant_above=relevant_cut(placeholder.sentence, examples),
+    )
+    found = [o for s in choose for o in outcomes(open_index(s.folder), model, s, reader)]
     answer_above, hedge_above = thresholds(
         found, answer_above=args.answer_above, keep_right=args.keep_right
     )
-    root = data_root([train.folder, calibrate.folder, choose.folder])
+    root = data_root([s.folder for s in (*train, *calibrate, *choose)])
     data = {
         "train": {
-            **train.describe(root),
+            "sets": [s.describe(root) for s in train],
             "sentences": len(examples.labels),
             "answer_sentences": int(examples.labels.sum()),
         },
-        "calibrate": {**calibrate.describe(root), "right_answers": int(judged.labels.sum())},
-        "choose": choose.describe(root),
+        "calibrate": {
+            "sets": [s.describe(root) for s in calibrate],
+            "right_answers": int(judged.labels.sum()),
+        },
+        "choose": {"sets": [s.describe(root) for s in choose]},
     }
     return replace(model, answer_above=answer_above, hedge_above=hedge_above), data
+
+
+def relevant_cut(sentence: Logistic, examples: Examples) -> float:
+    """The `sentence` logit that `RELEVANT_SHARE` of the training's answer sentences reach."""
+    logits = sentence.logits(examples.rows[examples.labels])
+    return float(np.quantile(logits, 1.0 - RELEVANT_SHARE)) if len(logits) else -np.inf
+
+
+def _joined(parts: Sequence[Examples]) -> Examples:
+    """The examples of several sets as one, their questions numbered apart."""
+    offset, owners = 0, []
+    for part in parts:
+        owners.append(part.question + offset)
+        offset += int(part.question.max()) + 1 if len(part.question) else 0
+    scores = [p.scores for p in parts]
+    return Examples(
+        np.concatenate([p.rows for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        np.concatenate(owners),
+        None if any(s is None for s in scores) else np.concatenate(scores),  # type: ignore[arg-type]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m index.learn", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--train", type=Path, required=True, help="folder: index/ + questions")
-    parser.add_argument("--calibrate", type=Path, help="folder (default: --train)")
-    parser.add_argument("--choose", type=Path, help="folder (default: --calibrate)")
+    parser.add_argument(
+        "--train", type=Path, nargs="+", required=True, help="folders: index/ + questions"
+    )
+    parser.add_argument("--calibrate", type=Path, nargs="+", help="folders (default: --train)")
+    parser.add_argument("--choose", type=Path, nargs="+", help="folders (default: --calibrate)")
+    parser.add_argument(
+        "--reader",
+        help="read with this reader too (shipped: the one in the package, or a folder); "
+        "its scores join the sentences' features",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="the reader's threads (2)")
+    parser.add_argument(
+        "--read",
+        type=int,
+        default=READ,
+        help=f"sentences the reader reads: those the features alone rate best ({READ})",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the model file to write")
     parser.add_argument("--passages", type=int, default=PASSAGES, help="passages described (5)")
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation (1.0)")
     parser.add_argument(
-        "--answer-above", type=float, default=ANSWER_ABOVE, help="answer at this confidence (0.5)"
+        "--answer-above",
+        type=float,
+        default=ANSWER_ABOVE,
+        help=f"answer at this confidence ({ANSWER_ABOVE:.3f}: where a right answer's gain "
+        f"outweighs the risk of a wrong one, which costs {WRONG_COSTS:g} times as much)",
     )
     parser.add_argument(
         "--keep-right",
@@ -399,16 +415,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     made = {
         "command": recorded_command(
-            given, data_root([p for p in (args.train, args.calibrate, args.choose) if p])
+            given, data_root([*args.train, *(args.calibrate or []), *(args.choose or [])])
         ),
         "data": f"{DATA_ROOT}/: the folder of data folders, made as docs/evaluation.md shows",
         "date": datetime.now(UTC).date().isoformat(),
         "commit": _commit(),
         **data,
         "method": "scikit-learn LogisticRegression on standardised rows of index.answer.features "
-        f"(sentence) and ANSWER_FEATURES (answer), C={args.c}, each question weighing the "
-        f"same; answer at {args.answer_above}; not covered below the confidence keeping "
-        f"{args.keep_right} of the choose set's right answers",
+        f"(sentence{', with the reader' if args.reader else ''}) and the answer features "
+        f"(answer), C={args.c}, each question weighing the same; answer at "
+        f"{args.answer_above}; not covered below the confidence keeping {args.keep_right} of "
+        "the choose set's right answers",
     }
     model = replace(model, made=made)
     model.save(args.out)

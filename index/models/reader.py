@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import torch
 
 READER_DIR = Path(__file__).with_name("reader")
+SHIPPED = "shipped"  # the name of the reader in the package (NEWSBOT_READER, answer models)
 WEIGHTS = "reader.safetensors"
 JUDGE_WEIGHTS = "judge.safetensors"
 CARD = "reader.json"
@@ -35,6 +36,7 @@ QUESTION_TOKENS = 40
 SENTENCE_TOKENS = 96
 PAIR_TOKENS = 144
 JUDGED = 12  # the judge reads this many sentences: those sharing most words with the question
+BATCH = 8  # sentences embedded at once
 CONTEXT_WORDS = 12  # words of the sentence before that a sentence is read with
 TITLE_WORDS = 14
 _SPACE = re.compile(r"\s+")
@@ -180,8 +182,10 @@ class Reader:
         if not texts:
             return np.zeros(0)
         q = self.embed([question], QUESTION_TOKENS)[0]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        vectors = self.embed([texts[i] for i in order], SENTENCE_TOKENS)
+        # In batches of texts of like length: a batch is padded to its longest text.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+        vectors = np.vstack([self.embed([texts[i] for i in b], SENTENCE_TOKENS) for b in batches])
         out = np.empty(len(texts))
         out[order] = vectors @ q
         return out
@@ -296,6 +300,11 @@ def _native_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def reader_directory(name: str) -> str:
+    """The folder of the reader `name`: `SHIPPED` (the one in the package) or a folder."""
+    return str(READER_DIR) if name.strip().lower() == SHIPPED else name
 
 
 @functools.cache
