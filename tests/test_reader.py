@@ -262,3 +262,17 @@ def test_a_reading_model_is_saved_with_its_readers_name(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(NewsbotError, match="other features"):
         AnswerModel.load(path)
+
+
+def test_a_sentence_the_reader_did_not_read_is_never_quoted_beside_a_hedge() -> None:
+    # Only the cost sentence is read; every sentence read would be relevant.
+    reader = StandIn({"412 million": 0.6})
+    unsure = Extraction(answer_above=0.99)
+
+    answer = reading(reader, reading_model(-100.0, read=1), unsure).compose(
+        "how much did it cost?", GATES
+    )
+
+    assert answer.hedged
+    assert [c.article_id for c in answer.citations] == ["a2.md"]
+    assert answer.confidence == pytest.approx(1 / (1 + np.exp(-(6.0 - 5.0))))

@@ -199,7 +199,8 @@ def answer_rows(
     if reader_scores is None:
         return np.array([[best, dense_top]])
     assert chosen is not None
-    runner_up = float(np.partition(logits, -2)[-2]) if len(logits) > 1 else best - 10.0
+    read = logits[np.isfinite(logits)]  # sentences not read rank at -inf
+    runner_up = float(np.partition(read, -2)[-2]) if len(read) > 1 else best - 10.0
     values = {
         "sentence_logit": best,
         "dense_top": dense_top,

@@ -210,15 +210,14 @@ class ExtractiveAnswerer:
         scores: np.ndarray | None = None
         if self.reader is None:
             logits = model.sentence.logits(features)
-        else:  # the reader reads the sentences the screen rates best; the rest rank below
+        else:  # the reader reads the sentences the screen rates best; the rest rank last
             assert model.screen is not None
             first = model.screen.logits(features)
             read = screened(first, model.read)
             texts = [_read_as(described.sentences, described.sentences[i], hits) for i in read]
             scores = self.reader.scores(question, texts)
-            read_logits = model.sentence.logits(with_reader(features[read], scores))
-            logits = float(read_logits.min()) - 1.0 + (first - first.max()) / (np.ptp(first) + 1)
-            logits[read] = read_logits
+            logits = np.full(len(first), -np.inf)  # never quoted, never found relevant
+            logits[read] = model.sentence.logits(with_reader(features[read], scores))
         dense_top = max((h.dense or 0.0 for h in hits[: self.describer.passages]), default=0.0)
         top = int(np.argmax(logits))
         row = answer_rows(logits, dense_top, scores, chosen=features[top], question=question)

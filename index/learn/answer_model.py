@@ -388,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"sentences the reader reads: those the features alone rate best ({READ})",
     )
     parser.add_argument("--out", type=Path, required=True, help="the model file to write")
-    parser.add_argument("--passages", type=int, default=PASSAGES, help="passages described (5)")
+    parser.add_argument(
+        "--passages", type=int, default=PASSAGES, help=f"passages described ({PASSAGES})"
+    )
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation (1.0)")
     parser.add_argument(
         "--answer-above",
