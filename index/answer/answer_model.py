@@ -23,6 +23,7 @@ import numpy as np
 
 from index.answer.features import FEATURES, READER_FEATURES
 from index.errors import NewsbotError
+from index.models.reader import Reader, load_reader, reader_directory
 
 BUNDLED_MODEL = Path(__file__).with_name("answer_model.json")
 FORMAT = 2
@@ -107,6 +108,12 @@ class AnswerModel:
     """A reading model's first look, over the sentences' features alone: the reader reads
     only the `read` sentences it rates best (the reader costs most of an answer's time)."""
     read: int = 0
+
+    def load_reader(self, threads: int = 1) -> Reader | None:
+        """The reader it reads with (loaded once per process), or None if it reads with none."""
+        if not self.reader:
+            return None
+        return load_reader(reader_directory(self.reader), threads)
 
     @property
     def sentence_features(self) -> tuple[str, ...]:

@@ -58,8 +58,7 @@ def build_answerer(
     answer_model = None
     if reader is None:
         answer_model = AnswerModel.load(settings.answer_model)
-        if answer_model.reader:  # the reader whose scores the model was trained on
-            reader = load_reader(reader_directory(answer_model.reader), settings.query_threads)
+        reader = answer_model.load_reader(settings.query_threads)  # the one it was trained with
     offline = ExtractiveAnswerer(
         extraction or Extraction.from_settings(settings), answer_model, reader
     )

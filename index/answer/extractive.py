@@ -41,13 +41,7 @@ from index.answer.types import (
     Answer,
     Citation,
 )
-from index.models.reader import (
-    Reader,
-    calibration_row,
-    load_reader,
-    reader_directory,
-    reader_text,
-)
+from index.models.reader import Reader, calibration_row, reader_text
 from index.records import Hit
 from index.settings import Settings
 
@@ -110,8 +104,7 @@ class ExtractiveAnswerer:
             self.relevant_above, self.sure_above = c.relevant_above, c.sure_above
         else:
             self.model = model or AnswerModel.load()
-            if self.model.reader and reader is None:
-                reader = load_reader(reader_directory(self.model.reader))
+            reader = reader or self.model.load_reader()
             answer_above, hedge_above = self.model.answer_above, self.model.hedge_above
             passages = self.model.passages
             relevant = self.model.relevant_above

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -55,7 +54,7 @@ from index.learn.question_sets import (
     open_index,
     recorded_command,
 )
-from index.learn.reader import WRONG_COSTS
+from index.learn.reader import WRONG_COSTS, code_commit
 from index.models.reader import Reader, load_reader, reader_directory
 from index.search.retrieval import Filters
 
@@ -279,23 +278,6 @@ def _always(model: AnswerModel) -> AnswerModel:
     return replace(model, answer=_sure(model.answer_features), answer_above=0.0, hedge_above=0.0)
 
 
-def _commit() -> str | None:
-    """The code's commit, "+changes" if files differ from it; None outside a git checkout."""
-    here = Path(__file__).parent
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=here, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!*.json")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{commit}+changes" if changed else commit or None
-
-
 def learn(args: argparse.Namespace) -> tuple[AnswerModel, dict[str, Any]]:
     """The model the arguments ask for, and what it was learned from."""
     train = [QuestionSet.read(folder) for folder in args.train]
@@ -421,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "data": f"{DATA_ROOT}/: the folder of data folders, made as docs/evaluation.md shows",
         "date": datetime.now(UTC).date().isoformat(),
-        "commit": _commit(),
+        "commit": code_commit(),
         **data,
         "method": "scikit-learn LogisticRegression on standardised rows of index.answer.features "
         f"(sentence{', with the reader' if args.reader else ''}) and the answer features "

@@ -283,16 +283,31 @@ def calibrate(items: list[Item], reader: Reader) -> dict[str, Any]:
 
 
 def code_commit() -> str:
-    try:
+    """The code's commit, "+changes" if the package's code differs from it (its model files,
+    JSON and weights, aside); "unknown" outside a git checkout."""
+    package = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
+            ["git", *args], cwd=package, capture_output=True, text=True, check=True
         ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!*.json",
+            ":!*.safetensors",
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    if not commit:
+        return "unknown"
+    return f"{commit}+changes" if changed else commit
 
 
 def needed_files() -> list[str]:
