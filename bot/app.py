@@ -275,7 +275,7 @@ def log_sync(done: Synced) -> None:
             log.warning("failed feed %s: %s", polled.feed.url, polled.summary)
     for added in report.failed_articles:
         log.warning("failed %s: %s", added.url, added.reason)
-    indexed = "" if done.index is None else "; index updated"
+    indexed = "; index updated" if done.index.changed else ""
     log.info(
         "feeds synced: %d added, %d updated, %d pruned, %d failed%s",
         report.count(Saved.ADDED),

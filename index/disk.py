@@ -3,10 +3,13 @@ one `DiskWriteError` that names the problem and the path, and says what to do.""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -139,3 +142,30 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+@contextmanager
+def exclusive(
+    path: Path, busy: Callable[[str], NewsbotError], *, setting: str, then: str
+) -> Iterator[None]:
+    """Hold an flock on `path` (made if missing, with its folder), holding this process's
+    pid for others to name; else raise `busy(the holder's pid)` at once."""
+    with writing(path.parent, setting=setting, then=then):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 (closed below, whatever happens)
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            raise busy(handle.read().strip() or "?") from exc
+        try:
+            with writing(path, setting=setting, then=then):
+                # Unbuffered: a write that fails (a full disk) leaves nothing to flush later.
+                os.ftruncate(handle.fileno(), 0)
+                os.pwrite(handle.fileno(), str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            with contextlib.suppress(OSError):  # the pid is a courtesy; the flock is the lock
+                os.ftruncate(handle.fileno(), 0)
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -64,6 +64,10 @@ class IndexBusyError(NewsbotError):
     """Another process is writing the index."""
 
 
+class CorpusBusyError(NewsbotError):
+    """Another process is writing fetched articles (or feeds.yaml) into the corpus."""
+
+
 class StoreUnavailableError(NewsbotError):
     """The vector store cannot be reached (a Chroma server that is down) or opened (no room
     for a reader's copy of the embedded store)."""

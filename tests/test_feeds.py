@@ -373,7 +373,8 @@ def test_after_feeds_add_and_sync_ask_answers_citing_outlet_date_and_url(
     )
     code, stdout, _ = cli("sync")
     assert code == 0
-    assert "0 added" in stdout and "│" not in stdout  # nothing new: not indexed again
+    assert "0 added" in stdout and "│" not in stdout  # nothing new: nothing indexed again
+    assert stdout.splitlines()[-1] == "index up to date: 4 chunks"
 
 
 def test_one_story_under_three_outlets_is_one_source(

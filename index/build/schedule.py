@@ -19,11 +19,10 @@ SECONDS_PER_MINUTE = 60.0
 
 @dataclass(frozen=True)
 class Synced:
-    """What one scheduled run did: the sync, and the index built from it (None if nothing
-    changed)."""
+    """What one scheduled run did: the sync, and the reindex after it."""
 
     sync: SyncReport
-    index: IndexReport | None
+    index: IndexReport
 
 
 class SyncSchedule:
@@ -66,15 +65,16 @@ class SyncSchedule:
             self._thread.join(timeout)
 
     def run_once(self) -> Synced:
-        """Sync the feeds, then index if anything changed.
+        """Sync the feeds, then index: what this sync wrote, and whatever an earlier one
+        wrote while another index was running (a reindex with nothing new lists the corpus,
+        no model call).
 
         Raises:
             NewsbotError: the sync or the index failed as a whole (see `sync_feeds`,
                 `reindex`).
         """
         report = sync_feeds(self.settings)
-        index = reindex(self.settings, self.embedder) if report.changed else None
-        return Synced(report, index)
+        return Synced(report, reindex(self.settings, self.embedder))
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from index.build.reindex import reindex
-from index.cli.console import IndexDirOption, load_settings, user_errors
+from index.cli.console import IndexDirOption, load_settings, out, user_errors
 from index.cli.render import print_problems, print_report, print_status, progress_bar
-from index.errors import CorpusProblemsError
+from index.errors import CorpusProblemsError, IndexBusyError
 from index.models.embeddings import load_embedder
 from index.settings import Settings
 
@@ -45,8 +45,16 @@ def index_command(
     run_index(settings, rebuild=rebuild, strict=strict)
 
 
-def run_index(settings: Settings, *, rebuild: bool = False, strict: bool = False) -> None:
-    """Reindex with a progress bar, then print what changed."""
+def run_index(
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    strict: bool = False,
+    if_busy: str = "",
+    brief: bool = False,
+) -> None:
+    """Reindex with a progress bar, then print what changed: a table, or with `brief` one
+    line if nothing did. `if_busy` is said after the error if another index is running."""
     with user_errors():
         embedder = load_embedder(settings)
         try:
@@ -57,6 +65,13 @@ def run_index(settings: Settings, *, rebuild: bool = False, strict: bool = False
         except CorpusProblemsError as exc:
             print_problems(exc.problems, "[red]problem[/]")
             raise
+        except IndexBusyError as exc:
+            if if_busy:
+                raise IndexBusyError(f"{exc}; {if_busy}") from exc
+            raise
+    if brief and not (report.changed or report.problems or report.repaired or report.kept):
+        out.print(f"index up to date: {report.chunks_total} chunks", highlight=False)
+        return
     print_report(report, settings)
 
 

@@ -57,7 +57,7 @@ def add_command(
     with user_errors():
         report = add_pages(settings, urls, on_result=show)
     if not no_index and len(report.failed) < len(report.results):
-        run_index(settings)
+        _index_written(settings)
     if report.failed:
         raise typer.Exit(1)
 
@@ -162,10 +162,22 @@ def sync_command(
         out.print(_sync_summary(report), soft_wrap=True, highlight=False)
     else:
         out.print("No feeds to sync: `newsbot feeds add URL` follows one.")
-    if report.changed and not no_index:
-        run_index(settings)
+    if not no_index:
+        # Whatever this sync wrote, and whatever an earlier one wrote while another index was
+        # running: a reindex with nothing new costs a listing of the corpus, no model call.
+        _index_written(settings)
     if report.failures:
         raise typer.Exit(1)
+
+
+def _index_written(settings: Settings) -> None:
+    """Index what was written into the corpus."""
+    run_index(
+        settings,
+        brief=True,
+        if_busy="the articles are in the corpus; "
+        "the next `newsbot sync` or `newsbot index` indexes them",
+    )
 
 
 def _show_sync_event(settings: Settings) -> Callable[[Any], None]:

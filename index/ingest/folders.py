@@ -9,6 +9,8 @@ from __future__ import annotations
 FEED_LIST = "feeds.yaml"  # the feeds followed (`newsbot feeds`); not an article
 WEB_FOLDER = "web"  # what `newsbot add` and `newsbot sync` fetched: web/HOST/DATE-TITLE.md
 NOT_ARTICLES = frozenset({FEED_LIST})  # top-level files the corpus walk passes over
+# The writers' locks (`index.ingest.corpus_lock`); a name starting with "." is never read.
+LOCKS = {"articles": ".newsbot-articles.lock", "feeds": ".newsbot-feeds.lock"}
 
 # In the index folder.
 CORPUS_FILES = "corpus_files.json"  # each corpus file's stat as last indexed

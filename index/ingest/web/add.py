@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.errors import PageError
+from index.ingest.corpus_lock import corpus_lock
 from index.ingest.web.fetcher import FetchPolicy, FetchResult, fetch_all
 from index.ingest.web.folder import Saved, WebFolder
 from index.ingest.web.pages import article_from_page
@@ -67,16 +68,18 @@ def add_pages(
 
     Raises:
         DiskWriteError: an article file cannot be written (the disk is full...).
+        CorpusBusyError: a sync (or another `newsbot add`) is writing the corpus.
     """
     unique = list(dict.fromkeys(urls))
-    pages = fetch_all(unique, policy or FetchPolicy.from_settings(settings))
-    folder = WebFolder(settings.corpus_dir)
     report = AddReport()
-    for page in pages:
-        result = _save(folder, page)
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
+    with corpus_lock(settings.corpus_dir):
+        pages = fetch_all(unique, policy or FetchPolicy.from_settings(settings))
+        folder = WebFolder(settings.corpus_dir)
+        for page in pages:
+            result = _save(folder, page)
+            report.results.append(result)
+            if on_result is not None:
+                on_result(result)
     return report
 
 

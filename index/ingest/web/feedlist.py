@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from index.errors import FeedListError
+from index.ingest.corpus_lock import corpus_lock
 from index.ingest.folders import FEED_LIST
 from index.ingest.web.folder import url_key, write_atomically
 
@@ -77,7 +78,12 @@ class FeedList:
 
         Raises:
             FeedListError: the file is broken, or lists the feed (or its name) already.
+            CorpusBusyError: another `feeds add` or `feeds remove` is editing the file.
         """
+        with corpus_lock(self.path.parent, of="feeds"):
+            self._add(feed)
+
+    def _add(self, feed: Feed) -> None:
         text = self._text()
         for known, _ in self._entries(text):
             if url_key(known.url) == url_key(feed.url):
@@ -101,7 +107,12 @@ class FeedList:
 
         Raises:
             FeedListError: no feed has that address or name, or the file is broken.
+            CorpusBusyError: another `feeds add` or `feeds remove` is editing the file.
         """
+        with corpus_lock(self.path.parent, of="feeds"):
+            return self._remove(url_or_name)
+
+    def _remove(self, url_or_name: str) -> Feed:
         text = self._text()
         entries = self._entries(text)
         found = [i for i, (feed, _) in enumerate(entries) if feed.matches(url_or_name)]

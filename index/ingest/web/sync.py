@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from index.errors import PageError
+from index.ingest.corpus_lock import corpus_lock
 from index.ingest.web.add import Added
 from index.ingest.web.feed_state import FeedState, FeedStatus
 from index.ingest.web.feedlist import Feed, FeedList
@@ -228,17 +229,19 @@ def sync_feeds(
     Raises:
         FeedListError: `feeds.yaml` cannot be read.
         DiskWriteError: an article file, or the feeds' state, cannot be written.
+        CorpusBusyError: another sync (or `newsbot add`, `feeds add`) is writing the corpus.
     """
-    feeds = FeedList(settings.corpus_dir).feeds()
-    policy = policy or FetchPolicy.from_settings(settings)
-    sync = _Sync(settings, policy, on_event, today or date.today())
-    sync.poll(feeds)
-    sync.fetch_pages()
-    for pruned in sync.retention.prune(sync.folder):
-        sync.tell(pruned)
-    sync.state.keep_only([feed.url for feed in feeds])
-    if feeds or sync.state.path.exists():
-        sync.state.save()
+    with corpus_lock(settings.corpus_dir):
+        feeds = FeedList(settings.corpus_dir).feeds()
+        policy = policy or FetchPolicy.from_settings(settings)
+        sync = _Sync(settings, policy, on_event, today or date.today())
+        sync.poll(feeds)
+        sync.fetch_pages()
+        for pruned in sync.retention.prune(sync.folder):
+            sync.tell(pruned)
+        sync.state.keep_only([feed.url for feed in feeds])
+        if feeds or sync.state.path.exists():
+            sync.state.save()
     return sync.report
 
 
