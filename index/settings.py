@@ -238,7 +238,7 @@ class Settings(BaseSettings):
         "NEWSBOT_LLM_MAX_TOKENS",
         600,
         LLM,
-        "Most tokens the model may write per answer.",
+        "Most tokens the model may write per answer; a longer reply is not used.",
         ge=50,
     )
     fetch_user_agent: str = env_field(

@@ -6,9 +6,14 @@ from __future__ import annotations
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from index.answer.citations import (
+    MAX_CLAIM_CHARS,
+    MAX_CLAIMS,
+    MAX_QUOTE_CHARS,
     NO_QUOTE,
     NO_SOURCE,
     NO_TEXT,
+    TOO_LONG,
+    TOO_MANY,
     Claim,
     LlmAnswer,
     answer_or_fallback,
@@ -197,6 +202,30 @@ def test_a_half_verified_answer_shows_the_verified_claim_and_counts_the_other() 
 
     assert shown.answer == "Humphries won. [1]"
     assert (shown.claims, shown.dropped_claims, shown.fallback) == (2, 1, None)
+
+
+def test_claims_past_the_cap_are_dropped_and_counted() -> None:
+    won = claim("Humphries won.", [1], "Humphries won the darts")
+    many = answer(*[won] * (MAX_CLAIMS + 4))
+
+    checked = check(many, four_hits())
+
+    assert len(checked.claims) == MAX_CLAIMS
+    assert [d.reason for d in checked.dropped] == [TOO_MANY] * 4
+    assert llm_answer(many).dropped_claims == 4
+
+
+def test_a_sentence_or_quote_too_long_to_be_one_is_dropped_unread() -> None:
+    quote = "Humphries won the darts"
+    long_text = claim("Humphries won. " * (MAX_CLAIM_CHARS // 10), [1], quote)
+    # A quote longer than any passage, padded with spaces: once normalised it would verify.
+    long_quote = claim("Humphries won.", [1], quote + " " * MAX_QUOTE_CHARS)
+    short = claim("Humphries won.", [1], quote)
+
+    checked = check(answer(long_text, long_quote, short), four_hits())
+
+    assert [d.reason for d in checked.dropped] == [TOO_LONG, TOO_LONG]
+    assert [c.text for c in checked.claims] == ["Humphries won."]
 
 
 def test_nothing_verified_gives_the_offline_answer() -> None:

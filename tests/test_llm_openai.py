@@ -70,6 +70,10 @@ QUOTE_NOT_IN_IT = (
     "Humphries won",
     "threw a perfect nine-dart finish",
 )
+# A reply far past NEWSBOT_LLM_MAX_TOKENS (a server that ignores it): one 5 MB sentence, or
+# 20,000 sentences, each quoting the passage truly.
+BOUNDLESS = "Humphries was carried shoulder high around the hall by the crowd. "
+HUGE_CLAIM = (BOUNDLESS * 80_000, "Humphries won", WINNER_CLAIM[2])
 OFFLINE_IN_DISCORD = f"**Luke Humphries** {WON.removeprefix('Luke Humphries ')} [1]"  # in bold
 DRIPPING = 60  # seconds: far longer than a run of `newsbot ask` takes (`test_ask_in_a_terminal…`)
 MALFORMED = '{"not_covered": false, "claims": [{"text": "Humphries sealed it with a nine-darter'
@@ -151,6 +155,22 @@ CASES = {
         footer=MODEL_GAVE_NONE,
         fallback=MODEL_FAILED,
         timeout=1.0,
+    ),
+    "a-5-MB-claim": Case(
+        lambda: answer_with(HUGE_CLAIM),
+        MODE_EXTRACTIVE,
+        invented=(BOUNDLESS.strip(),),
+        warning="reply too long",
+        footer=MODEL_GAVE_NONE,
+        fallback=MODEL_FAILED,
+    ),
+    "20000-claims": Case(
+        lambda: answer_with(*[(BOUNDLESS.strip(), "Humphries won", WINNER_CLAIM[2])] * 20_000),
+        MODE_EXTRACTIVE,
+        invented=(BOUNDLESS.strip(),),
+        warning="reply too long",
+        footer=MODEL_GAVE_NONE,
+        fallback=MODEL_FAILED,
     ),
     "429": Case(
         lambda: error(

@@ -70,4 +70,6 @@ def build_answerer(
     model = chat_model or load_chat_model(settings)
     if model is None:
         raise ConfigError("answering with a language model needs NEWSBOT_LLM, the model to ask")
-    return LlmAnswerer(model, offline, timeout=settings.llm_timeout)
+    return LlmAnswerer(
+        model, offline, timeout=settings.llm_timeout, max_tokens=settings.llm_max_tokens
+    )

@@ -25,7 +25,18 @@ MIN_QUOTE_WORDS = 3
 says nothing about whether the passage supports the claim; three words is the shortest
 phrase that does ("won the final")."""
 
+MAX_CLAIMS = 8
+"""The most claims shown: the model is asked for a few short sentences. Those past it are
+dropped (and counted), so that a reply of thousands of claims never reaches a user."""
+MAX_CLAIM_CHARS = 400
+"""The longest claim shown, in characters: a short sentence is well under it."""
+MAX_QUOTE_CHARS = 2_000
+"""The longest quote checked: no passage is longer (a chunk is at most the model's 256
+tokens), so a longer one cannot be in it, and is not read."""
+
 # Why a claim was dropped.
+TOO_MANY = f"more than {MAX_CLAIMS} claims"
+TOO_LONG = f"sentence or quote too long (over {MAX_CLAIM_CHARS} or {MAX_QUOTE_CHARS} characters)"
 NO_TEXT = "no sentence"
 NO_QUOTE = f"quote shorter than {MIN_QUOTE_WORDS} words"
 NO_SOURCE = "no cited passage exists and holds the quote"
@@ -158,13 +169,20 @@ def check(answer: LlmAnswer, hits: Sequence[Hit]) -> Checked:
 
     Returns:
         The claims with at least one cited passage that exists and holds the quote (a
-        claim's other citations are left out), and the claims dropped: no sentence once
+        claim's other citations are left out), and the claims dropped: past the first
+        `MAX_CLAIMS`, a sentence or quote too long to be one, no sentence once
         any passage numbers written in it are removed, a quote shorter than
         `MIN_QUOTE_WORDS`, or no cited passage holding it.
     """
     kept: list[Verified] = []
     dropped: list[Dropped] = []
-    for claim in [] if answer.not_covered else answer.claims:
+    for i, claim in enumerate([] if answer.not_covered else answer.claims):
+        if i >= MAX_CLAIMS:
+            dropped.append(Dropped(claim, TOO_MANY))
+            continue
+        if len(claim.text) > MAX_CLAIM_CHARS or len(claim.quote) > MAX_QUOTE_CHARS:
+            dropped.append(Dropped(claim, TOO_LONG))
+            continue
         text = _MARKER.sub("", claim.text).strip()
         if not text:
             dropped.append(Dropped(claim, NO_TEXT))

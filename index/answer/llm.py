@@ -24,8 +24,15 @@ from index.answer.citations import LlmAnswer, answer_or_fallback
 from index.answer.types import MODEL_FAILED, NO_PASSAGES, NOTHING_VERIFIED, Answer, Answerer
 from index.models.chat import ModelCallError, call_model, failure_kind
 from index.search.retrieval import Hit
+from index.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CHARS_PER_TOKEN = 6
+"""A reply's characters allowed per token of NEWSBOT_LLM_MAX_TOKENS: English text averages
+about 4 characters a token; the rest is room for the reply's JSON and other languages. A
+server that ignores `max_tokens` (or a model that runs on) gives a reply past this, which is
+not read: the offline answer is shown."""
 
 SYSTEM = """\
 You answer questions about news from the numbered passages given, and from nothing else.
@@ -40,15 +47,25 @@ class LlmAnswerer:
     """Has a chat model write the answer, every citation checked; the offline answer when
     the model fails or nothing it says verifies."""
 
-    def __init__(self, model: BaseChatModel, offline: Answerer, *, timeout: float) -> None:
+    def __init__(
+        self,
+        model: BaseChatModel,
+        offline: Answerer,
+        *,
+        timeout: float,
+        max_tokens: int = Settings.model_fields["llm_max_tokens"].default,
+    ) -> None:
         """Args:
         model: the chat model (`index.models.chat.load_chat_model`, or a fake in tests).
         offline: the extractive answer step, the fallback.
         timeout: seconds to wait for the model, whatever its own timeout.
+        max_tokens: the most tokens the model may write (NEWSBOT_LLM_MAX_TOKENS): a longer
+            reply (`CHARS_PER_TOKEN`) is not used.
         """
         self.model = model
         self.offline = offline
         self.timeout = timeout
+        self.max_chars = max_tokens * CHARS_PER_TOKEN
         self.structured: Runnable[Any, Any]
         self.parser: PydanticOutputParser[LlmAnswer] | None
         try:
@@ -88,6 +105,15 @@ class LlmAnswerer:
         except Exception as exc:  # any failure of the model is the offline answer
             kind = exc if isinstance(exc, ModelCallError) else failure_kind(exc)
             log.warning("language model: %s; the offline answer", kind)
+            return failed
+        size = len(reply.model_dump_json())
+        if size > self.max_chars:
+            log.warning(
+                "language model: reply too long (%d characters, over NEWSBOT_LLM_MAX_TOKENS"
+                "'s %d); the offline answer",
+                size,
+                self.max_chars,
+            )
             return failed
         answer = answer_or_fallback(question, reply, shown, offline)
         if answer.fallback == NOTHING_VERIFIED:
