@@ -6,6 +6,9 @@ answers from a synced article."""
 from __future__ import annotations
 
 import json
+import resource
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from tests.test_stories import COPIES, QUESTION
 from tests.web_server import Reply, WebServer
 
 runner = CliRunner()
+NEWSBOT = Path(__file__).resolve().parent / "newsbot_fake.py"
 STORY = (DATA / "web" / "springfield-bridge.html").read_text(encoding="utf-8")
 STORY_FILE = "web/127.0.0.1/2024-11-17-springfield-approves-3-2-million-for-the-river-bridge.md"
 RSS_TYPE = "application/rss+xml; charset=utf-8"
@@ -147,6 +151,58 @@ def test_a_broken_feed_list_is_one_line(fetching: Path) -> None:
     assert code == 1
     assert stderr.startswith("error: ") and "feeds.yaml is not valid YAML" in stderr
     assert len(stderr.splitlines()) == 1
+
+
+def billion_laughs() -> str:
+    """A feeds.yaml of 12 lines whose one name, aliases expanded, is 9**9 strings."""
+    text = f"- url: https://example.com/feed.xml\n  a: &a [{', '.join(['lol'] * 9)}]\n"
+    for before, anchor in zip("abcdefgh", "bcdefghi", strict=True):
+        text += f"  {anchor}: &{anchor} [{', '.join([f'*{before}'] * 9)}]\n"
+    return text + "  name: *i\n"
+
+
+def test_aliases_in_the_feed_list_are_one_line(fetching: Path) -> None:
+    (fetching / "feeds.yaml").write_text(
+        "- url: &site https://example.com/feed.xml\n  name: [*site]\n", encoding="utf-8"
+    )
+
+    code, _, stderr = cli("feeds", "list")
+
+    assert code == 1
+    (line,) = stderr.splitlines()
+    assert "feeds.yaml is not valid YAML (aliases are not allowed: found *site" in line
+
+
+def test_a_feed_list_of_nested_aliases_is_one_line_not_all_memory(fetching: Path) -> None:
+    (fetching / "feeds.yaml").write_text(billion_laughs(), encoding="utf-8")
+
+    def capped() -> None:  # a MemoryError within seconds rather than the machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+    result = subprocess.run(
+        [sys.executable, str(NEWSBOT), "feeds", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=capped,
+    )
+
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "aliases are not allowed" in line
+
+
+def test_a_feed_name_that_is_not_text_is_one_line(fetching: Path) -> None:
+    (fetching / "feeds.yaml").write_text(
+        "- url: https://example.com/feed.xml\n  name: [Courier, Gazette]\n", encoding="utf-8"
+    )
+
+    code, _, stderr = cli("sync")
+
+    assert code == 1
+    assert stderr.splitlines() == [
+        f"error: {fetching / 'feeds.yaml'}: feed 1's name should be text"
+    ]
 
 
 # --- sync: new entries into the corpus --------------------------------------------------------

@@ -20,9 +20,10 @@ FRONT_MATTER_FENCES = {"---": "YAML", "+++": "TOML"}
 NESTED_TOO_DEEPLY = "nested too deeply"
 
 
-class _MetadataLoader(yaml.SafeLoader):
-    """YAML's safe loader without aliases: metadata never needs them, and a few lines of
-    nested aliases ("billion laughs") expand to more text than memory holds once printed."""
+class MetadataLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: metadata (and feeds.yaml) never needs them, and a
+    few lines of nested aliases ("billion laughs") expand to more text than memory holds once
+    printed."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -35,11 +36,11 @@ class _MetadataLoader(yaml.SafeLoader):
 
 # A timestamp stays the text it was written as: its date is checked (and a day that is not in
 # the calendar named) with every other `published` value, rather than failing the parse.
-def _timestamp_text(loader: _MetadataLoader, node: yaml.ScalarNode) -> str:
+def _timestamp_text(loader: MetadataLoader, node: yaml.ScalarNode) -> str:
     return str(loader.construct_scalar(node))
 
 
-_MetadataLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_text)
+MetadataLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_text)
 
 
 class _Unparsable(Exception):
@@ -56,7 +57,7 @@ def _load(text: str, language: str) -> Any:
     try:
         if language == "TOML":
             return tomllib.loads(text)
-        return yaml.load(text, Loader=_MetadataLoader)  # a SafeLoader: builds plain data only
+        return yaml.load(text, Loader=MetadataLoader)  # a SafeLoader: builds plain data only
     except RecursionError as exc:
         raise _Unparsable(NESTED_TOO_DEEPLY) from exc
     except (yaml.YAMLError, ValueError) as exc:  # TOMLDecodeError is a ValueError

@@ -21,6 +21,7 @@ import yaml
 
 from index.errors import FeedListError
 from index.ingest.corpus_lock import corpus_lock
+from index.ingest.corpus.frontmatter import MetadataLoader
 from index.ingest.folders import FEED_LIST
 from index.ingest.web.folder import url_key, write_atomically
 
@@ -138,8 +139,10 @@ class FeedList:
     def _entries(self, text: str) -> list[tuple[Feed, int]]:
         """Each feed with the line its entry starts on."""
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
+            root = yaml.compose(text, Loader=MetadataLoader)
+            data = yaml.load(text, Loader=MetadataLoader)  # a SafeLoader: plain data only
+        except RecursionError as exc:
+            raise FeedListError(f"{self.path} is not valid YAML (nested too deeply)") from exc
         except yaml.YAMLError as exc:
             problem = " ".join(str(exc).split())
             raise FeedListError(f"{self.path} is not valid YAML ({problem})") from exc
@@ -155,6 +158,8 @@ class FeedList:
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(url, str) or not url.strip():
                 raise FeedListError(f"{self.path}: feed {number} has no url")
+            if name is not None and not isinstance(name, str | int | float):
+                raise FeedListError(f"{self.path}: feed {number}'s name should be text")
             shown = str(name).strip() if name is not None else None
             entries.append((Feed(url.strip(), shown or None), node.start_mark.line))
         if root.flow_style and entries:
@@ -178,7 +183,7 @@ def _block_end(lines: list[str], start: int) -> int:
 
 
 def _is_empty_list(text: str) -> bool:
-    return yaml.safe_load(text) == []
+    return yaml.load(text, Loader=MetadataLoader) == []
 
 
 def follow(
