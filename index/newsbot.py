@@ -142,6 +142,12 @@ class Newsbot:
         # shared, and `refresh` replaces them. Questions take turns (they are CPU-bound).
         self._lock = threading.RLock()
         generation = self.layout.current()
+        damage = self.layout.current_damage() if generation is None else None
+        if damage is not None:
+            raise IndexDamagedError(
+                f"the index in {settings.index_dir} is damaged: {damage}: run `newsbot index` "
+                "to build it anew from the corpus"
+            )
         if generation is None:
             raise IndexMissingError(
                 f"no index in {self.settings.index_dir}: run `newsbot index` first"
