@@ -60,6 +60,31 @@ class SegmentMissingError(IndexMissingError):
     folder not yet complete)."""
 
 
+class IndexDamagedError(NewsbotError):
+    """A file of the index in service is damaged: missing, cut short, changed since it was
+    written, or unreadable. The message is one line naming the file and the command that
+    repairs it (`newsbot index`, or `newsbot index --rebuild` when the generation's own
+    catalog is what is damaged)."""
+
+
+class SegmentDamagedError(IndexDamagedError):
+    """A file of one of the generation's segments is damaged; `newsbot index` repairs it.
+
+    `where` is the segment's folder in the index folder (`segments/seg-000004`), `segment`
+    its name, and `damage` what is wrong, naming the file (`bm25/vocab.index.json is
+    missing`)."""
+
+    def __init__(self, index_dir: object, where: str, damage: str) -> None:
+        where, damage = _one_line(where), _one_line(damage)
+        super().__init__(
+            f"the index in {index_dir} is damaged: {where}/{damage}: "
+            "run `newsbot index` to repair it"
+        )
+        self.where = where
+        self.segment = where.rpartition("/")[2]
+        self.damage = damage
+
+
 class IndexBusyError(NewsbotError):
     """Another process is writing the index."""
 

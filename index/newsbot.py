@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from index.answer.answerer import build_answerer
 from index.answer.conversation import Rewriter, Turn, default_rewriter, recent
 from index.answer.types import Answer, Answerer, Citation
-from index.errors import IndexMissingError, NewsbotError, QuestionError, SegmentMissingError
+from index.errors import (
+    IndexDamagedError,
+    IndexMissingError,
+    NewsbotError,
+    QuestionError,
+    SegmentDamagedError,
+    SegmentMissingError,
+    VectorsMissingError,
+)
 from index.ingest.corpus.metadata import normalise_date
 from index.models.chat import load_chat_model
 from index.models.embeddings import Embedder
@@ -21,6 +32,8 @@ from index.search.ranking import Ranking
 from index.search.retrieval import Filters, Hit, Retriever
 from index.settings import Settings
 from index.store.catalog import Catalog
+from index.store.catalog.schema import is_damage
+from index.store.integrity import check_files
 from index.store.layout import BM25_FOLDER, CHROMA_FOLDER, Generation, IndexLayout
 from index.store.lexical import LexicalIndex
 from index.store.manifest import check_manifest, manifest_for
@@ -33,6 +46,8 @@ if TYPE_CHECKING:  # LangChain is imported only when a model is used
 
 log = logging.getLogger("newsbot")
 
+# How many times `verify` looks again when the generation it checked went out of service.
+VERIFY_TRIES = 3
 # Passages handed to the answer step, which orders them and cites at most `k`.
 ANSWER_POOL = 10
 
@@ -127,6 +142,12 @@ class Newsbot:
         # shared, and `refresh` replaces them. Questions take turns (they are CPU-bound).
         self._lock = threading.RLock()
         generation = self.layout.current()
+        damage = self.layout.current_damage() if generation is None else None
+        if damage is not None:
+            raise IndexDamagedError(
+                f"the index in {settings.index_dir} is damaged: {damage}: run `newsbot index` "
+                "to build it anew from the corpus"
+            )
         if generation is None:
             raise IndexMissingError(
                 f"no index in {self.settings.index_dir}: run `newsbot index` first"
@@ -163,18 +184,28 @@ class Newsbot:
                     self.settings, owner, generation.number
                 )
                 folder = generation.root if generation.number == 0 else segment.folder
-                # Read-only: answering works on a read-only index and a full disk, and never
-                # changes a generation (embedded Chroma writes whatever it opens).
-                store = VectorStore(
-                    self.settings,
-                    owner=owner,
-                    path=folder / CHROMA_FOLDER,
-                    name=name,
-                    read_only=True,
-                )
-                on_error.callback(store.close)
-                store.load(recorded.get("dimension"))
-                opened[segment.name] = (store, LexicalIndex.load(folder / BM25_FOLDER))
+                damaged = partial(SegmentDamagedError, self.settings.index_dir, _where(folder))
+                if segment.files is not None:  # as sealed: sizes and heads (a few stats)
+                    damage = check_files(folder, segment.files)
+                    if damage is not None:
+                        raise damaged(str(damage))
+                with _unreadable(damaged, CHROMA_FOLDER):
+                    # Read-only: answering works on a read-only index and a full disk, and
+                    # never changes a generation (embedded Chroma writes whatever it opens).
+                    store = VectorStore(
+                        self.settings,
+                        owner=owner,
+                        path=folder / CHROMA_FOLDER,
+                        name=name,
+                        read_only=True,
+                    )
+                    on_error.callback(store.close)
+                    store.load(recorded.get("dimension"))
+                with _unreadable(damaged, BM25_FOLDER):
+                    lexical = LexicalIndex.load(folder / BM25_FOLDER)
+                if catalog.segmented:  # each part holds every chunk of the segment's catalog
+                    _check_counts(damaged, segment.chunks, lexical.size, store, self.settings)
+                opened[segment.name] = (store, lexical)
             on_error.pop_all()
         old_catalog = getattr(self, "catalog", None)
         stale = [store for name, (store, _) in cached.items() if name not in opened]
@@ -201,7 +232,7 @@ class Newsbot:
                 return False
             try:
                 self._open(generation)
-            except SegmentMissingError as exc:  # a copy of the folder still being made
+            except (SegmentMissingError, IndexDamagedError) as exc:  # a copy being made
                 log.warning("still answering from %s: %s", self.generation.name, exc)
                 return False
             return True
@@ -293,14 +324,68 @@ class Newsbot:
         """
         try:
             return call()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            raise self._damaged("a catalog", exc) from exc
         except Exception as exc:
             if not is_store_error(exc):
                 raise
         self._open(self.layout.current() or self.generation, anew=True)
-        return call()
+        try:
+            return call()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            raise self._damaged("a catalog", exc) from exc
+        except Exception as exc:
+            if not is_store_error(exc) or isinstance(exc, NewsbotError):
+                raise
+            raise self._damaged("the vectors", exc) from exc
+
+    def _damaged(self, what: str, exc: Exception) -> IndexDamagedError:
+        """Damage met while answering, past the checks made on opening (a file changed in
+        its middle): one line; `newsbot index` checks every byte, and repairs."""
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return IndexDamagedError(
+            f"the index in {self.settings.index_dir} is damaged: {what} of "
+            f"{self.generation.name} cannot be read ({reason}): run `newsbot index` to repair it"
+        )
+
+    def verify(self) -> None:
+        """Check every byte of the generation in service's segments against what was written
+        (`index.store.integrity`); segments sealed before that was recorded are not
+        verifiable.
+
+        Raises:
+            SegmentDamagedError: a file is missing, cut short or changed.
+        """
+        with self._lock:
+            damage = None
+            for _ in range(VERIFY_TRIES):
+                self.refresh()
+                generation = self.generation
+                damage = self._first_damage()
+                # Only the generation in service is damaged by a missing file: an older one's
+                # segments may have been cleaned up by reindexes meanwhile.
+                if damage is None or self.layout.current() == generation:
+                    break
+            if damage is not None:
+                raise damage
+
+    def _first_damage(self) -> SegmentDamagedError | None:
+        for segment in self.catalog.segments():
+            if segment.files is None:
+                continue
+            damage = check_files(segment.folder, segment.files, thorough=True)
+            if damage is not None:
+                return SegmentDamagedError(
+                    self.settings.index_dir, _where(segment.folder), str(damage)
+                )
+        return None
 
     def status(self) -> Status:
-        """Counts and build settings of the open index."""
+        """Counts and build settings of the open index (`verify` checks its files)."""
         with self._lock:
             self.refresh()
             articles, chunks = self.catalog.counts()
@@ -333,6 +418,49 @@ class Newsbot:
             for store, _ in self._segments.values():
                 store.close()
             self.catalog.close()
+
+
+def _where(folder: Path) -> str:
+    """A segment's folder as named in messages: `segments/seg-000004` (or a generation's)."""
+    return (
+        f"{folder.parent.name}/{folder.name}" if folder.parent.name == "segments" else folder.name
+    )
+
+
+@contextmanager
+def _unreadable(damaged: Callable[[str], SegmentDamagedError], part: str) -> Iterator[None]:
+    """Turn a failure to read a segment's `part` (its BM25, its embedded Chroma) into
+    `damaged`'s one line; a store that cannot be reached, or another newsbot error, passes."""
+    try:
+        yield
+    except NewsbotError:
+        raise
+    except Exception as exc:
+        if part == CHROMA_FOLDER and not is_store_error(exc):
+            raise
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise damaged(f"{part}/ cannot be read ({reason})") from exc
+
+
+def _check_counts(
+    damaged: Callable[[str], SegmentDamagedError],
+    chunks: int,
+    in_bm25: int,
+    store: VectorStore,
+    settings: Settings,
+) -> None:
+    """Refuse a segment whose BM25 or vectors do not hold every chunk of its catalog (files
+    lost from a segment sealed before its files were recorded)."""
+    if in_bm25 != chunks:
+        raise damaged(f"{BM25_FOLDER}/ holds {in_bm25:,} chunks, its catalog {chunks:,}")
+    vectors = store.count()
+    if vectors != chunks:
+        if settings.chroma_host:
+            raise VectorsMissingError(
+                f"index unavailable: the collection {store.name!r} at {store.location} holds "
+                f"{vectors:,} of {chunks:,} vectors: run `newsbot index` to restore it"
+            )
+        raise damaged(f"{CHROMA_FOLDER}/ holds {vectors:,} vectors, its catalog {chunks:,}")
 
 
 def _beyond(answer: Answer, hits: Sequence[Hit], wanted: int) -> list[Citation]:

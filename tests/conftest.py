@@ -278,8 +278,12 @@ def parts(settings: Settings) -> tuple[set[str], set[str], set[str]]:
     vectors: list[str] = []
     lexical: list[str] = []
     for segment in segments:
-        store = VectorStore(
-            settings, owner=owner, path=segment.folder / "chroma", name=str(segment.collection)
+        store = VectorStore(  # read-only, as readers do: a sealed segment is never written
+            settings,
+            owner=owner,
+            path=segment.folder / "chroma",
+            name=str(segment.collection),
+            read_only=True,
         )
         try:
             ids = store.ids()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,9 @@ class BuildPlan:
     # Merge every segment into the new one (the store lost vectors, or the stories are to be
     # grouped anew): the new generation is then one segment, its vectors all written anew.
     full: bool = False
+    # Older segments whose BM25 or vectors are damaged: merged into the new one, which
+    # builds them anew from their catalogs (`index.build.repair`).
+    repair: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -205,17 +209,16 @@ class GenerationBuild:
         """
         layout = self.layout
         path = layout.building_catalog
-        spec = {
+        spec: dict[str, Any] = {
             "base": copy_from.name if copy_from else None,
             "manifest": plan.manifest,
             "full": plan.full,
         }
-        if path.exists():
-            catalog = Catalog(path)
-            meta = catalog.get_meta("build") or {}
-            if {k: meta.get(k) for k in spec} == spec and isinstance(meta.get("number"), int):
-                return catalog, int(meta["number"])
-            catalog.close()
+        if plan.repair:
+            spec["repair"] = sorted(plan.repair)
+        resumed = _resumed(path, spec)
+        if resumed is not None:
+            return resumed
         shutil.rmtree(layout.building, ignore_errors=True)
         layout.building.mkdir(parents=True)
         number = max([*layout.numbers(), layout.generation()]) + 1
@@ -238,7 +241,8 @@ class GenerationBuild:
         if not catalog.segmented:
             catalog.set_segments([])
         older = [s for s in catalog.segments() if s.name != path.parent.name]
-        catalog.absorb([s.name for s in older] if plan.full else to_merge(older))
+        merged = [s.name for s in older] if plan.full else to_merge(older)
+        catalog.absorb({*merged, *(s.name for s in older if s.name in plan.repair)})
         catalog.set_meta("build", {**spec, "number": number})
         return catalog, number
 
@@ -280,6 +284,24 @@ class GenerationBuild:
             if progress:
                 progress("embed", done, total)
         return total
+
+
+def _resumed(path: Path, spec: dict[str, Any]) -> tuple[Catalog, int] | None:
+    """The catalog, and number, of the build a killed run left at `path` for the same `spec`
+    (base generation, settings, what it merges), whose segments are all there; else None."""
+    if not path.exists():
+        return None
+    with contextlib.suppress(sqlite3.DatabaseError):  # a damaged build: started anew
+        catalog = Catalog(path, skip_damaged=True)
+        meta = catalog.get_meta("build") or {}
+        if (
+            {k: meta.get(k) for k in spec} == spec
+            and isinstance(meta.get("number"), int)
+            and not catalog.unattached
+        ):
+            return catalog, int(meta["number"])
+        catalog.close()
+    return None
 
 
 def _resumable(path: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -10,8 +11,15 @@ from dataclasses import dataclass, field
 from index.build.cleanup import clean_up
 from index.build.generation import BuildPlan, GenerationBuild, LiveSummary
 from index.build.progress import Progress
+from index.build.repair import Repairs, open_checked
 from index.build.stories import Syndication, stories_current
-from index.errors import ArticleError, CorpusError, CorpusProblemsError, VectorsMissingError
+from index.errors import (
+    ArticleError,
+    CorpusError,
+    CorpusProblemsError,
+    IndexDamagedError,
+    VectorsMissingError,
+)
 from index.ingest.corpus.file_stats import FileStatsRecord, KnownFiles
 from index.ingest.corpus.scan import CorpusScan, scan_corpus
 from index.models.embeddings import Embedder
@@ -41,6 +49,8 @@ class IndexReport:
     # The index in service had no stories (it is from before them): its articles were
     # grouped into stories from their indexed text (no model call).
     stories_grouped: bool = False
+    # Damaged segments of the index in service, and how each was repaired (a line each).
+    segments_repaired: list[str] = field(default_factory=list)
     # Articles that are a syndicated copy of another (`index.build.stories`), and their stories.
     copies: int = 0
     stories: int = 0
@@ -102,10 +112,10 @@ def reindex(
     with writer_lock(layout), ExitStack() as opened:
         live = layout.current()
         # Opened once and handed along: opening a catalog attaches every segment.
-        catalog = None
-        if live is not None:
-            catalog = opened.enter_context(closing(Catalog(live.catalog, writable=False)))
-        base = _read_live(catalog)
+        catalog, repairs = _open_live(live, settings, rebuild=rebuild)
+        if catalog is not None:
+            opened.enter_context(closing(catalog))
+        base = _read_live(catalog, rebuild=rebuild)
         record = FileStatsRecord.of(settings.index_dir)
         known = None
         if live is not None and not rebuild:
@@ -123,8 +133,10 @@ def reindex(
         if not rebuild:
             check_manifest(base.manifest, wanted, settings.index_dir)
         report = _plan(settings, scan, base.hashes, rebuild=rebuild)
+        if not rebuild:
+            report.segments_repaired = repairs.lines()
         if live is not None and live.number and not rebuild and not report.changed:
-            report.vectors_restored = not _store_whole(settings, base)
+            report.vectors_restored = not _store_whole(settings, base, set(repairs.rebuilt))
             report.stories_grouped = not base.stories_current
         if (
             live is not None
@@ -133,6 +145,7 @@ def reindex(
             and not report.changed
             and not report.vectors_restored
             and not report.stories_grouped
+            and not repairs
         ):
             shutil.rmtree(layout.building, ignore_errors=True)  # a killed build, now moot
             clean_up(layout, live.number)
@@ -149,6 +162,7 @@ def reindex(
                 vectors_restored=report.vectors_restored,
                 unread=set(scan.unread),
                 full=report.vectors_restored or report.stories_grouped,
+                repair=frozenset(repairs.rebuilt) if not rebuild else frozenset(),
             )
             built = GenerationBuild(settings, embedder, layout, progress).run(live, base, plan)
             now = layout.current()
@@ -160,6 +174,22 @@ def reindex(
             report.copies, report.stories = built.copies
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _open_live(
+    live: Generation | None, settings: Settings, *, rebuild: bool
+) -> tuple[Catalog | None, Repairs]:
+    """The catalog of the generation in service, its segments checked byte for byte (those
+    whose catalog is damaged left out), and what repairs the damaged ones. A rebuild does
+    without it if its own catalog cannot be read."""
+    if live is None:
+        return None, Repairs()
+    try:
+        return open_checked(live, embedded=not settings.chroma_host)
+    except IndexDamagedError:
+        if not rebuild:
+            raise
+        return None, Repairs()
 
 
 def _record_stats(  # noqa: PLR0913
@@ -178,10 +208,24 @@ def _record_stats(  # noqa: PLR0913
     record.save(live.name, index_id, settings.corpus_dir, scan.stats, scanned_ns)
 
 
-def _read_live(catalog: Catalog | None) -> LiveSummary:
-    """What the generation in service says about itself (its `catalog`, None without one)."""
+def _read_live(catalog: Catalog | None, *, rebuild: bool) -> LiveSummary:
+    """What the generation in service says about itself (its `catalog`, None without one).
+
+    A rebuild needs nothing of it but its identity and the articles it keeps from files that
+    cannot be read now: if it cannot be read (damaged past what was checked), it starts
+    from nothing.
+    """
     if catalog is None:
         return LiveSummary()
+    if rebuild:
+        try:
+            return _summary(catalog)
+        except (sqlite3.DatabaseError, ValueError):
+            return LiveSummary()
+    return _summary(catalog)
+
+
+def _summary(catalog: Catalog) -> LiveSummary:
     return LiveSummary(
         catalog=catalog,
         hashes=catalog.hashes(),
@@ -193,7 +237,7 @@ def _read_live(catalog: Catalog | None) -> LiveSummary:
     )
 
 
-def _store_whole(settings: Settings, base: LiveSummary) -> bool:
+def _store_whole(settings: Settings, base: LiveSummary, repaired: set[str]) -> bool:
     """Whether the store holds the vectors of every segment of the generation in service.
 
     A Chroma server that lost its data (a collection missing, or short of vectors), or a
@@ -203,6 +247,7 @@ def _store_whole(settings: Settings, base: LiveSummary) -> bool:
     copying them).
     """
     segments = base.catalog.segments() if base.catalog is not None else []
+    segments = [s for s in segments if s.name not in repaired]  # rebuilt anyway
     if base.index_id is None or any(s.collection is None for s in segments):
         return False
     if not settings.chroma_host:

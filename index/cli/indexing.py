@@ -84,7 +84,9 @@ def status_command(
     with user_errors():
         from index.newsbot import Newsbot
 
-        status = Newsbot(settings, load_embedder(settings, purpose="query")).status()
+        bot = Newsbot(settings, load_embedder(settings, purpose="query"))
+        bot.verify()
+        status = bot.status()
     if as_json:
         sys.stdout.write(json.dumps(status.to_dict()) + "\n")
         return

@@ -127,6 +127,8 @@ def print_report(report: IndexReport, settings: Settings) -> None:
             str(report.copies),
         )
     out.print(table)
+    for line in report.segments_repaired:
+        out.print(Text(f"Repaired {line}."))
     if report.vectors_restored:
         out.print("The vector store had lost this index's vectors: restored from the catalog.")
     if report.stories_grouped:

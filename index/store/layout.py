@@ -135,8 +135,8 @@ class IndexLayout:
 
     def current(self) -> Generation | None:
         """The generation in service, or None before the first complete reindex."""
-        try:
-            name = self.current_file.read_text().strip()
+        try:  # damaged, it names no generation
+            name = self.current_file.read_bytes().decode("utf-8", "replace").strip()
         except FileNotFoundError:
             name = ""
         found = GENERATION.fullmatch(name)
@@ -145,6 +145,19 @@ class IndexLayout:
         if self.legacy.catalog.exists():
             return self.legacy
         return None
+
+    def current_damage(self) -> str | None:
+        """Why no generation is in service though one was (`current` is None): `CURRENT`
+        missing, naming none, or naming one whose catalog is gone; None if there never was
+        one (no complete generation folder: nothing indexed yet)."""
+        if self.current() is not None or not self.numbers():
+            return None
+        if not self.current_file.exists():
+            return f"{CURRENT_FILE} is missing"
+        name = self.current_file.read_bytes().decode("utf-8", "replace").strip()
+        if not GENERATION.fullmatch(name):
+            return f"{CURRENT_FILE} names no generation"
+        return f"{name}/{CATALOG_FILE}, the generation {CURRENT_FILE} names, is missing"
 
     def generation(self) -> int:
         """The number of the generation in service (0 for none or a legacy index)."""

@@ -62,11 +62,21 @@ class LexicalIndex:
         if not ids_path.exists():
             return cls(None, [])
         chunk_ids = json.loads(ids_path.read_text())
-        if not chunk_ids or not (directory / PARAMS_FILE).exists():
+        if not isinstance(chunk_ids, list) or not all(isinstance(c, str) for c in chunk_ids):
+            raise ValueError(f"{IDS_FILE} is not a list of chunk ids")
+        if not chunk_ids:
+            return cls(None, chunk_ids)
+        if not (directory / PARAMS_FILE).exists():
+            # bm25s wrote nothing when no chunk had a term; its other files without its
+            # parameters are an index that lost them.
+            if any(p.name != IDS_FILE for p in directory.iterdir()):
+                raise ValueError(f"{PARAMS_FILE} is missing")
             return cls(None, chunk_ids)
         import bm25s
 
         retriever = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+        if retriever.scores.get("num_docs") != len(chunk_ids):
+            raise ValueError(f"its files disagree with {IDS_FILE}")
         return cls(retriever, chunk_ids)
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:

@@ -11,15 +11,17 @@ generation's dead), and because callers, like the file on disk, see one catalog.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
+from index.errors import IndexDamagedError
 from index.store.catalog.meta import stored_meta
-from index.store.catalog.schema import connect, read_only_connection
+from index.store.catalog.schema import connect, is_damage, read_only_connection
 from index.store.catalog.segments import SegmentInfo
 from index.store.catalog.stories import StoryTables
 from index.store.catalog.vectors import VectorTables
 
-__all__ = ["Catalog", "SegmentInfo", "read_only_connection", "stored_meta"]
+__all__ = ["Catalog", "SegmentInfo", "damaged_catalog", "read_only_connection", "stored_meta"]
 
 
 class Catalog(StoryTables, VectorTables):
@@ -37,15 +39,54 @@ class Catalog(StoryTables, VectorTables):
     without `meta.segments` (built before segments) is one segment, the whole generation.
     """
 
-    def __init__(self, path: Path, *, writable: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        writable: bool = True,
+        skip_damaged: bool = False,
+        skip: Mapping[str, str] | None = None,
+    ) -> None:
         """Open (or create) the catalog at `path`; `writable=False` opens it read-only, as
-        readers open a complete generation."""
+        readers open a complete generation.
+
+        `skip_damaged`: leave out the segments whose catalog is missing or damaged (named in
+        `unattached`), as a reindex that repairs them does, rather than raise; and those in
+        `skip` (name → why), whatever their state.
+
+        Raises:
+            IndexDamagedError: (read-only) the catalog itself cannot be read;
+            SegmentMissingError, SegmentDamagedError: a segment's catalog is missing or
+                damaged (see `skip_damaged`).
+        """
         self.path = path
         self._writable = writable
-        self._db = connect(path, writable=writable)
-        self._db.row_factory = sqlite3.Row
+        self._skip_damaged = skip_damaged
+        self._skip = dict(skip or {})
+        self.unattached = {}
         self._parts = []
-        self._attach()
+        if writable:
+            self._db = connect(path, writable=True)
+            self._db.row_factory = sqlite3.Row
+            self._attach()
+            return
+        try:
+            self._db = connect(path, writable=False)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc):
+                raise
+            raise damaged_catalog(path, exc) from exc
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._attach()
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc):
+                raise
+            raise damaged_catalog(path, exc) from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     def copy_to(self, path: Path) -> Catalog:
         """A consistent copy of this catalog at `path` (SQLite's online backup), opened."""
@@ -55,3 +96,13 @@ class Catalog(StoryTables, VectorTables):
         finally:
             target.close()
         return Catalog(path)
+
+
+def damaged_catalog(path: Path, exc: BaseException) -> IndexDamagedError:
+    """The error for a generation's catalog at `path` that cannot be read: only a rebuild,
+    from the corpus, can repair it (it names the generation's segments)."""
+    where = f"{path.parent.name}/{path.name}"
+    return IndexDamagedError(
+        f"the index in {path.parent.parent} is damaged: {where} cannot be read ({exc}): "
+        "run `newsbot index --rebuild` to build it anew from the corpus"
+    )

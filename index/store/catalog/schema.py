@@ -93,6 +93,20 @@ def read_only_connection(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
 
+# SQLite's own words for a file that is not (or no longer) a whole database: damage, as
+# opposed to a file it may not open (permissions) or a busy one.
+DAMAGE_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"})
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite raised `exc` because the file is damaged (cut short, overwritten)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_CORRUPT") or name in DAMAGE_CODES:
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
 def connect(path: Path, *, writable: bool) -> sqlite3.Connection:
     """The catalog at `path`, opened (`writable`: created, and brought up to this schema)."""
     if not writable:

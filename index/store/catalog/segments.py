@@ -3,6 +3,7 @@ its own into a segment of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -10,10 +11,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.errors import SegmentMissingError
+from index.errors import SegmentDamagedError, SegmentMissingError
 from index.store.catalog.meta import MetaTables
-from index.store.catalog.schema import ARTICLE_COLUMNS, CHUNK_COLUMNS, SCHEMA, Part, rollback
-from index.store.layout import CATALOG_FILE, SEGMENT_NAME, IndexLayout, sync_folder
+from index.store.catalog.schema import (
+    ARTICLE_COLUMNS,
+    CHUNK_COLUMNS,
+    SCHEMA,
+    Part,
+    is_damage,
+    rollback,
+)
+from index.store.integrity import FileRecord, check_files, record_files
+from index.store.layout import (
+    CATALOG_FILE,
+    SEGMENT_NAME,
+    SEGMENTS_FOLDER,
+    IndexLayout,
+    sync_folder,
+)
+
+# The generation catalog's record of its segments' files (`index.store.integrity`): segment
+# name → file path → [size, CRC-32 of its head, CRC-32 of the whole]. A segment sealed
+# before it existed has none, and is not verifiable.
+FILES_KEY = "files"
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,9 @@ class SegmentInfo:
     collection: str | None
     dead_chunks: frozenset[str]
     chunks: int
+    # Its files as they were sealed (`index.store.integrity`); None if it was sealed before
+    # they were recorded.
+    files: dict[str, FileRecord] | None = None
 
 
 class SegmentTables(MetaTables):
@@ -34,6 +57,11 @@ class SegmentTables(MetaTables):
     them (`absorb`) and sealing the catalog's own tables into a new one (`seal_into`)."""
 
     _segmented: bool
+    # Segments `_attach` left unattached because their catalog is missing or damaged (only
+    # when opened with `skip_damaged`): name → what is wrong.
+    unattached: dict[str, str]
+    _skip_damaged: bool
+    _skip: dict[str, str]  # segments not to attach: name → why
 
     @property
     def segmented(self) -> bool:
@@ -44,7 +72,13 @@ class SegmentTables(MetaTables):
         """Attach the segments `meta.segments` names (read-only), detaching others.
 
         The segments hold the generation's articles; while a generation is built (until
-        `seal_into`), this catalog's own tables hold its new segment's.
+        `seal_into`), this catalog's own tables hold its new segment's. A segment's catalog
+        is checked against the generation's record of it first (its size and head: cheap).
+
+        Raises:
+            SegmentMissingError: a segment's catalog is not there;
+            SegmentDamagedError: it is not as it was written, or SQLite cannot read it.
+            (With `skip_damaged`, neither: the segment is left out, in `unattached`.)
         """
         for part in self._parts:
             if part.schema != "main":
@@ -52,29 +86,71 @@ class SegmentTables(MetaTables):
         names = self.get_meta("segments")
         self._segmented = names is not None
         self._parts = []
+        self.unattached = {}
+        records = self.file_records()
         for i, name in enumerate(names or []):
-            if not SEGMENT_NAME.fullmatch(name):
+            if not isinstance(name, str) or not SEGMENT_NAME.fullmatch(name):
                 raise ValueError(f"not a segment: {name!r}")
+            if name in self._skip:
+                self.unattached[name] = self._skip[name]
+                continue
             schema = f"s{i}"
-            file = IndexLayout(self.root).segment(name).catalog
-            if not file.exists():
-                raise SegmentMissingError(
-                    f"the index in {self.root} is incomplete: its segment {file.parent} is "
-                    "missing; if it was deleted, run `newsbot index --rebuild`"
-                )
-            uri = file.resolve().as_uri()
             try:
-                self._db.execute(f"ATTACH DATABASE '{uri}?mode=ro' AS {schema}")
-                self._db.execute(f"SELECT count(*) FROM {schema}.sqlite_master").fetchone()
-            except sqlite3.OperationalError:
-                # A segment is sealed (no journal beside it): read as immutable where its
-                # folder may not be written.
-                self._db.execute(f"DETACH DATABASE {schema}")
-                self._db.execute(f"ATTACH DATABASE '{uri}?immutable=1' AS {schema}")
+                self._attach_one(name, schema, records.get(name))
+            except (SegmentMissingError, SegmentDamagedError) as exc:
+                if not self._skip_damaged:
+                    raise
+                self.unattached[name] = getattr(exc, "damage", f"{CATALOG_FILE} is missing")
+                continue
             self._parts.append(Part(schema, name, self._has_table(schema, "stories")))
         if not self._segmented or self.get_meta("sealed") is None:
             own = self.path.parent.name
             self._parts.append(Part("main", own, self._has_table("main", "stories")))
+
+    def _attach_one(self, name: str, schema: str, record: dict[str, FileRecord] | None) -> None:
+        """Attach the catalog of segment `name` as `schema`, read-only, once it is checked
+        against its `record` (None: sealed before files were recorded)."""
+        file = IndexLayout(self.root).segment(name).catalog
+        if not file.exists():
+            raise SegmentMissingError(
+                f"the index in {self.root} is incomplete: {SEGMENTS_FOLDER}/{name}/"
+                f"{CATALOG_FILE} is missing: run `newsbot index` to repair it (if a "
+                "copy of the folder is being made, wait for it to finish)"
+            )
+        damage = check_files(file.parent, record, part=CATALOG_FILE) if record else None
+        if damage is not None:
+            raise SegmentDamagedError(self.root, f"{SEGMENTS_FOLDER}/{name}", str(damage))
+        uri = file.resolve().as_uri()
+        try:
+            try:
+                self._db.execute(f"ATTACH DATABASE '{uri}?mode=ro' AS {schema}")
+                self._db.execute(f"SELECT count(*) FROM {schema}.sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                if is_damage(exc):
+                    raise
+                # A segment is sealed (no journal beside it): read as immutable where its
+                # folder may not be written.
+                self._db.execute(f"DETACH DATABASE {schema}")
+                self._db.execute(f"ATTACH DATABASE '{uri}?immutable=1' AS {schema}")
+                self._db.execute(f"SELECT count(*) FROM {schema}.sqlite_master").fetchone()
+            for table in ("articles", "chunks", "meta"):
+                if not self._has_table(schema, table):
+                    raise sqlite3.DatabaseError(f"it has no {table} table")
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute(f"DETACH DATABASE {schema}")
+            if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc):
+                raise
+            raise SegmentDamagedError(
+                self.root, f"{SEGMENTS_FOLDER}/{name}", f"{CATALOG_FILE} cannot be read ({exc})"
+            ) from exc
+
+    def file_records(self) -> dict[str, dict[str, FileRecord]]:
+        """The recorded files of this generation's segments, by segment (`FILES_KEY`)."""
+        records = self.get_meta(FILES_KEY)
+        if not isinstance(records, dict):
+            return {}
+        return {k: v for k, v in records.items() if isinstance(v, dict)}
 
     @property
     def root(self) -> Path:
@@ -107,8 +183,14 @@ class SegmentTables(MetaTables):
     def start_from(self, base: SegmentTables) -> None:
         """Make this (new, empty) catalog the next generation after the segmented `base`:
         it shares all of base's segments, and their dead."""
-        self.set_segments(base.segment_names())
-        rows = base._db.execute("SELECT segment, article_id, n_chunks FROM dead").fetchall()
+        names = base.segment_names()
+        self.set_meta(FILES_KEY, {k: v for k, v in base.file_records().items() if k in set(names)})
+        self.set_segments(names)
+        rows = [
+            row
+            for row in base._db.execute("SELECT segment, article_id, n_chunks FROM dead")
+            if row[0] in set(names)  # not those of a damaged segment left out
+        ]
         stories = base._db.execute("SELECT article_id, story FROM story_map").fetchall()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -151,9 +233,13 @@ class SegmentTables(MetaTables):
                 sync_folder(tmp)  # a file as well: its data on disk before it is renamed
                 os.replace(tmp, target)
             names = [*self.segment_names(), *([segment] if segment else [])]
+            records = {k: v for k, v in self.file_records().items() if k in set(names)}
+            if segment is not None:  # its files are complete: BM25 and vectors moved in first
+                records[segment] = record_files(IndexLayout(self.root).segment(segment).root)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self.set_meta("segments", names)
+                self.set_meta(FILES_KEY, records)
                 self.set_meta("sealed", True)
                 for table in ("stories", "chunks", "articles"):
                     self._db.execute(f"DELETE FROM main.{table}")
@@ -165,6 +251,7 @@ class SegmentTables(MetaTables):
 
     def segments(self) -> list[SegmentInfo]:
         """Every segment of this generation, oldest first, its own last."""
+        records = self.file_records()
         out = []
         for part in self._parts:
             meta = self._db.execute(
@@ -190,6 +277,7 @@ class SegmentTables(MetaTables):
                     collection=None if meta is None else json.loads(meta[0]),
                     dead_chunks=dead,
                     chunks=int(chunks),
+                    files=records.get(part.name) if part.schema != "main" else None,
                 )
             )
         return out
