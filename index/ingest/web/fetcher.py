@@ -4,7 +4,8 @@ Politely: a User-Agent that names newsbot, a few pages at once per host, retries
 (and as long as a site's Retry-After asks), conditional requests (ETag, Last-Modified) so an
 unchanged page is not sent again. Safely: http and https only, public addresses only (see
 `index.ingest.web.addresses`), a time limit on every attempt, a size limit past which reading
-stops, a limit on redirects and no loops. A failure is a result with a one-line reason, never
+stops (on the body as sent and as decoded: `index.ingest.web.codings`), a limit on redirects
+and no loops. A failure is a result with a one-line reason, never
 an exception: one bad page does not stop the others.
 
 From synchronous code: `fetch_all(requests, policy)`. From async code (a feed sync, say):
@@ -31,6 +32,13 @@ import httpx
 from index.errors import HostRefusedError, PageError
 from index.ingest.corpus.decoding import decode_text
 from index.ingest.web.addresses import AddressPolicy, guarded_transport
+from index.ingest.web.codings import (
+    ACCEPT_ENCODING,
+    BodyDecoder,
+    UndecodableBody,
+    UnsupportedCoding,
+    codings_of,
+)
 from index.settings import Settings
 
 MB = 1_000_000
@@ -354,7 +362,10 @@ class Fetcher:
 
     async def _get(self, url: httpx.URL, request: FetchRequest) -> _Answer:
         assert self._client is not None, "use `async with Fetcher(...)`"
-        headers = {"Accept": ", ".join([*request.accept, "*/*;q=0.1"])}
+        headers = {
+            "Accept": ", ".join([*request.accept, "*/*;q=0.1"]),
+            "Accept-Encoding": ACCEPT_ENCODING,  # only what `_read` decodes within the limit
+        }
         if request.etag:
             headers["If-None-Match"] = request.etag
         if request.last_modified:
@@ -370,17 +381,34 @@ class Fetcher:
             return answer
 
     async def _read(self, response: httpx.Response) -> bytes:
-        """The body, read no further than the size limit."""
+        """The body, decoded, read no further than the size limit: neither its bytes as sent
+        nor as decoded may pass it (a few KB of zstd can expand to gigabytes)."""
         limit = self.policy.max_bytes
         too_large = f"too large (over the {limit / MB:g} MB limit)"
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Failed(f"{too_large}: {int(declared) / MB:.1f} MB")
+        try:
+            codings = codings_of(response.headers.get("content-encoding"))
+        except UnsupportedCoding as exc:
+            raise _Failed(str(exc)) from exc
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
+
+        def keep(piece: bytes) -> None:
+            body.extend(piece)
             if len(body) > limit:
                 raise _Failed(f"{too_large}: stopped reading")
+
+        decoder = BodyDecoder(codings, keep)
+        sent = 0
+        async for chunk in response.aiter_raw():
+            sent += len(chunk)
+            if sent > limit:
+                raise _Failed(f"{too_large}: stopped reading")
+            try:
+                decoder.write(chunk)
+            except UndecodableBody as exc:
+                raise _Failed(str(exc)) from exc
         return bytes(body)
 
     @asynccontextmanager
