@@ -41,6 +41,7 @@ from index.errors import (
 from index.ingest.web.folder import Saved
 from index.models.embeddings import Embedder, load_embedder
 from index.newsbot import Newsbot
+from index.redaction import without_passwords
 from index.settings import Settings
 
 log = logging.getLogger("newsbot.bot")
@@ -272,9 +273,9 @@ def log_sync(done: Synced) -> None:
     report = done.sync
     for polled in report.feeds:
         if polled.failed:
-            log.warning("failed feed %s: %s", polled.feed.url, polled.summary)
+            log.warning("failed feed %s", without_passwords(f"{polled.feed.url}: {polled.summary}"))
     for added in report.failed_articles:
-        log.warning("failed %s: %s", added.url, added.reason)
+        log.warning("failed %s", without_passwords(f"{added.url}: {added.reason}"))
     indexed = "" if done.index is None else "; index updated"
     log.info(
         "feeds synced: %d added, %d updated, %d pruned, %d failed%s",

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from index.cli.console import Command, Group, IndexDirOption, err, load_settings, out, user_errors
 from index.cli.indexing import CorpusOption, run_index
+from index.redaction import without_passwords
 from index.settings import Settings
 from index.text import inert
 
@@ -47,9 +48,9 @@ def add_command(
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
 
     def show(result: Added) -> None:
-        url = inert(result.url)
+        url = shown(result.url)
         if result.saved is None:
-            err.print(Text(f"failed {url}: {inert(result.reason or '')}"), soft_wrap=True)
+            err.print(Text(f"failed {url}: {shown(result.reason or '')}"), soft_wrap=True)
             return
         where = result.path.relative_to(settings.corpus_dir) if result.path else ""
         out.print(Text(f"{result.saved.value} {url} → {where}"), soft_wrap=True)
@@ -81,7 +82,7 @@ def feeds_add_command(
     plural = "entry" if len(parsed.entries) == 1 else "entries"
     out.print(
         Text(
-            f"following {inert(feed.url)} ({inert(title)}{len(parsed.entries)} {plural}); "
+            f"following {shown(feed.url)} ({inert(title)}{len(parsed.entries)} {plural}); "
             "`newsbot sync` fetches them"
         ),
         soft_wrap=True,
@@ -109,7 +110,7 @@ def feeds_list_command(corpus: CorpusOption = None, index_dir: IndexDirOption = 
             if status.checked
             else "not fetched yet"
         )
-        out.print(Text(inert(f"{name}{feed.url} ({last})")), soft_wrap=True)
+        out.print(Text(shown(f"{name}{feed.url} ({last})")), soft_wrap=True)
 
 
 @feeds_app.command("remove", cls=Command)
@@ -123,7 +124,7 @@ def feeds_remove_command(
     settings = load_settings(corpus_dir=corpus)
     with user_errors():
         removed = FeedList(settings.corpus_dir).remove(feed)
-    out.print(Text(f"removed {inert(removed.label)}"), soft_wrap=True)
+    out.print(Text(f"removed {shown(removed.label)}"), soft_wrap=True)
 
 
 @feeds_app.command("discover", cls=Command)
@@ -140,7 +141,7 @@ def feeds_discover_command(
     for feed in found:
         title = f"{feed.title}, " if feed.title else ""
         plural = "entry" if feed.entries == 1 else "entries"
-        out.print(Text(inert(f"{feed.url} ({title}{feed.entries} {plural})")), soft_wrap=True)
+        out.print(Text(shown(f"{feed.url} ({title}{feed.entries} {plural})")), soft_wrap=True)
 
 
 def sync_command(
@@ -168,6 +169,12 @@ def sync_command(
         raise typer.Exit(1)
 
 
+def shown(text: str) -> str:
+    """An address (or a reason naming some) as the web commands print it: inert, and any
+    password in it masked."""
+    return inert(without_passwords(text))
+
+
 def _show_sync_event(settings: Settings) -> Callable[[Any], None]:
     from index.ingest.web.add import Added
     from index.ingest.web.retention import Pruned
@@ -176,23 +183,24 @@ def _show_sync_event(settings: Settings) -> Callable[[Any], None]:
     def show(event: Any) -> None:
         if isinstance(event, Polled):
             if event.failed:
-                line = f"failed feed {inert(event.feed.url)}: {inert(event.summary)}"
+                line = f"failed feed {shown(event.feed.url)}: {shown(event.summary)}"
                 err.print(Text(line), soft_wrap=True)
             else:
-                out.print(Text(f"feed {inert(event.feed.label)}: {event.summary}"), soft_wrap=True)
+                out.print(Text(f"feed {shown(event.feed.label)}: {event.summary}"), soft_wrap=True)
         elif isinstance(event, Added):
             if event.saved is None:
-                line = f"failed {inert(event.url)}: {inert(event.reason or '')}"
+                line = f"failed {shown(event.url)}: {shown(event.reason or '')}"
                 err.print(Text(line), soft_wrap=True)
             else:
                 where = corpus_path(settings, event.path)
-                out.print(Text(f"{event.saved.value} {inert(event.url)} → {where}"), soft_wrap=True)
+                line = f"{event.saved.value} {shown(event.url)} → {where}"
+                out.print(Text(line), soft_wrap=True)
         elif isinstance(event, Pruned):
             where = corpus_path(settings, event.path)
             line = f"pruned {where}: published {event.dated}, older than NEWSBOT_MAX_AGE_DAYS"
             out.print(Text(inert(line)), soft_wrap=True)
         else:
-            out.print(Text(f"skipped {inert(event.url)}: {inert(event.reason)}"), soft_wrap=True)
+            out.print(Text(f"skipped {shown(event.url)}: {shown(event.reason)}"), soft_wrap=True)
 
     return show
 

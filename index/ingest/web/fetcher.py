@@ -17,14 +17,12 @@ From synchronous code: `fetch_all(requests, policy)`. From async code (a feed sy
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from enum import StrEnum
-from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 
 import httpx
@@ -39,6 +37,8 @@ from index.ingest.web.codings import (
     UnsupportedCoding,
     codings_of,
 )
+from index.ingest.web.headers import content_type, retry_after, status_text
+from index.redaction import without_passwords
 from index.settings import Settings
 
 MB = 1_000_000
@@ -52,6 +52,10 @@ NOT_MODIFIED = 304
 BACKOFF_SECONDS = 1.0
 # The longest wait between tries; a site that asks for longer fails the page instead.
 MAX_RETRY_WAIT = 60.0
+# Why an address with a user name or password in it is refused, for the address given and
+# every redirect: newsbot would send them to the site (and to every site it redirects to) and
+# write them into the article's `url`, which every citation shows.
+CREDENTIALS = "the address carries a user name or password: not fetched (newsbot sends none)"
 # Pages fetched at once in all, whatever their hosts (NEWSBOT_FETCH_PER_HOST bounds each).
 MAX_CONNECTIONS = 16
 
@@ -270,7 +274,7 @@ class Fetcher:
     def _next_hop(self, answer: _Answer, trail: _Trail) -> httpx.URL:
         location = answer.headers.get("location")
         if not location:
-            raise _Failed(f"{_status(answer.status)} without a Location to go to")
+            raise _Failed(f"{status_text(answer.status)} without a Location to go to")
         try:
             target = answer.url.join(location)
         except httpx.InvalidURL as exc:
@@ -298,8 +302,8 @@ class Fetcher:
             return result
         if not 200 <= answer.status < 300:
             tried = f" ({answer.tries} attempts)" if answer.tries > 1 else ""
-            raise _Failed(_status(answer.status) + tried, answer.status)
-        media_type, charset = _content_type(answer.headers)
+            raise _Failed(status_text(answer.status) + tried, answer.status)
+        media_type, charset = content_type(answer.headers)
         return replace(
             result,
             outcome=FetchOutcome.FETCHED,
@@ -338,7 +342,7 @@ class Fetcher:
             return self._backoff(attempt)
         if asked > self.policy.max_retry_wait:
             raise _Failed(
-                f"{_status(answer.status)}: the site asks to wait {asked:.0f} s before trying "
+                f"{status_text(answer.status)}: the site asks to wait {asked:.0f} s before trying "
                 f"again, longer than newsbot waits ({self.policy.max_retry_wait:g} s)"
             )
         return asked
@@ -374,7 +378,7 @@ class Fetcher:
             answer = _Answer(url, response.status_code, response.headers)
             if response.status_code in REDIRECTS or not 200 <= response.status_code < 300:
                 return answer  # its body is not needed
-            media_type, _ = _content_type(response.headers)
+            media_type, _ = content_type(response.headers)
             if media_type is not None and media_type not in request.accept:
                 raise _Failed(f"not {request.kind} ({media_type})")
             answer.body = await self._read(response)
@@ -432,26 +436,18 @@ def fetch_all(
     return asyncio.run(run())
 
 
-def retry_after(value: str | None) -> float | None:
-    """The seconds a Retry-After header asks to wait (a number, or an HTTP date); None if it
-    is missing or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+def has_credentials(url: str) -> bool:
+    """Whether `url` carries a user name or password (`https://user:password@host/`)."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return bool(httpx.URL(url).userinfo)
+    except (httpx.InvalidURL, TypeError):  # unparsable: anything before its host counts
+        authority = url.partition("://")[2]
+        return "@" in re.split(r"[/?#\\]", authority, maxsplit=1)[0]
 
 
 def _web_address(url: str, refusal: str, *, shown: str | None = None) -> httpx.URL:
-    """`url` parsed, if it is an http or https address with a host; else `_Failed` with
-    `refusal` (and `shown`, if given: the address as the page named it)."""
+    """`url` parsed, if it is an http or https address with a host and no credentials; else
+    `_Failed` with `refusal` (and `shown`, if given: the address as the page named it)."""
     named = f": {_shown(shown)}" if shown else ""
     try:
         parsed = httpx.URL(url)
@@ -461,29 +457,9 @@ def _web_address(url: str, refusal: str, *, shown: str | None = None) -> httpx.U
         raise _Failed(f"{refusal}{named}")
     if not parsed.host:
         raise _Failed(f"no host in the address{named}")
+    if parsed.userinfo:
+        raise _Failed(f"{CREDENTIALS}{named}" if shown else CREDENTIALS)
     return parsed.copy_with(fragment=None)
-
-
-def _content_type(headers: httpx.Headers) -> tuple[str | None, str | None]:
-    """The media type (lower case) and charset of a Content-Type header; None for missing."""
-    value = headers.get("content-type")
-    if not value:
-        return None, None
-    media_type, _, params = value.partition(";")
-    charset = None
-    for param in params.split(";"):
-        name, _, param_value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = param_value.strip().strip("\"'") or None
-    return media_type.strip().lower() or None, charset
-
-
-def _status(code: int) -> str:
-    """`HTTP 404 (Not Found)`."""
-    try:
-        return f"HTTP {code} ({HTTPStatus(code).phrase})"
-    except ValueError:
-        return f"HTTP {code}"
 
 
 def _why(exc: BaseException) -> str:
@@ -497,5 +473,6 @@ def _why(exc: BaseException) -> str:
 
 
 def _shown(url: str, limit: int = 100) -> str:
-    """An address as a failure shows it: cut short, if long."""
+    """An address as a failure shows it: its password masked, cut short if long."""
+    url = without_passwords(url)
     return url if len(url) <= limit else url[: limit - 1] + "…"

@@ -27,7 +27,14 @@ from index.ingest.web.feeds import (
     full_text_article,
     parse_feed,
 )
-from index.ingest.web.fetcher import FetchOutcome, FetchPolicy, FetchResult, fetch_all
+from index.ingest.web.fetcher import (
+    CREDENTIALS,
+    FetchOutcome,
+    FetchPolicy,
+    FetchResult,
+    fetch_all,
+    has_credentials,
+)
 from index.ingest.web.folder import Saved, WebFolder, url_key
 from index.ingest.web.pages import WebArticle, article_from_page
 from index.ingest.web.retention import Pruned, Retention
@@ -162,6 +169,9 @@ class _Sync:
                 self.report.known += 1
                 continue
             new += 1
+            if has_credentials(entry.url):  # its text may be in the feed: never fetched
+                self.tell(Added(entry.url, None, reason=CREDENTIALS))
+                continue
             if entry.published and self.retention.too_old(entry.published):
                 self.tell(Skipped(entry.url, self.retention.why(entry.published)))
                 continue
