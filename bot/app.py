@@ -269,13 +269,11 @@ def run(settings: BotSettings) -> None:
 
 
 def log_sync(done: Synced) -> None:
-    """A scheduled sync in the bot's log: one line per failure, then what changed."""
+    """A scheduled sync in the bot's log: a line per failure (the first few, then how many
+    more), then what changed."""
     report = done.sync
-    for polled in report.feeds:
-        if polled.failed:
-            log.warning("failed feed %s", without_passwords(f"{polled.feed.url}: {polled.summary}"))
-    for added in report.failed_articles:
-        log.warning("failed %s", without_passwords(f"{added.url}: {added.reason}"))
+    for line in report.failure_lines():
+        log.warning("%s", without_passwords(line))
     indexed = "" if done.index is None else "; index updated"
     log.info(
         "feeds synced: %d added, %d updated, %d pruned, %d failed%s",
