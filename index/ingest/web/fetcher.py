@@ -37,7 +37,13 @@ from index.ingest.web.codings import (
     UnsupportedCoding,
     codings_of,
 )
-from index.ingest.web.headers import content_type, retry_after, status_text
+from index.ingest.web.headers import (
+    content_type,
+    retry_after,
+    status_text,
+    validator,
+    wait_text,
+)
 from index.redaction import without_passwords
 from index.settings import Settings
 
@@ -294,8 +300,8 @@ class Fetcher:
             FetchOutcome.NOT_MODIFIED,
             final_url=str(answer.url),
             status=answer.status,
-            etag=answer.headers.get("etag") or request.etag,
-            last_modified=answer.headers.get("last-modified") or request.last_modified,
+            etag=validator(answer.headers.get("etag")) or request.etag,
+            last_modified=validator(answer.headers.get("last-modified")) or request.last_modified,
             attempts=trail.attempts,
         )
         if answer.status == NOT_MODIFIED:
@@ -342,8 +348,8 @@ class Fetcher:
             return self._backoff(attempt)
         if asked > self.policy.max_retry_wait:
             raise _Failed(
-                f"{status_text(answer.status)}: the site asks to wait {asked:.0f} s before trying "
-                f"again, longer than newsbot waits ({self.policy.max_retry_wait:g} s)"
+                f"{status_text(answer.status)}: the site asks to wait {wait_text(asked)} before "
+                f"trying again, longer than newsbot waits ({self.policy.max_retry_wait:g} s)"
             )
         return asked
 
@@ -370,10 +376,12 @@ class Fetcher:
             "Accept": ", ".join([*request.accept, "*/*;q=0.1"]),
             "Accept-Encoding": ACCEPT_ENCODING,  # only what `_read` decodes within the limit
         }
-        if request.etag:
-            headers["If-None-Match"] = request.etag
-        if request.last_modified:
-            headers["If-Modified-Since"] = request.last_modified
+        # What an earlier answer said (kept in feeds.json, which may be edited): sent back
+        # only if it can be a header.
+        if etag := validator(request.etag):
+            headers["If-None-Match"] = etag
+        if last_modified := validator(request.last_modified):
+            headers["If-Modified-Since"] = last_modified
         async with self._client.stream("GET", url, headers=headers) as response:
             answer = _Answer(url, response.status_code, response.headers)
             if response.status_code in REDIRECTS or not 200 <= response.status_code < 300:
