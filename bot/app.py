@@ -41,6 +41,7 @@ from index.errors import (
 from index.ingest.web.folder import Saved
 from index.models.embeddings import Embedder, load_embedder
 from index.newsbot import Newsbot
+from index.redaction import without_passwords
 from index.settings import Settings
 
 log = logging.getLogger("newsbot.bot")
@@ -268,13 +269,11 @@ def run(settings: BotSettings) -> None:
 
 
 def log_sync(done: Synced) -> None:
-    """A scheduled sync in the bot's log: one line per failure, then what changed."""
+    """A scheduled sync in the bot's log: a line per failure (the first few, then how many
+    more), then what changed."""
     report = done.sync
-    for polled in report.feeds:
-        if polled.failed:
-            log.warning("failed feed %s: %s", polled.feed.url, polled.summary)
-    for added in report.failed_articles:
-        log.warning("failed %s: %s", added.url, added.reason)
+    for line in report.failure_lines():
+        log.warning("%s", without_passwords(line))
     indexed = "; index updated" if done.index.changed else ""
     log.info(
         "feeds synced: %d added, %d updated, %d pruned, %d failed%s",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from index.redaction import without_passwords
+
 
 class NewsbotError(Exception):
     """Base class: an expected failure whose message is fit to show a user as is."""
@@ -125,10 +127,10 @@ class HostRefusedError(NewsbotError):
 
 class PageError(NewsbotError):
     """A web page could not be fetched or made into an article. `url` names it and `reason`
-    says why, each on one line; the message is `URL: reason`."""
+    says why, each on one line, any password in them masked; the message is `URL: reason`."""
 
     def __init__(self, url: str, reason: str) -> None:
-        url, reason = _one_line(url), _one_line(reason)
+        url, reason = (without_passwords(_one_line(text)) for text in (url, reason))
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason

@@ -307,6 +307,22 @@ class Settings(BaseSettings):
         "are not fetched. Files you wrote are never deleted. Empty: keep all.",
         ge=1,
     )
+    feed_max_entries: int = env_field(
+        "NEWSBOT_FEED_MAX_ENTRIES",
+        100,
+        FEEDS,
+        "Entries of each feed `newsbot sync` reads: the newest (by their dates, else the "
+        "feed's order); older ones are passed over. A news feed lists 10 to 100.",
+        ge=1,
+    )
+    sync_max_pages: int = env_field(
+        "NEWSBOT_SYNC_MAX_PAGES",
+        500,
+        FEEDS,
+        "Pages one `newsbot sync` fetches at most (the first feeds' first); the others wait "
+        "for the next sync.",
+        ge=1,
+    )
     feeds_sync_minutes: float = env_field(
         "FEEDS_SYNC_MINUTES",
         0.0,

@@ -17,6 +17,7 @@ from index.ingest.corpus.frontmatter import split_front_matter
 from index.ingest.corpus.scan import scan_corpus
 from index.ingest.web import folder as web_folder
 from index.ingest.web.folder import WebFolder, write_atomically
+from tests.bombs import newsbot_in_little_memory, zstd_bomb
 from tests.conftest import DATA
 from tests.web_server import Reply, WebServer
 
@@ -188,6 +189,26 @@ def test_every_failure_is_one_line_and_the_rest_are_added(web: WebServer, fetchi
     ]
     assert {p: p.read_bytes() for p in before} == before  # the corpus as it was, plus two
     assert len(list((fetching / "web").rglob("*"))) == 3  # a folder and two files
+
+
+def corpus_files(corpus: Path) -> dict[Path, bytes]:
+    """The corpus's files and what they hold; the writers' lock (a dot file) left out."""
+    return {p: p.read_bytes() for p in corpus.rglob("*") if p.is_file() and p.name[0] != "."}
+
+
+def test_a_compression_bomb_is_one_line_within_the_size_limit(
+    web: WebServer, fetching: Path
+) -> None:
+    # 64 KB of zstd that expand to 2 GiB: decoded whole, `newsbot add` ran out of memory
+    # (a MemoryError traceback, or gigabytes used and "timed out").
+    before = corpus_files(fetching)
+    url = web.route("/bomb", Reply(body=zstd_bomb(2048), headers={"Content-Encoding": "zstd"}))
+
+    result = newsbot_in_little_memory("add", url)
+
+    assert result.returncode == 1
+    assert result.stderr == f"failed {url}: too large (over the 1 MB limit): stopped reading\n"
+    assert corpus_files(fetching) == before
 
 
 def test_a_page_that_fails_now_keeps_its_article(web: WebServer, fetching: Path) -> None:

@@ -19,6 +19,7 @@ from index.cli.app import app
 from index.ingest.corpus.frontmatter import split_front_matter
 from index.ingest.corpus.scan import scan_corpus
 from index.settings import Settings
+from tests.bombs import newsbot_in_little_memory, zstd_bomb
 from tests.conftest import DATA, live_catalog, write_article
 from tests.test_add import BOILERPLATE, LONG, SENTENCES, page
 from tests.test_stories import COPIES, QUESTION
@@ -343,6 +344,29 @@ def test_every_failure_is_one_line_and_the_sync_goes_on(web: WebServer, fetching
     ]
     assert {p: p.read_bytes() for p in before} == before
     assert len(web_files(fetching)) == 2
+
+
+def test_a_compression_bomb_as_a_feed_or_a_page_is_one_line(web: WebServer, fetching: Path) -> None:
+    # 64 KB of zstd that expand to 2 GiB, as a feed and as an entry's page: decoded whole,
+    # the sync (and the bot running it on a schedule) ran out of memory.
+    zstd = {"Content-Encoding": "zstd"}
+    bombed = web.route(
+        "/bomb.xml", Reply(body=zstd_bomb(2048), content_type=RSS_TYPE, headers=zstd)
+    )
+    web.route("/news/bomb", Reply(body=zstd_bomb(2048), headers=zstd))
+    web.page("/news/bridge", STORY)
+    good = feed(web, "/rss.xml", rss(item("/news/bomb", "Bomb"), item("/news/bridge", "Bridge")))
+    (fetching / "feeds.yaml").write_text(f"- url: {bombed}\n- url: {good}\n", encoding="utf-8")
+
+    result = newsbot_in_little_memory("sync", "--no-index")
+
+    too_large = "too large (over the 1 MB limit): stopped reading"
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"failed feed {bombed}: {too_large}",
+        f"failed {web.url('/news/bomb')}: {too_large}",
+    ]
+    assert list(web_files(fetching)) == [STORY_FILE]
 
 
 def test_a_failed_feed_keeps_its_conditional_state(web: WebServer, fetching: Path) -> None:

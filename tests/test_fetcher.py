@@ -4,14 +4,20 @@ politely it asks, and the one-line reason of every failure."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+import zstandard
 
 from index.ingest.web.addresses import AddressPolicy
+from index.ingest.web.codings import PIECE
 from index.ingest.web.fetcher import (
     Fetcher,
     FetchOutcome,
@@ -23,6 +29,7 @@ from index.ingest.web.fetcher import (
     retry_after,
 )
 from index.settings import Settings
+from tests.bombs import gzip_bomb, zstd_bomb
 from tests.web_server import Reply, WebServer
 
 PAGE = "<html><head><title>A page</title></head><body><p>Some news.</p></body></html>"
@@ -254,6 +261,79 @@ def test_an_oversized_page_without_a_length_is_read_no_further_than_the_limit(
 
     assert result.reason == "too large (over the 1 MB limit): stopped reading"
     assert not web.sent_whole_body("/big")
+
+
+# --- content codings: decoded within the size limit, or refused ---------------------------
+
+
+def decoding_peak(url: str, **changes: object) -> tuple[FetchResult, int]:
+    """The result of fetching `url`, and the most memory Python held meanwhile (bytes)."""
+    tracemalloc.start()
+    try:
+        result = fetch(url, **changes)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("coding", "bomb"),
+    [("gzip", lambda: gzip_bomb(32)), ("zstd", lambda: zstd_bomb(256))],
+    ids=["gzip", "zstd"],
+)
+def test_a_compression_bomb_is_decoded_no_further_than_the_limit(
+    web: WebServer, coding: str, bomb: Callable[[], bytes]
+) -> None:
+    # A few KB that decode to 32 or 256 MB: httpx would decode a network chunk whole.
+    url = web.route("/bomb", Reply(body=bomb(), headers={"Content-Encoding": coding}))
+
+    result, peak = decoding_peak(url, max_bytes=1_000_000)
+
+    assert result.reason == "too large (over the 1 MB limit): stopped reading"
+    # The body up to the limit and a piece more, a copy of it, the network's chunks: not the
+    # tens of MB the bomb expands to.
+    assert peak < 4 * 1_000_000 + 4 * PIECE, peak
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "zstd", "gzip, gzip", "identity"])
+def test_each_coding_sent_is_decoded(web: WebServer, coding: str) -> None:
+    body = (PAGE * 2000).encode()
+    encoders: dict[str, Callable[[bytes], bytes]] = {
+        "gzip": gzip.compress,
+        "x-gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+        "identity": bytes,
+    }
+    encoded = body
+    for step in coding.split(", "):
+        encoded = encoders[step](encoded)
+    url = web.route("/coded", Reply(body=encoded, headers={"Content-Encoding": coding}))
+
+    result = fetch(url)
+
+    assert result.ok, result.reason
+    assert result.body == body
+
+
+def test_only_the_codings_decoded_are_asked_for_and_others_are_refused(web: WebServer) -> None:
+    url = web.route("/br", Reply(body=b"\x1b\x00", headers={"Content-Encoding": "br"}))
+
+    result = fetch(url)
+
+    assert web.last("/br").headers["accept-encoding"] == "gzip, deflate, zstd"
+    assert result.reason == (
+        "content encoded as 'br', which newsbot does not decode (it asks for gzip, deflate, zstd)"
+    )
+
+
+def test_a_body_that_is_not_in_its_coding_fails_in_one_line(web: WebServer) -> None:
+    url = web.route("/lie", Reply(body=PAGE, headers={"Content-Encoding": "gzip"}))
+
+    result = fetch(url)
+
+    assert result.reason is not None and result.reason.startswith("undecodable gzip body (")
+    assert "\n" not in result.reason
 
 
 def test_a_pdf_is_skipped_with_its_type(web: WebServer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +9,7 @@ from rich.text import Text
 
 from index.cli.console import Command, Group, IndexDirOption, err, load_settings, out, user_errors
 from index.cli.indexing import CorpusOption, run_index
+from index.redaction import without_passwords
 from index.settings import Settings
 from index.text import inert
 
@@ -47,9 +47,9 @@ def add_command(
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
 
     def show(result: Added) -> None:
-        url = inert(result.url)
+        url = shown(result.url)
         if result.saved is None:
-            err.print(Text(f"failed {url}: {inert(result.reason or '')}"), soft_wrap=True)
+            err.print(Text(f"failed {url}: {shown(result.reason or '')}"), soft_wrap=True)
             return
         where = result.path.relative_to(settings.corpus_dir) if result.path else ""
         out.print(Text(f"{result.saved.value} {url} → {where}"), soft_wrap=True)
@@ -81,7 +81,7 @@ def feeds_add_command(
     plural = "entry" if len(parsed.entries) == 1 else "entries"
     out.print(
         Text(
-            f"following {inert(feed.url)} ({inert(title)}{len(parsed.entries)} {plural}); "
+            f"following {shown(feed.url)} ({inert(title)}{len(parsed.entries)} {plural}); "
             "`newsbot sync` fetches them"
         ),
         soft_wrap=True,
@@ -109,7 +109,7 @@ def feeds_list_command(corpus: CorpusOption = None, index_dir: IndexDirOption = 
             if status.checked
             else "not fetched yet"
         )
-        out.print(Text(inert(f"{name}{feed.url} ({last})")), soft_wrap=True)
+        out.print(Text(shown(f"{name}{feed.url} ({last})")), soft_wrap=True)
 
 
 @feeds_app.command("remove", cls=Command)
@@ -123,7 +123,7 @@ def feeds_remove_command(
     settings = load_settings(corpus_dir=corpus)
     with user_errors():
         removed = FeedList(settings.corpus_dir).remove(feed)
-    out.print(Text(f"removed {inert(removed.label)}"), soft_wrap=True)
+    out.print(Text(f"removed {shown(removed.label)}"), soft_wrap=True)
 
 
 @feeds_app.command("discover", cls=Command)
@@ -140,7 +140,7 @@ def feeds_discover_command(
     for feed in found:
         title = f"{feed.title}, " if feed.title else ""
         plural = "entry" if feed.entries == 1 else "entries"
-        out.print(Text(inert(f"{feed.url} ({title}{feed.entries} {plural})")), soft_wrap=True)
+        out.print(Text(shown(f"{feed.url} ({title}{feed.entries} {plural})")), soft_wrap=True)
 
 
 def sync_command(
@@ -152,12 +152,15 @@ def sync_command(
 
     An unchanged feed costs one conditional request, an entry already in the corpus none.
     With NEWSBOT_MAX_AGE_DAYS, older fetched articles are deleted.
-    Each feed or page that fails is one line; the others are synced, and the exit status is 1."""
+    Each feed or page that fails is one line; the others are synced, and the exit status is 1.
+    Past 10 failures, one more line says how many more there were."""
     from index.ingest.web.sync import sync_feeds
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    printer = _SyncPrinter(settings)
     with user_errors():
-        report = sync_feeds(settings, on_event=_show_sync_event(settings))
+        report = sync_feeds(settings, on_event=printer)
+    printer.tail()
     if report.feeds:
         out.print(_sync_summary(report), soft_wrap=True, highlight=False)
     else:
@@ -180,33 +183,59 @@ def _index_written(settings: Settings) -> None:
     )
 
 
-def _show_sync_event(settings: Settings) -> Callable[[Any], None]:
-    from index.ingest.web.add import Added
-    from index.ingest.web.retention import Pruned
-    from index.ingest.web.sync import Polled, corpus_path
+def shown(text: str) -> str:
+    """An address (or a reason naming some) as the web commands print it: inert, and any
+    password in it masked."""
+    return inert(without_passwords(text))
 
-    def show(event: Any) -> None:
+
+class _SyncPrinter:
+    """Prints a sync's events as they come: a line each, but for failures only the first
+    `FAILURES_SHOWN` (a feed of 50,000 broken links is not 50,000 lines); `tail` says how
+    many more there were."""
+
+    def __init__(self, settings: Settings) -> None:
+        from index.ingest.web.sync import FAILURES_SHOWN
+
+        self.settings = settings
+        self.shown = FAILURES_SHOWN
+        self.failures = 0
+
+    def __call__(self, event: Any) -> None:
+        from index.ingest.web.add import Added
+        from index.ingest.web.retention import Pruned
+        from index.ingest.web.sync import Polled, corpus_path
+
         if isinstance(event, Polled):
             if event.failed:
-                line = f"failed feed {inert(event.feed.url)}: {inert(event.summary)}"
-                err.print(Text(line), soft_wrap=True)
+                self._failed(f"failed feed {shown(event.feed.url)}: {shown(event.summary)}")
             else:
-                out.print(Text(f"feed {inert(event.feed.label)}: {event.summary}"), soft_wrap=True)
+                out.print(Text(f"feed {shown(event.feed.label)}: {event.summary}"), soft_wrap=True)
         elif isinstance(event, Added):
             if event.saved is None:
-                line = f"failed {inert(event.url)}: {inert(event.reason or '')}"
-                err.print(Text(line), soft_wrap=True)
+                self._failed(f"failed {shown(event.url)}: {shown(event.reason or '')}")
             else:
-                where = corpus_path(settings, event.path)
-                out.print(Text(f"{event.saved.value} {inert(event.url)} → {where}"), soft_wrap=True)
+                where = corpus_path(self.settings, event.path)
+                line = f"{event.saved.value} {shown(event.url)} → {where}"
+                out.print(Text(line), soft_wrap=True)
         elif isinstance(event, Pruned):
-            where = corpus_path(settings, event.path)
+            where = corpus_path(self.settings, event.path)
             line = f"pruned {where}: published {event.dated}, older than NEWSBOT_MAX_AGE_DAYS"
             out.print(Text(inert(line)), soft_wrap=True)
         else:
-            out.print(Text(f"skipped {inert(event.url)}: {inert(event.reason)}"), soft_wrap=True)
+            out.print(Text(f"skipped {shown(event.url)}: {shown(event.reason)}"), soft_wrap=True)
 
-    return show
+    def _failed(self, line: str) -> None:
+        self.failures += 1
+        if self.failures <= self.shown:
+            err.print(Text(line), soft_wrap=True)
+
+    def tail(self) -> None:
+        """Say how many failures were not shown, if any."""
+        from index.ingest.web.sync import more_failed
+
+        if self.failures > self.shown:
+            err.print(more_failed(self.failures - self.shown), soft_wrap=True, highlight=False)
 
 
 def _sync_summary(report: Any) -> str:
@@ -220,6 +249,10 @@ def _sync_summary(report: Any) -> str:
     ]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped")
+    if report.waiting:
+        parts.append(f"{report.waiting} failing lately, tried again later")
+    if report.deferred:
+        parts.append(f"{report.deferred} left for the next sync (NEWSBOT_SYNC_MAX_PAGES)")
     if report.pruned:
         parts.append(f"{len(report.pruned)} pruned")
     if report.failures:

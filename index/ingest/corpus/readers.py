@@ -21,6 +21,7 @@ from index.ingest.corpus.decoding import (
 from index.ingest.corpus.files import FileLimits, read_bytes, too_large
 from index.ingest.corpus.frontmatter import NESTED_TOO_DEEPLY, read_sidecar, split_front_matter
 from index.ingest.corpus.metadata import scalar_text
+from index.ingest.markup import markup_problem
 
 Read = tuple[str, Article | ArticleError]
 """Where in the file (the path, or path:line), and the article or why there is none."""
@@ -96,6 +97,9 @@ def _read_html(path: Path, rel: str, data: bytes, limits: FileLimits) -> Iterato
     import trafilatura
 
     html = decode_text(data, rel)
+    problem = markup_problem(html)
+    if problem is not None:
+        raise ArticleError(rel, problem)
     found = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
     doc = found.as_dict() if found is not None and not isinstance(found, dict) else found
     text = doc.get("text") if isinstance(doc, dict) else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from index.errors import ArticleError, PageError
+from index.ingest.markup import markup_problem
 from index.ingest.web.feeds import FEED_TYPES, ParsedFeed, feed_request, parse_feed
 from index.ingest.web.fetcher import HTML_TYPES as PAGE_TYPES
 from index.ingest.web.fetcher import FetchPolicy, FetchRequest, fetch_all
@@ -49,6 +50,9 @@ def discover_feeds(site: str, policy: FetchPolicy) -> list[Discovered]:
         html = page.text()
     except ArticleError as exc:
         raise PageError(site, exc.reason) from exc
+    problem = markup_problem(html)
+    if problem is not None:
+        raise PageError(site, problem)
     domain, _ = get_hostinfo(url)
     # Relative links are resolved against the page itself (the page's folder, as a browser
     # does), not the site's root.

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import yaml
 
 from index.errors import FeedListError
-from index.ingest.corpus_lock import corpus_lock
 from index.ingest.corpus.frontmatter import MetadataLoader
+from index.ingest.corpus_lock import corpus_lock
 from index.ingest.folders import FEED_LIST
 from index.ingest.web.folder import url_key, write_atomically
 

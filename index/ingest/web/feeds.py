@@ -14,6 +14,7 @@ from xml.sax import SAXParseException
 
 from index.errors import PageError
 from index.ingest.corpus.metadata import field_text
+from index.ingest.markup import markup_problem
 from index.ingest.web.fetcher import FetchRequest, FetchResult
 from index.ingest.web.pages import WebArticle, extract_article, site_outlet
 
@@ -63,11 +64,15 @@ def parse_feed(page: FetchResult) -> ParsedFeed:
     """The feed in a fetched page.
 
     Raises:
-        PageError: it is no feed (`not a feed (an HTML page)`), or one too broken to read
-            any entry from (`malformed feed (...)`).
+        PageError: it is no feed (`not a feed (an HTML page)`), one too broken to read
+            any entry from (`malformed feed (...)`), or one too hostile to parse
+            (`index.ingest.markup`).
     """
     import feedparser
 
+    problem = markup_problem(page.body)
+    if problem is not None:
+        raise PageError(page.url, problem)
     url = page.final_url or page.url
     headers = {"content-location": url}
     if page.content_type:

@@ -4,7 +4,8 @@ Politely: a User-Agent that names newsbot, a few pages at once per host, retries
 (and as long as a site's Retry-After asks), conditional requests (ETag, Last-Modified) so an
 unchanged page is not sent again. Safely: http and https only, public addresses only (see
 `index.ingest.web.addresses`), a time limit on every attempt, a size limit past which reading
-stops, a limit on redirects and no loops. A failure is a result with a one-line reason, never
+stops (on the body as sent and as decoded: `index.ingest.web.codings`), a limit on redirects
+and no loops. A failure is a result with a one-line reason, never
 an exception: one bad page does not stop the others.
 
 From synchronous code: `fetch_all(requests, policy)`. From async code (a feed sync, say):
@@ -16,14 +17,12 @@ From synchronous code: `fetch_all(requests, policy)`. From async code (a feed sy
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from enum import StrEnum
-from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 
 import httpx
@@ -31,6 +30,21 @@ import httpx
 from index.errors import HostRefusedError, PageError
 from index.ingest.corpus.decoding import decode_text
 from index.ingest.web.addresses import AddressPolicy, guarded_transport
+from index.ingest.web.codings import (
+    ACCEPT_ENCODING,
+    BodyDecoder,
+    UndecodableBody,
+    UnsupportedCoding,
+    codings_of,
+)
+from index.ingest.web.headers import (
+    content_type,
+    retry_after,
+    status_text,
+    validator,
+    wait_text,
+)
+from index.redaction import without_passwords
 from index.settings import Settings
 
 MB = 1_000_000
@@ -44,6 +58,10 @@ NOT_MODIFIED = 304
 BACKOFF_SECONDS = 1.0
 # The longest wait between tries; a site that asks for longer fails the page instead.
 MAX_RETRY_WAIT = 60.0
+# Why an address with a user name or password in it is refused, for the address given and
+# every redirect: newsbot would send them to the site (and to every site it redirects to) and
+# write them into the article's `url`, which every citation shows.
+CREDENTIALS = "the address carries a user name or password: not fetched (newsbot sends none)"
 # Pages fetched at once in all, whatever their hosts (NEWSBOT_FETCH_PER_HOST bounds each).
 MAX_CONNECTIONS = 16
 
@@ -262,7 +280,7 @@ class Fetcher:
     def _next_hop(self, answer: _Answer, trail: _Trail) -> httpx.URL:
         location = answer.headers.get("location")
         if not location:
-            raise _Failed(f"{_status(answer.status)} without a Location to go to")
+            raise _Failed(f"{status_text(answer.status)} without a Location to go to")
         try:
             target = answer.url.join(location)
         except httpx.InvalidURL as exc:
@@ -282,16 +300,16 @@ class Fetcher:
             FetchOutcome.NOT_MODIFIED,
             final_url=str(answer.url),
             status=answer.status,
-            etag=answer.headers.get("etag") or request.etag,
-            last_modified=answer.headers.get("last-modified") or request.last_modified,
+            etag=validator(answer.headers.get("etag")) or request.etag,
+            last_modified=validator(answer.headers.get("last-modified")) or request.last_modified,
             attempts=trail.attempts,
         )
         if answer.status == NOT_MODIFIED:
             return result
         if not 200 <= answer.status < 300:
             tried = f" ({answer.tries} attempts)" if answer.tries > 1 else ""
-            raise _Failed(_status(answer.status) + tried, answer.status)
-        media_type, charset = _content_type(answer.headers)
+            raise _Failed(status_text(answer.status) + tried, answer.status)
+        media_type, charset = content_type(answer.headers)
         return replace(
             result,
             outcome=FetchOutcome.FETCHED,
@@ -330,8 +348,8 @@ class Fetcher:
             return self._backoff(attempt)
         if asked > self.policy.max_retry_wait:
             raise _Failed(
-                f"{_status(answer.status)}: the site asks to wait {asked:.0f} s before trying "
-                f"again, longer than newsbot waits ({self.policy.max_retry_wait:g} s)"
+                f"{status_text(answer.status)}: the site asks to wait {wait_text(asked)} before "
+                f"trying again, longer than newsbot waits ({self.policy.max_retry_wait:g} s)"
             )
         return asked
 
@@ -354,33 +372,55 @@ class Fetcher:
 
     async def _get(self, url: httpx.URL, request: FetchRequest) -> _Answer:
         assert self._client is not None, "use `async with Fetcher(...)`"
-        headers = {"Accept": ", ".join([*request.accept, "*/*;q=0.1"])}
-        if request.etag:
-            headers["If-None-Match"] = request.etag
-        if request.last_modified:
-            headers["If-Modified-Since"] = request.last_modified
+        headers = {
+            "Accept": ", ".join([*request.accept, "*/*;q=0.1"]),
+            "Accept-Encoding": ACCEPT_ENCODING,  # only what `_read` decodes within the limit
+        }
+        # What an earlier answer said (kept in feeds.json, which may be edited): sent back
+        # only if it can be a header.
+        if etag := validator(request.etag):
+            headers["If-None-Match"] = etag
+        if last_modified := validator(request.last_modified):
+            headers["If-Modified-Since"] = last_modified
         async with self._client.stream("GET", url, headers=headers) as response:
             answer = _Answer(url, response.status_code, response.headers)
             if response.status_code in REDIRECTS or not 200 <= response.status_code < 300:
                 return answer  # its body is not needed
-            media_type, _ = _content_type(response.headers)
+            media_type, _ = content_type(response.headers)
             if media_type is not None and media_type not in request.accept:
                 raise _Failed(f"not {request.kind} ({media_type})")
             answer.body = await self._read(response)
             return answer
 
     async def _read(self, response: httpx.Response) -> bytes:
-        """The body, read no further than the size limit."""
+        """The body, decoded, read no further than the size limit: neither its bytes as sent
+        nor as decoded may pass it (a few KB of zstd can expand to gigabytes)."""
         limit = self.policy.max_bytes
         too_large = f"too large (over the {limit / MB:g} MB limit)"
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Failed(f"{too_large}: {int(declared) / MB:.1f} MB")
+        try:
+            codings = codings_of(response.headers.get("content-encoding"))
+        except UnsupportedCoding as exc:
+            raise _Failed(str(exc)) from exc
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
+
+        def keep(piece: bytes) -> None:
+            body.extend(piece)
             if len(body) > limit:
                 raise _Failed(f"{too_large}: stopped reading")
+
+        decoder = BodyDecoder(codings, keep)
+        sent = 0
+        async for chunk in response.aiter_raw():
+            sent += len(chunk)
+            if sent > limit:
+                raise _Failed(f"{too_large}: stopped reading")
+            try:
+                decoder.write(chunk)
+            except UndecodableBody as exc:
+                raise _Failed(str(exc)) from exc
         return bytes(body)
 
     @asynccontextmanager
@@ -404,26 +444,18 @@ def fetch_all(
     return asyncio.run(run())
 
 
-def retry_after(value: str | None) -> float | None:
-    """The seconds a Retry-After header asks to wait (a number, or an HTTP date); None if it
-    is missing or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+def has_credentials(url: str) -> bool:
+    """Whether `url` carries a user name or password (`https://user:password@host/`)."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return bool(httpx.URL(url).userinfo)
+    except (httpx.InvalidURL, TypeError):  # unparsable: anything before its host counts
+        authority = url.partition("://")[2]
+        return "@" in re.split(r"[/?#\\]", authority, maxsplit=1)[0]
 
 
 def _web_address(url: str, refusal: str, *, shown: str | None = None) -> httpx.URL:
-    """`url` parsed, if it is an http or https address with a host; else `_Failed` with
-    `refusal` (and `shown`, if given: the address as the page named it)."""
+    """`url` parsed, if it is an http or https address with a host and no credentials; else
+    `_Failed` with `refusal` (and `shown`, if given: the address as the page named it)."""
     named = f": {_shown(shown)}" if shown else ""
     try:
         parsed = httpx.URL(url)
@@ -433,29 +465,9 @@ def _web_address(url: str, refusal: str, *, shown: str | None = None) -> httpx.U
         raise _Failed(f"{refusal}{named}")
     if not parsed.host:
         raise _Failed(f"no host in the address{named}")
+    if parsed.userinfo:
+        raise _Failed(f"{CREDENTIALS}{named}" if shown else CREDENTIALS)
     return parsed.copy_with(fragment=None)
-
-
-def _content_type(headers: httpx.Headers) -> tuple[str | None, str | None]:
-    """The media type (lower case) and charset of a Content-Type header; None for missing."""
-    value = headers.get("content-type")
-    if not value:
-        return None, None
-    media_type, _, params = value.partition(";")
-    charset = None
-    for param in params.split(";"):
-        name, _, param_value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = param_value.strip().strip("\"'") or None
-    return media_type.strip().lower() or None, charset
-
-
-def _status(code: int) -> str:
-    """`HTTP 404 (Not Found)`."""
-    try:
-        return f"HTTP {code} ({HTTPStatus(code).phrase})"
-    except ValueError:
-        return f"HTTP {code}"
 
 
 def _why(exc: BaseException) -> str:
@@ -469,5 +481,6 @@ def _why(exc: BaseException) -> str:
 
 
 def _shown(url: str, limit: int = 100) -> str:
-    """An address as a failure shows it: cut short, if long."""
+    """An address as a failure shows it: its password masked, cut short if long."""
+    url = without_passwords(url)
     return url if len(url) <= limit else url[: limit - 1] + "…"

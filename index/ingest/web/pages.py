@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from index.errors import ArticleError, PageError
 from index.ingest.corpus.article import clean_text
 from index.ingest.corpus.metadata import author_text, field_text, normalise_date, outlet_from_url
+from index.ingest.markup import markup_problem
 from index.ingest.web.fetcher import FetchResult
 
 # Fewer words than this is a page with no article on it (a "page not found" answered 200,
@@ -56,9 +57,14 @@ def extract_article(html: str, url: str, *, requested: str | None = None) -> Web
         requested: the address as asked for, which failures name (default: `url`).
 
     Raises:
-        PageError: no article on the page.
+        PageError: no article on the page, or markup too hostile to parse
+            (`index.ingest.markup`).
     """
     import trafilatura
+
+    problem = markup_problem(html)
+    if problem is not None:
+        raise PageError(requested or url, problem)
 
     found = trafilatura.bare_extraction(
         html,

@@ -4,7 +4,10 @@ Each feed is fetched with the ETag and Last-Modified its last fetch gave (an unc
 a 304 and nothing more). An entry whose URL is in the corpus already is passed over without
 a request; a new one is written from the feed's own text when that is the whole article,
 else from its page, fetched as `newsbot add` fetches. A feed or page that fails is one line
-and changes nothing in the corpus; the rest go on. With NEWSBOT_MAX_AGE_DAYS, older entries
+and changes nothing in the corpus; the rest go on. Only the newest NEWSBOT_FEED_MAX_ENTRIES
+entries of a feed are read, at most NEWSBOT_SYNC_MAX_PAGES pages fetched (the rest wait for
+the next sync), and an entry that keeps failing is tried less and less often (its record is
+in the feeds' state). With NEWSBOT_MAX_AGE_DAYS, older entries
 are passed over and older fetched articles deleted (`index.ingest.web.retention`). Nothing is
 indexed here.
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 from index.errors import PageError
 from index.ingest.corpus_lock import corpus_lock
 from index.ingest.web.add import Added
-from index.ingest.web.feed_state import FeedState, FeedStatus
+from index.ingest.web.feed_state import TIME_FORMAT, FeedState, FeedStatus, failed_entry
 from index.ingest.web.feedlist import Feed, FeedList
 from index.ingest.web.feeds import (
     FeedEntry,
@@ -28,7 +31,14 @@ from index.ingest.web.feeds import (
     full_text_article,
     parse_feed,
 )
-from index.ingest.web.fetcher import FetchOutcome, FetchPolicy, FetchResult, fetch_all
+from index.ingest.web.fetcher import (
+    CREDENTIALS,
+    FetchOutcome,
+    FetchPolicy,
+    FetchResult,
+    fetch_all,
+    has_credentials,
+)
 from index.ingest.web.folder import Saved, WebFolder, url_key
 from index.ingest.web.pages import WebArticle, article_from_page
 from index.ingest.web.retention import Pruned, Retention
@@ -42,7 +52,8 @@ class Polled:
     feed: Feed
     outcome: FetchOutcome
     entries: int = 0  # entries in the feed
-    new: int = 0  # of them, not in the corpus yet
+    read: int = 0  # of them, the newest NEWSBOT_FEED_MAX_ENTRIES
+    new: int = 0  # of those, not in the corpus yet
     reason: str | None = None  # why it failed, on one line
 
     @property
@@ -51,10 +62,12 @@ class Polled:
 
     @property
     def summary(self) -> str:
-        """What came of it, in a few words: `12 entries, 3 new`, `not modified`, the reason."""
+        """What came of it, in a few words: `12 entries, 3 new`, `50000 entries, the newest
+        100 read, 3 new`, `not modified`, the reason."""
         if self.outcome is FetchOutcome.FETCHED:
             plural = "entry" if self.entries == 1 else "entries"
-            return f"{self.entries} {plural}, {self.new} new"
+            read = f", the newest {self.read} read" if self.read < self.entries else ""
+            return f"{self.entries} {plural}{read}, {self.new} new"
         return self.reason or self.outcome.value
 
 
@@ -67,6 +80,8 @@ class Skipped:
 
 
 SyncEvent = Polled | Added | Skipped | Pruned
+# Failures shown one a line; the others are counted (`… and 49990 more failed`).
+FAILURES_SHOWN = 10
 SyncCallback = Callable[[SyncEvent], None]
 
 
@@ -79,6 +94,8 @@ class SyncReport:
     skipped: list[Skipped] = field(default_factory=list)
     pruned: list[Pruned] = field(default_factory=list)  # too old (NEWSBOT_MAX_AGE_DAYS)
     known: int = 0  # entries passed over because their article is in the corpus already
+    waiting: int = 0  # entries passed over because they failed lately (tried again later)
+    deferred: int = 0  # entries left for the next sync (NEWSBOT_SYNC_MAX_PAGES)
 
     def count(self, saved: Saved) -> int:
         return sum(1 for a in self.articles if a.saved is saved)
@@ -98,6 +115,18 @@ class SyncReport:
         written = any(a.saved in (Saved.ADDED, Saved.UPDATED) for a in self.articles)
         return written or bool(self.pruned)
 
+    def failure_lines(self, shown: int = FAILURES_SHOWN) -> list[str]:
+        """The failures as lines, `failed feed URL: reason` then `failed URL: reason`: the
+        first `shown` of them, then `… and N more failed`."""
+        lines = [f"failed feed {p.feed.url}: {p.summary}" for p in self.feeds if p.failed]
+        lines += [f"failed {a.url}: {a.reason}" for a in self.failed_articles]
+        return lines[:shown] + ([more_failed(len(lines) - shown)] if len(lines) > shown else [])
+
+
+def more_failed(count: int) -> str:
+    """The line that stands for the failures not shown."""
+    return f"… and {count} more failed"
+
 
 class _Sync:
     """One sync's working state: the corpus, the feeds' state, the report."""
@@ -108,20 +137,27 @@ class _Sync:
         policy: FetchPolicy,
         on_event: SyncCallback | None,
         today: date,
+        now: datetime,
     ) -> None:
         self.policy = policy
+        self.now = now
+        self.max_entries = settings.feed_max_entries
+        self.max_pages = settings.sync_max_pages
         self.retention = Retention(settings.max_age_days, today)
         self.folder = WebFolder(settings.corpus_dir)
         self.state = FeedState(settings.index_dir)
         self.report = SyncReport()
         self.on_event = on_event
-        self.pending: dict[str, FeedEntry] = {}  # URL key → an entry whose page to fetch
+        # Each feed's entries whose pages to fetch, by their URL keys, in the feed's order.
+        self.pending: dict[str, dict[str, FeedEntry]] = {}
+        self.owner: dict[str, str] = {}  # an entry's URL key → the feed it was taken from
 
     def tell(self, event: SyncEvent) -> None:
         if isinstance(event, Polled):
             self.report.feeds.append(event)
         elif isinstance(event, Added):
             self.report.articles.append(event)
+            self._remember(event)
         elif isinstance(event, Pruned):
             self.report.pruned.append(event)
         else:
@@ -140,7 +176,7 @@ class _Sync:
             self.tell(self._polled(feed, result, seen))
 
     def _polled(self, feed: Feed, result: FetchResult, seen: set[str]) -> Polled:
-        checked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        checked = self.now.strftime(TIME_FORMAT)
         before = self.state.get(feed.url)
         if not result.ok:
             polled = Polled(feed, result.outcome, reason=result.reason)
@@ -153,8 +189,12 @@ class _Sync:
             polled = Polled(feed, FetchOutcome.FAILED, reason=exc.reason)
             self.state.set(feed.url, replace(before, checked=checked, outcome=polled.summary))
             return polled
+        read = newest(parsed.entries, self.max_entries)
+        status = FeedStatus(result.etag, result.last_modified, checked, failing=before.failing)
+        self.state.set(feed.url, status.failing_only([entry.url for entry in read]))
+        self.pending.setdefault(url_key(feed.url), {})
         new = 0
-        for entry in parsed.entries:
+        for entry in read:
             key = url_key(entry.url)
             if key in seen:
                 continue  # in another feed too
@@ -163,25 +203,57 @@ class _Sync:
                 self.report.known += 1
                 continue
             new += 1
+            failure = status.failure(entry.url)
+            if failure is not None and not failure.due(self.now):
+                self.report.waiting += 1
+                continue
+            self.owner[key] = feed.url
+            if has_credentials(entry.url):  # its text may be in the feed: never fetched
+                self.tell(Added(entry.url, None, reason=CREDENTIALS))
+                continue
             if entry.published and self.retention.too_old(entry.published):
                 self.tell(Skipped(entry.url, self.retention.why(entry.published)))
                 continue
-            self._take(entry, parsed)
-        polled = Polled(feed, FetchOutcome.FETCHED, entries=len(parsed.entries), new=new)
-        status = FeedStatus(result.etag, result.last_modified, checked, polled.summary)
-        self.state.set(feed.url, status)
+            self._take(feed, entry, parsed)
+        entries = len(parsed.entries)
+        polled = Polled(feed, FetchOutcome.FETCHED, entries=entries, read=len(read), new=new)
+        self.state.set(feed.url, replace(self.state.get(feed.url), outcome=polled.summary))
         return polled
 
-    def _take(self, entry: FeedEntry, parsed: ParsedFeed) -> None:
+    def _take(self, feed: Feed, entry: FeedEntry, parsed: ParsedFeed) -> None:
         article = full_text_article(entry, parsed)
         if article is None:
-            self.pending[url_key(entry.url)] = entry
+            self.pending[url_key(feed.url)][url_key(entry.url)] = entry
             return
         self._save(article, entry.url)
 
+    def _remember(self, added: Added) -> None:
+        """Keep, in its feed's state, that an entry failed (again), or forget it succeeded."""
+        feed_url = self.owner.get(url_key(added.url))
+        if feed_url is None:
+            return
+        status = self.state.get(feed_url)
+        if added.failed:
+            before = status.failure(added.url)
+            reason = added.reason or "failed"
+            failure = before.again(reason, self.now) if before else failed_entry(reason, self.now)
+            self.state.set(feed_url, status.with_failure(added.url, failure))
+        elif status.failure(added.url) is not None:
+            self.state.set(feed_url, status.with_failure(added.url, None))
+
     def fetch_pages(self) -> None:
-        """Fetch the queued entries' pages and write their articles."""
-        entries = list(self.pending.values())
+        """Fetch the queued entries' pages (the first NEWSBOT_SYNC_MAX_PAGES, in the order of
+        the feeds and their entries) and write their articles. A feed some of whose entries
+        are left for the next sync forgets its ETag and Last-Modified: the next sync reads it
+        whole again."""
+        queued = [item for entries in self.pending.values() for item in entries.items()]
+        taken, left = queued[: self.max_pages], queued[self.max_pages :]
+        self.report.deferred = len(left)
+        for key, _ in left:
+            feed_url = self.owner[key]
+            status = self.state.get(feed_url)
+            self.state.set(feed_url, replace(status, etag=None, last_modified=None))
+        entries = [entry for _, entry in taken]
         pages = fetch_all([entry.url for entry in entries], self.policy)
         for entry, page in zip(entries, pages, strict=True):
             if not page.ok:
@@ -210,6 +282,7 @@ def sync_feeds(
     policy: FetchPolicy | None = None,
     on_event: SyncCallback | None = None,
     today: date | None = None,
+    now: datetime | None = None,
 ) -> SyncReport:
     """Poll every feed of the corpus's `feeds.yaml` and write their new entries' articles
     into the corpus (`web/HOST/DATE-SLUG.md`, as `newsbot add` writes them).
@@ -222,6 +295,7 @@ def sync_feeds(
             (`Added`), each entry passed over (`Skipped`) and each article deleted for its
             age (`Pruned`), as they come.
         today: the day NEWSBOT_MAX_AGE_DAYS counts to (default: today).
+        now: the time a failing entry's wait is counted from and to (default: now, UTC).
 
     Returns:
         What was done.
@@ -234,7 +308,7 @@ def sync_feeds(
     with corpus_lock(settings.corpus_dir):
         feeds = FeedList(settings.corpus_dir).feeds()
         policy = policy or FetchPolicy.from_settings(settings)
-        sync = _Sync(settings, policy, on_event, today or date.today())
+        sync = _Sync(settings, policy, on_event, today or date.today(), now or datetime.now(UTC))
         sync.poll(feeds)
         sync.fetch_pages()
         for pruned in sync.retention.prune(sync.folder):
@@ -243,6 +317,16 @@ def sync_feeds(
         if feeds or sync.state.path.exists():
             sync.state.save()
     return sync.report
+
+
+def newest(entries: list[FeedEntry], count: int) -> list[FeedEntry]:
+    """The newest `count` entries, in the feed's order: by their dates, the undated counted
+    older than the dated, in the feed's order (a feed lists its newest first, as a rule)."""
+    if len(entries) <= count:
+        return entries
+    by_age = sorted(range(len(entries)), key=lambda i: entries[i].published or "", reverse=True)
+    keep = set(by_age[:count])
+    return [entry for i, entry in enumerate(entries) if i in keep]
 
 
 def corpus_path(settings: Settings, path: Path | None) -> str:
