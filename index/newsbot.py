@@ -323,25 +323,26 @@ class Newsbot:
         back.
         """
         try:
-            return call()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            raise self._damaged("a catalog", exc) from exc
+            return self._catalog_read(call)
         except Exception as exc:
-            if not is_store_error(exc):
+            if not is_store_error(exc):  # a damaged catalog's one line is not
                 raise
         self._open(self.layout.current() or self.generation, anew=True)
+        try:
+            return self._catalog_read(call)
+        except Exception as exc:
+            if not is_store_error(exc) or isinstance(exc, NewsbotError):
+                raise
+            raise self._damaged("the vectors", exc) from exc
+
+    def _catalog_read(self, call: Callable[[], T]) -> T:
+        """`call()`, a catalog SQLite finds damaged told in one line."""
         try:
             return call()
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
             raise self._damaged("a catalog", exc) from exc
-        except Exception as exc:
-            if not is_store_error(exc) or isinstance(exc, NewsbotError):
-                raise
-            raise self._damaged("the vectors", exc) from exc
 
     def _damaged(self, what: str, exc: Exception) -> IndexDamagedError:
         """Damage met while answering, past the checks made on opening (a file changed in

@@ -29,12 +29,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.build.reindex import reindex
 from index.cli.app import app
-from index.settings import Settings
 from tests.conftest import write_article
 from tests.fakes import FakeEmbedder
-from tests.test_index_damage import town, write_town
+from tests.test_index_damage import town, two_segments
 
 pytestmark = pytest.mark.integration  # other processes, and some 200 commands
 
@@ -126,22 +124,17 @@ def damage(rng: random.Random, index_dir: Path) -> str:
 def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> Path:
     """An index of two segments and two generations, one article of the first segment
     dead (edited since); the questions in a batch file. Returns the index folder."""
-    corpus = tmp_path / "towns"
-    for i in range(FIRST):
-        write_town(corpus, i)
-    settings = Settings(
-        corpus_dir=corpus, index_dir=tmp_path / "pristine", embed_model=fake_embedder.name
+
+    def edit_the_first(corpus: Path) -> None:
+        text = f"The council of {town(0)} approved a new ferry."
+        write_article(corpus, "n0000.md", text, title=town(0))
+
+    settings = two_segments(
+        tmp_path, tmp_path / "pristine", fake_embedder, first=FIRST, between=edit_the_first
     )
-    reindex(settings, fake_embedder)
-    for i in range(FIRST, FIRST + ADDED):
-        write_town(corpus, i)
-    write_article(
-        corpus, "n0000.md", f"The council of {town(0)} approved a new ferry.", title=town(0)
-    )
-    reindex(settings, fake_embedder)
     batch = tmp_path / "questions.jsonl"
     batch.write_text("".join(json.dumps({"question": q}) + "\n" for q in QUESTIONS))
-    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(settings.corpus_dir))
     return settings.index_dir
 
 

@@ -47,6 +47,16 @@ def item(link: str, title: str, *, date: str | None = None, content: str | None 
     return f"<item><title>{title}</title><link>{link}</link>{pub}{body}</item>"
 
 
+def ferry_entry() -> str:
+    """An entry that carries its whole article (`FULL_TEXT`): no page to fetch."""
+    return item(
+        "/news/ferry",
+        "Ferry terminal to open in June",
+        date="Sat, 16 Nov 2024 08:00:00 GMT",
+        content=FULL_TEXT,
+    )
+
+
 def rss(*items: str, title: str = "The Springfield Courier") -> str:
     return (
         '<?xml version="1.0" encoding="utf-8"?>'
@@ -277,12 +287,7 @@ def test_full_text_entries_are_taken_from_the_feed_without_fetching_the_page(
         web,
         "/rss.xml",
         rss(
-            item(
-                "/news/ferry",
-                "Ferry terminal to open in June",
-                date="Sat, 16 Nov 2024 08:00:00 GMT",
-                content=FULL_TEXT,
-            ),
+            ferry_entry(),
             item("/news/teaser", "Harbour fees to rise", content=f"<p>{LONG}</p>"),
         ),
     )

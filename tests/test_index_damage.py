@@ -14,7 +14,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,20 +50,33 @@ QUESTIONS = [town(i) for i in range(FIRST + ADDED)]
 Answers = list[tuple[bool, str, str]]
 
 
+def two_segments(
+    tmp_path: Path,
+    index_dir: Path,
+    embedder: FakeEmbedder,
+    *,
+    first: int = FIRST,
+    between: Callable[[Path], None] = lambda corpus: None,
+) -> Settings:
+    """An index of two segments over a corpus of towns (`tmp_path/towns`): `first` articles,
+    then `between(corpus)` and `ADDED` more."""
+    corpus = tmp_path / "towns"
+    for i in range(first):
+        write_town(corpus, i)
+    settings = Settings(corpus_dir=corpus, index_dir=index_dir, embed_model=embedder.name)
+    reindex(settings, embedder)
+    between(corpus)
+    for i in range(first, first + ADDED):
+        write_town(corpus, i)
+    reindex(settings, embedder)
+    return settings
+
+
 @pytest.fixture
 def towns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> Settings:
     """An index of two segments over a corpus of towns; the commands run on it."""
-    corpus = tmp_path / "towns"
-    for i in range(FIRST):
-        write_town(corpus, i)
-    settings = Settings(
-        corpus_dir=corpus, index_dir=tmp_path / "idx", embed_model=fake_embedder.name
-    )
-    reindex(settings, fake_embedder)
-    for i in range(FIRST, FIRST + ADDED):
-        write_town(corpus, i)
-    reindex(settings, fake_embedder)
-    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    settings = two_segments(tmp_path, tmp_path / "idx", fake_embedder)
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("NEWSBOT_INDEX_DIR", str(settings.index_dir))
     return settings
 

@@ -22,7 +22,7 @@ from index.store.writer_lock import writer_lock
 from tests.conftest import live_catalog
 from tests.fakes import FakeEmbedder
 from tests.test_add import LONG, page
-from tests.test_feeds import FULL_TEXT, cli, feed, follow, item, rss, web_files
+from tests.test_feeds import cli, feed, ferry_entry, follow, item, rss, web_files
 from tests.web_server import Reply, WebServer
 
 NEWSBOT = Path(__file__).resolve().parent / "newsbot_fake.py"
@@ -31,18 +31,7 @@ FERRY = "web/127.0.0.1/2024-11-16-ferry-terminal-to-open-in-june.md"
 
 def full_text_feed(web: WebServer) -> str:
     """A feed of one entry that carries its whole article (no page to fetch)."""
-    return feed(
-        web,
-        "/rss.xml",
-        rss(
-            item(
-                "/news/ferry",
-                "Ferry terminal to open in June",
-                date="Sat, 16 Nov 2024 08:00:00 GMT",
-                content=FULL_TEXT,
-            )
-        ),
-    )
+    return feed(web, "/rss.xml", rss(ferry_entry()))
 
 
 def indexed_ids(settings: Settings) -> set[str]:
