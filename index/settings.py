@@ -323,6 +323,14 @@ class Settings(BaseSettings):
         "for the next sync.",
         ge=1,
     )
+    sync_max_minutes: float = env_field(
+        "NEWSBOT_SYNC_MAX_MINUTES",
+        10.0,
+        FEEDS,
+        "Minutes one `newsbot sync` may spend fetching; feeds and pages not fetched by then "
+        "wait for the next sync.",
+        gt=0.0,
+    )
     feeds_sync_minutes: float = env_field(
         "FEEDS_SYNC_MINUTES",
         0.0,

@@ -14,8 +14,9 @@ from index.build.reindex import IndexReport
 from index.build.schedule import Synced
 from index.errors import PageError
 from index.ingest.web.add import Added
+from index.ingest.web.addresses import has_credentials
 from index.ingest.web.feedlist import Feed
-from index.ingest.web.fetcher import CREDENTIALS, FetchOutcome, has_credentials
+from index.ingest.web.fetcher import CREDENTIALS, FetchOutcome
 from index.ingest.web.sync import Polled, SyncReport
 from index.redaction import without_passwords
 from tests.test_feeds import FULL_TEXT, STORY, cli, feed, item, rss, web_files

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from index.build.reindex import IndexReport
 from index.build.schedule import Synced
 from index.ingest.web.addresses import AddressPolicy
 from index.ingest.web.feed_state import FeedState, failed_entry
-from index.ingest.web.fetcher import FetchPolicy
+from index.ingest.web.fetcher import FetchOutcome, FetchPolicy, fetch_all
 from index.ingest.web.sync import SyncReport, sync_feeds
 from index.settings import Settings
 from tests.test_add import LONG, page
@@ -25,6 +26,7 @@ from tests.web_server import Reply, WebServer
 
 NOW = datetime(2024, 11, 18, 7, 0, tzinfo=UTC)
 LOOPBACK = FetchPolicy(addresses=AddressPolicy.allowing(["127.0.0.1"]), backoff=0.01, timeout=2)
+LOOPBACK_PATIENT = replace(LOOPBACK, timeout=20)
 
 
 def pages(web: WebServer, count: int, prefix: str = "/news/") -> list[str]:
@@ -65,6 +67,50 @@ def test_a_feed_of_thousands_of_broken_links_costs_the_newest_100_and_a_dozen_li
     ]
 
 
+def test_fetching_stops_at_its_time_limit_and_says_which_were_not_fetched(
+    web: WebServer,
+) -> None:
+    web.page("/fast", page("Fast", LONG, LONG))
+    web.route("/slow", Reply(body=page("Slow", LONG, LONG), delay=5))
+
+    fast, slow = fetch_all([web.url("/fast"), web.url("/slow")], LOOPBACK_PATIENT, seconds=1)
+
+    assert fast.outcome is FetchOutcome.FETCHED
+    assert slow.outcome is FetchOutcome.OUT_OF_TIME and not slow.ok
+    assert slow.reason == "not fetched: out of time (1 s)"
+
+
+def test_a_sync_that_runs_out_of_time_leaves_the_rest_for_the_next(
+    web: WebServer, fetching: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages that each trickle in within the time of one request (a hostile site, or a slow
+    # one): a sync stops at NEWSBOT_SYNC_MAX_MINUTES, not when the last of them is done.
+    monkeypatch.setenv("NEWSBOT_FETCH_TIMEOUT", "20")
+    monkeypatch.setenv("NEWSBOT_SYNC_MAX_MINUTES", "0.03")  # 1.8 s
+    paths = [f"/news/{n}" for n in range(4)]
+    for n, path in enumerate(paths):
+        web.route(path, Reply(body=page(f"Story number {n}", LONG, LONG), delay=6))
+    url = feed(web, "/rss.xml", rss(*(item(p, p) for p in paths)), etag='"v1"')
+    (fetching / "feeds.yaml").write_text(f"- url: {url}\n", encoding="utf-8")
+
+    code, stdout, stderr = cli("sync", "--no-index")
+
+    assert (code, stderr) == (0, "")  # not a failure: nothing was wrong with the pages
+    assert stdout.splitlines()[-1] == (
+        "synced 1 feed: 0 added, 0 updated, 0 already in the corpus, "
+        "4 left for the next sync (NEWSBOT_SYNC_MAX_PAGES, _MINUTES)"
+    )
+    for path in paths:  # the site is quick again
+        web.page(path, page(f"Story {path}", LONG, LONG))
+    monkeypatch.setenv("NEWSBOT_SYNC_MAX_MINUTES", "10")
+
+    code, stdout, _ = cli("sync", "--no-index")
+
+    assert code == 0
+    assert "if-none-match" not in web.last("/rss.xml").headers  # the feed read whole again
+    assert len(web_files(fetching)) == 4
+
+
 def test_a_sync_fetches_so_many_pages_and_the_next_one_the_rest(
     web: WebServer, fetching: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,7 +128,7 @@ def test_a_sync_fetches_so_many_pages_and_the_next_one_the_rest(
     assert page_hits(web) == 3 and len(web_files(fetching)) == 3
     assert stdout.splitlines()[-1] == (
         "synced 2 feeds: 3 added, 0 updated, 0 already in the corpus, "
-        "1 left for the next sync (NEWSBOT_SYNC_MAX_PAGES)"
+        "1 left for the next sync (NEWSBOT_SYNC_MAX_PAGES, _MINUTES)"
     )
 
     code, stdout, _ = cli("sync", "--no-index")

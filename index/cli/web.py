@@ -252,7 +252,7 @@ def _sync_summary(report: Any) -> str:
     if report.waiting:
         parts.append(f"{report.waiting} failing lately, tried again later")
     if report.deferred:
-        parts.append(f"{report.deferred} left for the next sync (NEWSBOT_SYNC_MAX_PAGES)")
+        parts.append(f"{report.deferred} left for the next sync (NEWSBOT_SYNC_MAX_PAGES, _MINUTES)")
     if report.pruned:
         parts.append(f"{len(report.pruned)} pruned")
     if report.failures:

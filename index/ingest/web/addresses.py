@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import httpcore
 import httpx
 
 from index.errors import HostRefusedError
+from index.redaction import without_passwords
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -179,3 +181,18 @@ def _non_public_kind(address: IPAddress) -> str | None:
     if not address.is_global:  # shared (100.64.0.0/10), documentation ranges...
         return "not a public address"
     return None
+
+
+def has_credentials(url: str) -> bool:
+    """Whether `url` carries a user name or password (`https://user:password@host/`)."""
+    try:
+        return bool(httpx.URL(url).userinfo)
+    except (httpx.InvalidURL, TypeError):  # unparsable: anything before its host counts
+        authority = url.partition("://")[2]
+        return "@" in re.split(r"[/?#\\]", authority, maxsplit=1)[0]
+
+
+def shown_address(url: str, limit: int = 100) -> str:
+    """An address as a failure shows it: its password masked, cut short if long."""
+    url = without_passwords(url)
+    return url if len(url) <= limit else url[: limit - 1] + "…"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,11 @@ import httpx
 
 from index.errors import HostRefusedError, PageError
 from index.ingest.corpus.decoding import decode_text
-from index.ingest.web.addresses import AddressPolicy, guarded_transport
+from index.ingest.web.addresses import (
+    AddressPolicy,
+    guarded_transport,
+    shown_address,
+)
 from index.ingest.web.codings import (
     ACCEPT_ENCODING,
     BodyDecoder,
@@ -44,7 +47,6 @@ from index.ingest.web.headers import (
     validator,
     wait_text,
 )
-from index.redaction import without_passwords
 from index.settings import Settings
 
 MB = 1_000_000
@@ -82,6 +84,8 @@ class FetchOutcome(StrEnum):
     FETCHED = "fetched"
     NOT_MODIFIED = "not modified"  # a conditional request, answered 304: nothing new
     FAILED = "failed"
+    # The caller's time ran out first (`fetch_many(seconds=...)`): not fetched, or stopped.
+    OUT_OF_TIME = "out of time"
 
 
 @dataclass(frozen=True)
@@ -228,25 +232,40 @@ class Fetcher:
             self._client = None
 
     async def fetch_many(
-        self, requests: Sequence[FetchRequest | str], on_result: FetchCallback | None = None
+        self,
+        requests: Sequence[FetchRequest | str],
+        on_result: FetchCallback | None = None,
+        *,
+        seconds: float | None = None,
     ) -> list[FetchResult]:
         """Fetch every request, many at once (at most `per_host` per host).
 
         Args:
             requests: the requests, or plain URLs.
             on_result: called with each result as it comes, in the order they finish.
+            seconds: the time all of them may take (None: no limit beyond each attempt's):
+                those not done by then are stopped, `OUT_OF_TIME` (`on_result` is not told).
 
         Returns:
             One result per request, in the requests' order.
         """
+        asked = [FetchRequest(r) if isinstance(r, str) else r for r in requests]
 
-        async def one(request: FetchRequest | str) -> FetchResult:
+        async def one(request: FetchRequest) -> FetchResult:
             result = await self.fetch(request)
             if on_result is not None:
                 on_result(result)
             return result
 
-        return list(await asyncio.gather(*(one(request) for request in requests)))
+        tasks = [asyncio.ensure_future(one(request)) for request in asked]
+        _, pending = await asyncio.wait(tasks, timeout=seconds) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return [
+            _out_of_time(request, seconds) if task in pending else task.result()
+            for request, task in zip(asked, tasks, strict=True)
+        ]
 
     async def fetch(self, request: FetchRequest | str) -> FetchResult:
         """Fetch one page, following redirects; a failure is a result, never an exception."""
@@ -434,29 +453,30 @@ def fetch_all(
     requests: Sequence[FetchRequest | str],
     policy: FetchPolicy | None = None,
     on_result: FetchCallback | None = None,
+    *,
+    seconds: float | None = None,
 ) -> list[FetchResult]:
     """Fetch every request (see `Fetcher.fetch_many`), from synchronous code."""
 
     async def run() -> list[FetchResult]:
         async with Fetcher(policy) as fetcher:
-            return await fetcher.fetch_many(requests, on_result)
+            return await fetcher.fetch_many(requests, on_result, seconds=seconds)
 
     return asyncio.run(run())
 
 
-def has_credentials(url: str) -> bool:
-    """Whether `url` carries a user name or password (`https://user:password@host/`)."""
-    try:
-        return bool(httpx.URL(url).userinfo)
-    except (httpx.InvalidURL, TypeError):  # unparsable: anything before its host counts
-        authority = url.partition("://")[2]
-        return "@" in re.split(r"[/?#\\]", authority, maxsplit=1)[0]
+def _out_of_time(asked: FetchRequest, seconds: float | None) -> FetchResult:
+    reason = f"not fetched: out of time ({seconds or 0:g} s)"
+    outcome = FetchOutcome.OUT_OF_TIME
+    return FetchResult(
+        asked.url, outcome, reason=reason, etag=asked.etag, last_modified=asked.last_modified
+    )
 
 
 def _web_address(url: str, refusal: str, *, shown: str | None = None) -> httpx.URL:
     """`url` parsed, if it is an http or https address with a host and no credentials; else
     `_Failed` with `refusal` (and `shown`, if given: the address as the page named it)."""
-    named = f": {_shown(shown)}" if shown else ""
+    named = f": {shown_address(shown)}" if shown else ""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -478,9 +498,3 @@ def _why(exc: BaseException) -> str:
             return os.strerror(cause.errno)
         cause = cause.__cause__ or cause.__context__
     return str(exc).strip() or type(exc).__name__
-
-
-def _shown(url: str, limit: int = 100) -> str:
-    """An address as a failure shows it: its password masked, cut short if long."""
-    url = without_passwords(url)
-    return url if len(url) <= limit else url[: limit - 1] + "…"

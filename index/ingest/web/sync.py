@@ -14,6 +14,7 @@ indexed here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -22,6 +23,7 @@ from pathlib import Path
 from index.errors import PageError
 from index.ingest.corpus_lock import corpus_lock
 from index.ingest.web.add import Added
+from index.ingest.web.addresses import has_credentials
 from index.ingest.web.feed_state import TIME_FORMAT, FeedState, FeedStatus, failed_entry
 from index.ingest.web.feedlist import Feed, FeedList
 from index.ingest.web.feeds import (
@@ -37,7 +39,6 @@ from index.ingest.web.fetcher import (
     FetchPolicy,
     FetchResult,
     fetch_all,
-    has_credentials,
 )
 from index.ingest.web.folder import Saved, WebFolder, url_key
 from index.ingest.web.pages import WebArticle, article_from_page
@@ -95,7 +96,7 @@ class SyncReport:
     pruned: list[Pruned] = field(default_factory=list)  # too old (NEWSBOT_MAX_AGE_DAYS)
     known: int = 0  # entries passed over because their article is in the corpus already
     waiting: int = 0  # entries passed over because they failed lately (tried again later)
-    deferred: int = 0  # entries left for the next sync (NEWSBOT_SYNC_MAX_PAGES)
+    deferred: int = 0  # entries left for the next sync (NEWSBOT_SYNC_MAX_PAGES, _MINUTES)
 
     def count(self, saved: Saved) -> int:
         return sum(1 for a in self.articles if a.saved is saved)
@@ -143,6 +144,7 @@ class _Sync:
         self.now = now
         self.max_entries = settings.feed_max_entries
         self.max_pages = settings.sync_max_pages
+        self.deadline = time.monotonic() + settings.sync_max_minutes * 60
         self.retention = Retention(settings.max_age_days, today)
         self.folder = WebFolder(settings.corpus_dir)
         self.state = FeedState(settings.index_dir)
@@ -172,7 +174,9 @@ class _Sync:
             status = self.state.get(feed.url)
             requests.append(feed_request(feed.url, status.etag, status.last_modified))
         seen: set[str] = set()
-        for feed, result in zip(feeds, fetch_all(requests, self.policy), strict=True):
+        for feed, result in zip(
+            feeds, fetch_all(requests, self.policy, seconds=self.time_left()), strict=True
+        ):
             self.tell(self._polled(feed, result, seen))
 
     def _polled(self, feed: Feed, result: FetchResult, seen: set[str]) -> Polled:
@@ -250,12 +254,14 @@ class _Sync:
         taken, left = queued[: self.max_pages], queued[self.max_pages :]
         self.report.deferred = len(left)
         for key, _ in left:
-            feed_url = self.owner[key]
-            status = self.state.get(feed_url)
-            self.state.set(feed_url, replace(status, etag=None, last_modified=None))
+            self._read_whole_next_time(key)
         entries = [entry for _, entry in taken]
-        pages = fetch_all([entry.url for entry in entries], self.policy)
-        for entry, page in zip(entries, pages, strict=True):
+        pages = fetch_all([entry.url for entry in entries], self.policy, seconds=self.time_left())
+        for (key, entry), page in zip(taken, pages, strict=True):
+            if page.outcome is FetchOutcome.OUT_OF_TIME:  # NEWSBOT_SYNC_MAX_MINUTES
+                self.report.deferred += 1
+                self._read_whole_next_time(key)
+                continue
             if not page.ok:
                 self.tell(Added(page.url, None, reason=page.reason))
                 continue
@@ -267,6 +273,17 @@ class _Sync:
             if article.published is None and entry.published:
                 article = replace(article, published=entry.published)
             self._save(article, entry.url)
+
+    def _read_whole_next_time(self, key: str) -> None:
+        """Forget the ETag and Last-Modified of the feed of the entry `key` (left for the
+        next sync), so that the next sync reads the feed whole again and finds it."""
+        feed_url = self.owner[key]
+        status = self.state.get(feed_url)
+        self.state.set(feed_url, replace(status, etag=None, last_modified=None))
+
+    def time_left(self) -> float:
+        """Seconds left of NEWSBOT_SYNC_MAX_MINUTES."""
+        return max(0.0, self.deadline - time.monotonic())
 
     def _save(self, article: WebArticle, url: str) -> None:
         if article.published and self.retention.too_old(article.published):
