@@ -24,13 +24,17 @@ from typer.testing import CliRunner
 
 from index.answer.llm import LlmAnswerer
 from index.answer.types import (
+    CLOSEST,
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
+    MODEL_NOT_COVERED,
+    NO_CLAIMS,
     NO_PASSAGES,
     NOT_COVERED,
     NOTHING_VERIFIED,
     Answer,
+    Citation,
 )
 from index.build.reindex import reindex
 from index.cli.app import app
@@ -43,7 +47,7 @@ from tests.fake_discord import TOKEN, serving_in_thread
 from tests.fakes import FakeEmbedder
 from tests.passages import make_hit
 
-QUESTION = "Who won the darts world championship?"
+QUESTION = "Who won the darts world championship final?"
 PASSAGES = (
     "Luke Humphries won the darts world championship final against Luke Littler.",
     "Fans queued for hours at Alexandra Palace before the final.",
@@ -65,10 +69,11 @@ def hits() -> list[Hit]:
 
 
 class Offline:
-    """The offline answer step, counted."""
+    """The offline answer step, counted: an outright answer, or with `hedge` a hedge."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hedge: bool = False) -> None:
         self.calls = 0
+        self.hedge = hedge
 
     def compose(
         self,
@@ -79,6 +84,8 @@ class Offline:
         asked_on: str | None = None,
     ) -> Answer:
         self.calls += 1
+        if self.hedge:
+            return Answer(question, False, OFFLINE_TEXT, [Citation.of(hits[0], 1, CLOSEST)])
         return Answer(question, True, OFFLINE_TEXT)
 
 
@@ -152,7 +159,7 @@ def test_a_verified_answer_is_the_models_with_sources_renumbered() -> None:
     model = Recording(
         responses=[
             reply(
-                ("A record 3.7 million watched.", [3], "record television audience"),
+                ("A record 3.7 million watched.", [3], "audience of 3.7 million"),
                 ("Luke Humphries won.", [1], "Luke Humphries won the darts"),
             )
         ]
@@ -212,7 +219,10 @@ def test_the_model_sees_the_numbered_passages_with_outlet_and_date_and_the_quest
 
     sent = "\n".join(str(m.content) for m in model.seen[0])
     for n, text in enumerate(PASSAGES, start=1):
-        assert f"[{n}] Article {n} (Outlet {n}, 2024-01-0{n})\n{text}" in sent
+        assert (
+            f'<passage n="{n}" title="Article {n}" source="Outlet {n}" date="2024-01-0{n}">\n'
+            f"{text}\n</passage>"
+        ) in sent
     assert f"Asked on 2024-02-01: {QUESTION}" in sent
 
 
@@ -278,11 +288,32 @@ def test_a_failing_model_is_the_offline_answer_and_one_log_line(
     assert KEY not in caplog.text and PASSAGES[0] not in caplog.text
 
 
-def test_not_covered_is_said_instead_of_the_offline_answer() -> None:
-    shown = ask(Recording(responses=[reply(not_covered=True)]))
+def test_not_covered_is_said_instead_of_an_offline_hedge() -> None:
+    model = Recording(responses=[reply(not_covered=True)])
+    shown = LlmAnswerer(model, Offline(hedge=True), timeout=5).compose(QUESTION, hits())
 
     assert (shown.mode, shown.found, shown.answer) == (MODE_LLM, False, NOT_COVERED)
     assert (shown.citations, shown.fallback, shown.claims) == ([], None, 0)
+
+
+@pytest.mark.parametrize(
+    ("said", "fallback", "line"),
+    [
+        (reply(not_covered=True), MODEL_NOT_COVERED, "said the passages do not cover"),
+        (reply(), NO_CLAIMS, "gave no claims"),
+    ],
+    ids=["not-covered", "no-claims"],
+)
+def test_a_model_saying_nothing_never_replaces_an_outright_offline_answer(
+    said: str, fallback: str, line: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    shown = ask(Recording(responses=[said]))
+
+    assert (shown.mode, shown.found, shown.answer) == (MODE_EXTRACTIVE, True, OFFLINE_TEXT)
+    assert (shown.fallback, shown.claims) == (fallback, 0)
+    (logged,) = model_logs(caplog)
+    assert logged == f"language model: {logged.split(': ', 1)[1]}" and line in logged
+    assert logged.endswith("; the offline answer")
 
 
 def test_nothing_verified_is_the_offline_answer_with_the_dropped_claims_counted() -> None:
@@ -405,8 +436,11 @@ class QuotingFirst(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         lines = str(messages[-1].content).splitlines()
-        first = lines[lines.index(next(line for line in lines if line.startswith("[1] "))) + 1]
-        text = reply(("The first passage says so.", [1], " ".join(first.split()[:5])))
+        first = lines[
+            lines.index(next(line for line in lines if line.startswith('<passage n="1"'))) + 1
+        ]
+        quote = " ".join(first.split()[:5])
+        text = reply((f"The first passage says {quote}.", [1], quote))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 
 
@@ -435,7 +469,7 @@ def test_newsbot_llm_set_answers_with_the_model_it_names(
 
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
-    assert (shown["mode"], shown["answer"]) == ("llm", "The first passage says so. [1]")
+    assert shown["mode"] == "llm" and shown["answer"].startswith("The first passage says ")
     assert loaded == [
         (
             "openai:my-model",

@@ -354,7 +354,10 @@ def test_the_provider_is_sent_the_passages_the_question_and_the_key_as_bearer(
     assert response_format["type"] == "json_schema"
     assert set(response_format["json_schema"]["schema"]["properties"]) == {"not_covered", "claims"}
     assert sorted(request.passages().values()) == sorted(PASSAGES)
-    assert "(Sports Daily, 2024-01-03)" in request.text
+    assert (
+        '<passage n="{}" title="Humphries is world champion" source="Sports Daily" '
+        'date="2024-01-03">\n{}\n</passage>'.format(request.number_of("Humphries won"), WON)
+    ) in request.text
     assert request.text.endswith(f"Asked on {ASKED_ON}: {QUESTION}")
     assert KEY not in json.dumps(request.body)  # the key goes in the header only
 

@@ -82,7 +82,8 @@ def eval_command(
 
     Figures: hit@k, accuracy, not covered, hedged, wrong answers, sources with an answer, latency.
     And each reply kind apart: answered outright, right, useful, confidently wrong.
-    With --mode llm, also the claims made, the share verified, and how often it fell back.
+    With --mode llm, also the claims made, the shares verified and dropped by the quote check
+    and by the claim check, and how often it fell back, by cause.
     """
 
     if articles is not None and index_dir is None:
