@@ -106,11 +106,11 @@ def verified(p: Passages) -> str:
 
 
 def half_verified(p: Passages) -> str:
-    """Two claims; the second's quote is not in its passage."""
+    """Two claims; the second's quote is in its passage, but not the name it states."""
     darts = number_of(p, "darts")
     return reply(
         ("Luke Humphries won.", darts, "Luke Humphries won the darts"),
-        ("Luke Littler won.", darts, "Luke Littler won the darts"),
+        ("Michael Smith won.", darts, "Luke Humphries won the darts"),
     )
 
 
@@ -271,9 +271,9 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
     assert figures["fallback_said_not_covered"] == pytest.approx(1 / 8)
     assert figures["fallback_no_claims"] == 0.0
     assert figures["uncovered_not_covered"] == 0.0
-    # Of the 7 claims, 4 were dropped by the quote check and none by the claim check.
-    assert figures["claims_dropped_by_quote"] == pytest.approx(4 / 7)
-    assert figures["claims_dropped_by_claim"] == 0.0
+    # Of the 7 claims, 3 were dropped by the quote check and 1 by the claim check.
+    assert figures["claims_dropped_by_quote"] == pytest.approx(3 / 7)
+    assert figures["claims_dropped_by_claim"] == pytest.approx(1 / 7)
     results = {r["question"]: r for r in [*data["results"], *data["uncovered_results"]]}
     assert {q: (r["mode"], r["claims"], r["dropped_claims"]) for q, r in results.items()} == {
         COVERED[0][0]: (MODE_LLM, 2, 0),
@@ -298,7 +298,8 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
     assert re.search(r"claims made\s*│\s*7 │", shown)
     assert re.search(r"claims verified\s*│\s*0\.429 │", shown)
     assert re.search(r"fallback\s*│\s*0\.750 │", shown)
-    assert re.search(r"claims dropped by quote\s*│\s*0\.571 │", shown)
+    assert re.search(r"claims dropped by quote\s*│\s*0\.429 │", shown)
+    assert re.search(r"claims dropped by claim\s*│\s*0\.143 │", shown)
 
 
 def test_the_offline_fallback_in_llm_mode_gets_the_set_weights(
@@ -372,9 +373,22 @@ def test_a_missing_provider_package_stops_the_eval_before_indexing(
     assert not (eval_set / "idx").exists()
 
 
-def answered(mode: str, claims: int = 0, dropped: int = 0, fallback: str | None = None) -> Answer:
+def answered(
+    mode: str,
+    claims: int = 0,
+    dropped: int = 0,
+    fallback: str | None = None,
+    ungrounded: int = 0,
+) -> Answer:
     return Answer(
-        "?", False, NOT_COVERED, mode=mode, claims=claims, dropped_claims=dropped, fallback=fallback
+        "?",
+        False,
+        NOT_COVERED,
+        mode=mode,
+        claims=claims,
+        dropped_claims=dropped,
+        fallback=fallback,
+        ungrounded_claims=ungrounded,
     )
 
 
@@ -382,9 +396,9 @@ def test_llm_figures_count_every_question_asked_by_reason() -> None:
     question = EvalQuestion("q", "?", ("x",))
     report = EvalReport(
         [
-            score(question, answered(MODE_LLM, claims=4, dropped=1)),
+            score(question, answered(MODE_LLM, claims=4, dropped=1, ungrounded=1)),
             score(question, answered(MODE_EXTRACTIVE, fallback=NO_PASSAGES)),
-            score(question, answered(MODE_EXTRACTIVE, 2, 2, NOTHING_VERIFIED)),
+            score(question, answered(MODE_EXTRACTIVE, 2, 2, NOTHING_VERIFIED, ungrounded=1)),
             score(question, answered(MODE_EXTRACTIVE, fallback=MODEL_FAILED)),
         ],
         [score(question, answered(MODE_LLM))],  # the model said "not covered"
@@ -395,6 +409,8 @@ def test_llm_figures_count_every_question_asked_by_reason() -> None:
 
     assert figures["claims_made"] == 6
     assert figures["claims_verified"] == pytest.approx(3 / 6)
+    assert figures["claims_dropped_by_quote"] == pytest.approx(1 / 6)
+    assert figures["claims_dropped_by_claim"] == pytest.approx(2 / 6)
     assert figures["fallback"] == pytest.approx(3 / 5)
     for reason in ("model_failed", "nothing_verified", "no_passages"):
         assert figures[f"fallback_{reason}"] == pytest.approx(1 / 5)
