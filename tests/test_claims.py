@@ -4,6 +4,7 @@ sentence about something else than what it cites, or than the question."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import given
@@ -307,3 +308,20 @@ def test_a_claim_from_a_passage_off_the_question_is_dropped() -> None:
         hits(DARTS, PLANTED),
         "What happened to Kestrel Ferries?",
     ).claims
+
+
+def test_a_name_in_the_cited_passages_title_is_grounded() -> None:
+    hit = make_hit(1, "The president said the talks would resume next week.", 1.0)
+    titled = [
+        replace(
+            hit,
+            passage=replace(
+                hit.passage,
+                article=replace(hit.passage.article, title="Macron: Ukraine talks to resume"),
+            ),
+        )
+    ]
+    model = one("Macron said the talks would resume.", "the talks would resume next week")
+
+    assert check(model, titled, "What did Macron say about the talks?").claims
+    assert [d.missing for d in check(model, hits(hit.passage.chunk.text)).dropped] == [("macron",)]

@@ -82,7 +82,8 @@ class Claim(BaseModel):
     )
     quote: str = Field(
         description="The exact words, copied from the passages cited, that this sentence "
-        "rests on: at least three words, no ellipsis. Cite only passages holding these words."
+        "rests on: at least three words, no ellipsis, holding every number, amount, "
+        "percentage and date the sentence states. Cite only passages holding these words."
     )
 
 
@@ -237,7 +238,7 @@ def check(
         if not support:
             dropped.append(Dropped(claim, NO_SOURCE))
             continue
-        cited = [hits[s.hit_index].passage.chunk.text for s in support]
+        cited = [_with_title(hits[s.hit_index]) for s in support]
         failed = claim_check(claim, text, cited, question) if claims else None
         if failed is not None:
             dropped.append(failed)
@@ -258,13 +259,18 @@ def _support(claim: Claim, hits: Sequence[Hit]) -> list[Support]:
     return support
 
 
+def _with_title(hit: Hit) -> str:
+    """A passage's text after its article's title: the model is shown both."""
+    return f"{hit.passage.article.title}\n{hit.passage.chunk.text}"
+
+
 def claim_check(
     claim: Claim, text: str, cited: Sequence[str], question: str | None
 ) -> Dropped | None:
     """Why `claim`, whose quote verified in the passages `cited`, is not shown, or None.
 
     Its sentence `text` (markers removed) states a figure its quote does not hold or a name
-    neither its quote nor `cited` holds (`UNGROUNDED`, `index.answer.claims.grounding`),
+    neither its quote nor `cited` (each passage after its article's title) holds (`UNGROUNDED`, `index.answer.claims.grounding`),
     shares no word with them (`UNRELATED`), or none of it, its quote and `cited` shares a
     word with `question` (`OFF_QUESTION`; not checked when `question` is None).
     """

@@ -7,7 +7,7 @@ checks the sentence a user reads against that quote. A sentence is grounded when
   day of a month) is in its quote: the quote is what the user sees highlighted, so a figure
   the quote does not hold is the model's, not the article's; and
 - every name in it (a capitalised word) is in its quote or in a passage the quote verified
-  in: the subject of a quote is often named a sentence before it ("Humphries ... beating
+  in (or that passage's article's title, which the model is shown too): the subject of a quote is often named a sentence before it ("Humphries ... beating
   Luke Littler by seven sets to four"), and a name from no cited passage is the model's.
 
 Figures are compared by value, so "$56.2bn" is "$56.2 billion" and "56,200,000,000
@@ -136,6 +136,8 @@ _WORD = re.compile(r"\w+")
 # "Officials" is not here: a claim opening with a word no cited passage holds is dropped),
 # and words that shape a sentence. Compared folded.
 OPENERS = frozenset(
+    "yes overall today yesterday tomorrow now currently recently previously earlier later "
+    "last next first finally notably additionally moreover furthermore therefore hence "
     "a an the this that these those there here it its he his she her they their them we our "
     "you your i in on at of for from by with to as after before during since until while "
     "when where what who which why how if but and or so yet also however meanwhile instead "
