@@ -270,9 +270,10 @@ def claim_check(
     """Why `claim`, whose quote verified in the passages `cited`, is not shown, or None.
 
     Its sentence `text` (markers removed) states a figure its quote does not hold or a name
-    neither its quote nor `cited` (each passage after its article's title) holds (`UNGROUNDED`, `index.answer.claims.grounding`),
-    shares no word with them (`UNRELATED`), or none of it, its quote and `cited` shares a
-    word with `question` (`OFF_QUESTION`; not checked when `question` is None).
+    neither its quote nor `cited` (each passage after its article's title) holds
+    (`UNGROUNDED`, `index.answer.claims.grounding`), shares no word with them (`UNRELATED`),
+    or none of it, its quote and `cited` shares a word with `question` (`OFF_QUESTION`; not
+    checked when `question` is None).
     """
     missing = grounding(text, claim.quote, cited).missing
     if missing:

@@ -7,8 +7,9 @@ checks the sentence a user reads against that quote. A sentence is grounded when
   day of a month) is in its quote: the quote is what the user sees highlighted, so a figure
   the quote does not hold is the model's, not the article's; and
 - every name in it (a capitalised word) is in its quote or in a passage the quote verified
-  in (or that passage's article's title, which the model is shown too): the subject of a quote is often named a sentence before it ("Humphries ... beating
-  Luke Littler by seven sets to four"), and a name from no cited passage is the model's.
+  in (or that passage's article's title, which the model is shown too): the subject of a
+  quote is often named a sentence before it ("Humphries ... beating Luke Littler by seven
+  sets to four"), and a name from no cited passage is the model's.
 
 Figures are compared by value, so "$56.2bn" is "$56.2 billion" and "56,200,000,000
 dollars", "5%" is "5 per cent" and "five percent", "1,000" is "1000", "Nov. 17" is "17
