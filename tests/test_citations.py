@@ -320,3 +320,12 @@ def test_the_schema_is_a_tool_with_descriptions_for_the_model() -> None:
         '"quote": "Humphries won the darts"}]}'
     )
     assert parsed.claims[0].sources == [1]
+
+
+def test_the_json_without_a_model_is_as_before_and_with_one_counts_the_claim_check() -> None:
+    assert "ungrounded_claims" not in OFFLINE.to_dict()
+    fell_back = answer_or_fallback(QUESTION, answer(), four_hits(), OFFLINE)
+    assert fell_back.to_dict()["ungrounded_claims"] == 0
+    shown = llm_answer(answer(claim("Humphries won.", [1], "Humphries won the darts")))
+    assert shown.to_dict()["ungrounded_claims"] == 0
+    assert Answer.from_dict(OFFLINE.to_dict()) == OFFLINE

@@ -286,6 +286,7 @@ def test_newsbot_llm_set_evaluates_the_models_answers_with_their_own_figures(
         UNCOVERED[0][0]: (MODE_EXTRACTIVE, 0, 0),
     }
     assert results[COVERED[1][0]]["answer"] == "Luke Humphries won. [1]"
+    assert results[COVERED[1][0]]["ungrounded_claims"] == 1
     # Latency is the whole answer's: the slow reply was waited for up to the timeout.
     assert results[COVERED[6][0]]["latency_ms"] >= TIMEOUT * 1000
     assert (
@@ -334,6 +335,7 @@ def test_mode_extractive_asks_no_model_and_prints_the_figures_as_before(
     assert data["mode"] == MODE_EXTRACTIVE
     assert {r["mode"] for r in data["results"]} == {MODE_EXTRACTIVE}
     assert {(r["claims"], r["fallback"]) for r in data["results"]} == {(0, None)}
+    assert not any("ungrounded_claims" in r for r in data["results"])  # as before issue 29
     assert "answered by" not in shown and "claims" not in shown
 
 

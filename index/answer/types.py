@@ -125,9 +125,12 @@ class Answer:
         return not self.found and bool(self.citations)
 
     def to_dict(self) -> dict[str, Any]:
-        """The `ask --json` object."""
+        """The `ask --json` object (`ungrounded_claims` only when a language model was asked:
+        without one, the object is as before issue 29)."""
         data = asdict(self)
         del data["ranked"], data["more"]
+        if self.mode != MODE_LLM and self.fallback is None:  # no model asked: as before it
+            del data["ungrounded_claims"]
         data["hedged"] = self.hedged
         data["answer_span"] = list(self.answer_span) if self.answer_span else None
         if self.confidence is not None:

@@ -111,6 +111,7 @@ class Scored:
         return self.answer.found and not self.answer_correct
 
     def to_dict(self) -> dict[str, Any]:
+        asked_a_model = self.answer.mode == MODE_LLM or self.answer.fallback is not None
         return {
             "id": self.question.id,
             "question": self.question.question,
@@ -130,9 +131,8 @@ class Scored:
             "mode": self.answer.mode,
             "claims": self.answer.claims,
             "dropped_claims": self.answer.dropped_claims,
-            "ungrounded_claims": self.answer.ungrounded_claims,
             "fallback": self.answer.fallback,
-        }
+        } | ({"ungrounded_claims": self.answer.ungrounded_claims} if asked_a_model else {})
 
 
 @dataclass
