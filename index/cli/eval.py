@@ -82,8 +82,7 @@ def eval_command(
 
     Figures: hit@k, accuracy, not covered, hedged, wrong answers, sources with an answer, latency.
     And each reply kind apart: answered outright, right, useful, confidently wrong.
-    With --mode llm, also the claims made, the shares verified and dropped by the quote check
-    and by the claim check, and how often it fell back, by cause.
+    With --mode llm, also the claims made, those dropped by each check, the fallbacks by cause.
     """
 
     if articles is not None and index_dir is None:
