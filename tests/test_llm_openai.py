@@ -284,7 +284,7 @@ def test_ask_json_shows_the_checked_answer_or_the_offline_one(
     assert shown["citations"][0]["title"] == case.first_source
     if case.answer is None:
         assert offline["mode"] == MODE_EXTRACTIVE and offline["answer"] == f"{WON} [1]"
-        how = ("latency_ms", "claims", "dropped_claims", "fallback")
+        how = ("latency_ms", "claims", "dropped_claims", "fallback", "ungrounded_claims")
         assert {k: v for k, v in shown.items() if k not in how} == {
             k: v for k, v in offline.items() if k not in how
         }
