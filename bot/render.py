@@ -12,6 +12,8 @@ from index.answer.types import (
     FURTHER_READING,
     MODE_LLM,
     MODEL_FAILED,
+    MODEL_NOT_COVERED,
+    NO_CLAIMS,
     Answer,
     Citation,
     Copy,
@@ -38,6 +40,9 @@ WRITTEN_BY_MODEL = "Written by a language model; every quote checked"
 MODEL_FOUND_NONE = "A language model read the closest passages and found no answer in them"
 MODEL_LEFT_OUT = "Quoted from the articles: the language model's answer could not be checked"
 MODEL_GAVE_NONE = "Quoted from the articles: the language model gave no usable answer"
+MODEL_NOT_USED = "Quoted from the articles: the language model's reply was not used"
+MODEL_SAID_NOT_COVERED = f"{MODEL_NOT_USED} (it found no answer in the articles)"
+MODEL_GAVE_NO_CLAIMS = f"{MODEL_NOT_USED} (it gave no answer)"
 # A masked link is only made for URLs that cannot break out of the markdown around them.
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]]+", re.I)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
@@ -133,7 +138,9 @@ def model_note(answer: Answer) -> str | None:
     """How the answer was made, when a language model had a part in it: written by the
     model (and how many of its sentences were left out), or quoted from the articles
     because none of its sentences could be checked or it failed (an error, a timeout, a
-    rate limit, output that is not an answer). None for an answer no model was asked for."""
+    rate limit, output that is not an answer), or not used because it said nothing where the
+    offline answer step answered (it found no answer, or gave none). None for an answer no
+    model was asked for."""
     left_out = answer.dropped_claims
     sentences = f"{left_out} unsupported sentence{'s' if left_out != 1 else ''}"
     if answer.mode == MODE_LLM and not answer.found and not answer.citations:
@@ -144,6 +151,10 @@ def model_note(answer: Answer) -> str | None:
         return f"{MODEL_LEFT_OUT} ({sentences})"
     if answer.fallback == MODEL_FAILED:
         return MODEL_GAVE_NONE
+    if answer.fallback == MODEL_NOT_COVERED:
+        return MODEL_SAID_NOT_COVERED
+    if answer.fallback == NO_CLAIMS:
+        return MODEL_GAVE_NO_CLAIMS
     return None
 
 

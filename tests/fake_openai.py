@@ -25,7 +25,7 @@ from typing import Any
 COMPLETIONS = "/v1/chat/completions"
 DRIP_EVERY = 0.1  # seconds between the bytes of a dripping reply
 MODEL = "newsroom-model"
-_PASSAGE = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nAsked on |\Z)", re.S | re.M)
+_PASSAGE = re.compile(r'^<passage n="(\d+)"[^\n]*>\n(.*?)\n</passage>$', re.S | re.M)
 
 Body = dict[str, Any] | str
 

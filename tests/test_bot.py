@@ -883,7 +883,7 @@ def test_the_model_reads_as_many_passages_from_discord_as_from_the_command_line(
 
     scenario(settings.overridden(llm="openai:fake"), fake_embedder, steps)
 
-    sent = [re.findall(r"^\[\d+\] ", str(messages[-1].content), re.M) for messages in model.seen]
+    sent = [re.findall(r"^<passage n=", str(messages[-1].content), re.M) for messages in model.seen]
     assert [len(passages) for passages in sent] == [settings.top_k, settings.top_k]
 
 

@@ -3,6 +3,8 @@ quotes, renumbered in order of first citation; with none left, the offline answe
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from index.answer.citations import (
@@ -22,24 +24,30 @@ from index.answer.citations import (
     normalise,
 )
 from index.answer.types import (
+    CLOSEST,
+    HEDGE,
     MODE_EXTRACTIVE,
     MODE_LLM,
+    MODEL_NOT_COVERED,
+    NO_CLAIMS,
     NOT_COVERED,
     NOTHING_VERIFIED,
     SUPPORT,
     Answer,
+    Citation,
 )
 from index.search.retrieval import Hit
 from tests.passages import make_hit
 
-QUESTION = "Who won the darts world championship?"
+QUESTION = "Who won the darts world championship final?"
 PASSAGES = (
     "Luke Humphries won the darts world championship final against Luke Littler.",
     "Fans queued for hours at Alexandra Palace before the final.",
     "The final drew a record television audience of 3.7 million.",
     "Littler, 16, was the youngest player ever to reach the final.",
 )
-OFFLINE = Answer(QUESTION, True, f"{PASSAGES[0]} [1]")
+OFFLINE = Answer(QUESTION, True, f"{PASSAGES[0]} [1]")  # an outright answer
+OFFLINE_HEDGE = [Citation(1, "a2.md", "A2", None, None, None, PASSAGES[1], role=CLOSEST)]
 
 
 def four_hits(*texts: str) -> list[Hit]:
@@ -72,7 +80,7 @@ def highlighted(shown: Answer, n: int) -> str:
 def test_a_good_answer_numbers_its_sources_in_order_of_first_citation() -> None:
     shown = llm_answer(
         answer(
-            claim("A record 3.7 million watched the final.", [3], "record television audience"),
+            claim("A record 3.7 million watched the final.", [3], "audience of 3.7 million"),
             claim("Luke Humphries won it.", [1], "Luke Humphries won the darts"),
         )
     )
@@ -83,7 +91,7 @@ def test_a_good_answer_numbers_its_sources_in_order_of_first_citation() -> None:
         (1, "a3.md", SUPPORT),
         (2, "a1.md", SUPPORT),
     ]
-    assert highlighted(shown, 1) == "record television audience"
+    assert highlighted(shown, 1) == "audience of 3.7 million"
     assert highlighted(shown, 2) == "Luke Humphries won the darts"
     assert shown.dropped_claims == 0
     assert [c.article_id for c in shown.ranked] == ["a3.md", "a1.md", "a2.md", "a4.md"]
@@ -141,7 +149,8 @@ def test_quotes_dashes_case_accents_and_line_breaks_do_not_stop_a_quote_verifyin
     )
     quote = 'A 7-4 win - was called "the greatest final" by Littler\'s coach, Jose\u0301 Ruiz'
     shown = llm_answer(
-        answer(claim("Humphries won 7-4.", [1], quote)), four_hits(passage, *PASSAGES[1:])
+        answer(claim("Ruiz called the 7-4 win the greatest final.", [1], quote)),
+        four_hits(passage, *PASSAGES[1:]),
     )
 
     assert shown.citations[0].article_id == "a1.md"
@@ -244,15 +253,32 @@ def test_nothing_verified_gives_the_offline_answer() -> None:
     assert (shown.claims, shown.dropped_claims, shown.fallback) == (2, 2, NOTHING_VERIFIED)
 
 
-def test_not_covered_is_said_whatever_the_offline_answer_and_drops_nothing() -> None:
-    offline = Answer(QUESTION, True, "Luke Humphries [1]")  # the offline step's guess
+def test_not_covered_is_said_when_the_offline_answer_is_not_an_outright_one() -> None:
     claims = [claim("Humphries won.", [1], "Humphries won the darts")]
+    model = LlmAnswer(not_covered=True, claims=claims)
+    hedge = Answer(QUESTION, False, f"{HEDGE}{PASSAGES[1]} [1]", citations=OFFLINE_HEDGE)
+    for offline in (hedge, Answer(QUESTION, False, NOT_COVERED)):
+        shown = answer_or_fallback(QUESTION, model, four_hits(), offline)
+
+        assert shown == Answer(QUESTION, False, NOT_COVERED, mode=MODE_LLM)
+        assert (shown.claims, shown.dropped_claims, shown.fallback) == (0, 0, None)
+
+
+def test_not_covered_never_replaces_an_outright_offline_answer() -> None:
     shown = answer_or_fallback(
-        QUESTION, LlmAnswer(not_covered=True, claims=claims), four_hits(), offline
+        QUESTION, LlmAnswer(not_covered=True, claims=[]), four_hits(), OFFLINE
     )
 
-    assert shown == Answer(QUESTION, False, NOT_COVERED, mode=MODE_LLM)
-    assert (shown.claims, shown.dropped_claims, shown.fallback) == (0, 0, None)
+    assert shown == replace(OFFLINE, fallback=MODEL_NOT_COVERED)
+    assert shown.mode == MODE_EXTRACTIVE and shown.answer == OFFLINE.answer
+
+
+def test_a_reply_with_no_claims_gives_the_offline_answer_saying_so() -> None:
+    for offline in (OFFLINE, Answer(QUESTION, False, NOT_COVERED)):
+        shown = answer_or_fallback(QUESTION, answer(), four_hits(), offline)
+
+        assert shown == replace(offline, fallback=NO_CLAIMS)
+        assert (shown.claims, shown.dropped_claims) == (0, 0)
 
 
 def test_the_json_says_how_the_answer_was_made() -> None:
@@ -271,7 +297,12 @@ def test_the_json_says_how_the_answer_was_made() -> None:
     assert OFFLINE.to_dict()["mode"] == "extractive"
     assert OFFLINE.to_dict()["dropped_claims"] == 0
     assert (OFFLINE.to_dict()["claims"], OFFLINE.to_dict()["fallback"]) == (0, None)
-    fell_back = answer_or_fallback(QUESTION, answer(), four_hits(), OFFLINE)
+    fell_back = answer_or_fallback(
+        QUESTION,
+        answer(claim("Littler won.", [1], "Luke Littler won the darts")),
+        four_hits(),
+        OFFLINE,
+    )
     assert fell_back.to_dict()["fallback"] == NOTHING_VERIFIED
     assert Answer.from_dict(fell_back.to_dict()) == fell_back
 
@@ -289,3 +320,12 @@ def test_the_schema_is_a_tool_with_descriptions_for_the_model() -> None:
         '"quote": "Humphries won the darts"}]}'
     )
     assert parsed.claims[0].sources == [1]
+
+
+def test_the_json_without_a_model_is_as_before_and_with_one_counts_the_claim_check() -> None:
+    assert "ungrounded_claims" not in OFFLINE.to_dict()
+    fell_back = answer_or_fallback(QUESTION, answer(), four_hits(), OFFLINE)
+    assert fell_back.to_dict()["ungrounded_claims"] == 0
+    shown = llm_answer(answer(claim("Humphries won.", [1], "Humphries won the darts")))
+    assert shown.to_dict()["ungrounded_claims"] == 0
+    assert Answer.from_dict(OFFLINE.to_dict()) == OFFLINE

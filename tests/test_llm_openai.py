@@ -284,7 +284,7 @@ def test_ask_json_shows_the_checked_answer_or_the_offline_one(
     assert shown["citations"][0]["title"] == case.first_source
     if case.answer is None:
         assert offline["mode"] == MODE_EXTRACTIVE and offline["answer"] == f"{WON} [1]"
-        how = ("latency_ms", "claims", "dropped_claims", "fallback")
+        how = ("latency_ms", "claims", "dropped_claims", "fallback", "ungrounded_claims")
         assert {k: v for k, v in shown.items() if k not in how} == {
             k: v for k, v in offline.items() if k not in how
         }
@@ -354,7 +354,10 @@ def test_the_provider_is_sent_the_passages_the_question_and_the_key_as_bearer(
     assert response_format["type"] == "json_schema"
     assert set(response_format["json_schema"]["schema"]["properties"]) == {"not_covered", "claims"}
     assert sorted(request.passages().values()) == sorted(PASSAGES)
-    assert "(Sports Daily, 2024-01-03)" in request.text
+    assert (
+        '<passage n="{}" title="Humphries is world champion" source="Sports Daily" '
+        'date="2024-01-03">\n{}\n</passage>'.format(request.number_of("Humphries won"), WON)
+    ) in request.text
     assert request.text.endswith(f"Asked on {ASKED_ON}: {QUESTION}")
     assert KEY not in json.dumps(request.body)  # the key goes in the header only
 

@@ -33,6 +33,8 @@ from index.answer.types import (
     MODE_EXTRACTIVE,
     MODE_LLM,
     MODEL_FAILED,
+    MODEL_NOT_COVERED,
+    NO_CLAIMS,
     NO_PASSAGES,
     NOT_COVERED,
     NOTHING_VERIFIED,
@@ -271,6 +273,19 @@ def test_a_hedged_answer_is_grey_and_names_its_source_as_the_closest() -> None:
             0,
             MODEL_FAILED,
             "Quoted from the articles: the language model gave no usable answer",
+        ),
+        (
+            MODE_EXTRACTIVE,
+            0,
+            MODEL_NOT_COVERED,
+            "Quoted from the articles: the language model's reply was not used (it found no "
+            "answer in the articles)",
+        ),
+        (
+            MODE_EXTRACTIVE,
+            0,
+            NO_CLAIMS,
+            "Quoted from the articles: the language model's reply was not used (it gave no answer)",
         ),
         (MODE_EXTRACTIVE, 0, NO_PASSAGES, None),
         (MODE_EXTRACTIVE, 0, None, None),  # no model: today's footer

@@ -3,7 +3,12 @@
 The model sees the numbered passages and returns an `LlmAnswer`: short claims, each with the
 numbers of the passages that support it and the exact words it rests on. `check` keeps a
 cited number only if that passage exists and holds the quote (after `normalise`); a claim
-left with no verified source is dropped. `verified_answer` builds the `Answer` a user sees
+left with no verified source is dropped (the quote check). A claim whose quote verified is
+then checked itself (`index.answer.claims`, the claim check): every figure in its sentence
+must be in its quote and every name in its quote or cited passages, and the sentence or its
+quote must share a word with what it cites, and it or what it cites a word with the
+question; one that fails is dropped too, and counted
+apart. `verified_answer` builds the `Answer` a user sees
 from what remains, sources renumbered in order of first citation; `answer_or_fallback`
 gives the offline answer instead when nothing remains.
 """
@@ -17,7 +22,16 @@ from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, Field
 
-from index.answer.types import MODE_LLM, NOT_COVERED, NOTHING_VERIFIED, Answer, Citation
+from index.answer.claims import grounding, shares_a_term
+from index.answer.types import (
+    MODE_LLM,
+    MODEL_NOT_COVERED,
+    NO_CLAIMS,
+    NOT_COVERED,
+    NOTHING_VERIFIED,
+    Answer,
+    Citation,
+)
 from index.records import Hit
 
 MIN_QUOTE_WORDS = 3
@@ -40,6 +54,11 @@ TOO_LONG = f"sentence or quote too long (over {MAX_CLAIM_CHARS} or {MAX_QUOTE_CH
 NO_TEXT = "no sentence"
 NO_QUOTE = f"quote shorter than {MIN_QUOTE_WORDS} words"
 NO_SOURCE = "no cited passage exists and holds the quote"
+# ... and why a claim whose quote verified was dropped: the claim check.
+UNGROUNDED = "a figure or name in the sentence is not in its quote or cited passage"
+UNRELATED = "the sentence shares no word with its quote or cited passage"
+OFF_QUESTION = "no word of the question is in the sentence, its quote or cited passage"
+CLAIM_CHECK = (UNGROUNDED, UNRELATED, OFF_QUESTION)
 
 _QUOTES = {c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u0060\u00b4"} | {
     c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"
@@ -63,7 +82,8 @@ class Claim(BaseModel):
     )
     quote: str = Field(
         description="The exact words, copied from the passages cited, that this sentence "
-        "rests on: at least three words, no ellipsis. Cite only passages holding these words."
+        "rests on: at least three words, no ellipsis, holding every number, amount, "
+        "percentage and date the sentence states. Cite only passages holding these words."
     )
 
 
@@ -98,10 +118,17 @@ class Verified:
 
 @dataclass(frozen=True)
 class Dropped:
-    """A claim that was not shown, and why."""
+    """A claim that was not shown, and why; `missing`, for an `UNGROUNDED` one, the figures
+    and names it states that what it cites does not."""
 
     claim: Claim
     reason: str
+    missing: tuple[str, ...] = ()
+
+    @property
+    def by_claim_check(self) -> bool:
+        """Dropped although its quote verified: its sentence said more, or something else."""
+        return self.reason in CLAIM_CHECK
 
 
 @dataclass(frozen=True)
@@ -116,6 +143,11 @@ class Checked:
     def made(self) -> int:
         """The claims checked: those of an answer that says not covered are not."""
         return len(self.claims) + len(self.dropped)
+
+    @property
+    def ungrounded(self) -> int:
+        """The claims dropped by the claim check (their quotes verified)."""
+        return sum(1 for d in self.dropped if d.by_claim_check)
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
@@ -160,19 +192,31 @@ def find_quote(quote: str, passage: str) -> tuple[int, int] | None:
     return None
 
 
-def check(answer: LlmAnswer, hits: Sequence[Hit]) -> Checked:
+def check(
+    answer: LlmAnswer,
+    hits: Sequence[Hit],
+    question: str | None = None,
+    *,
+    claims: bool = True,
+) -> Checked:
     """Each claim of `answer` with the passages of `hits` that verify it.
 
     Args:
         answer: the model's structured answer; its source numbers count from 1 over `hits`.
         hits: the passages shown to the model, in the order they were numbered.
+        question: the question asked; None: claims are not checked against it.
+        claims: False: the quote check only, no claim check (as before issue 29; for
+            measuring what the claim check does).
 
     Returns:
         The claims with at least one cited passage that exists and holds the quote (a
-        claim's other citations are left out), and the claims dropped: past the first
-        `MAX_CLAIMS`, a sentence or quote too long to be one, no sentence once
-        any passage numbers written in it are removed, a quote shorter than
-        `MIN_QUOTE_WORDS`, or no cited passage holding it.
+        claim's other citations are left out) and whose sentence states nothing more, and
+        the claims dropped: past the first `MAX_CLAIMS`, a sentence or quote too long to be
+        one, no sentence once any passage numbers written in it are removed, a quote shorter
+        than `MIN_QUOTE_WORDS`, or no cited passage holding it (the quote check); a figure
+        or name in the sentence not in what it cites (`UNGROUNDED`), a sentence sharing no
+        word with what it cites (`UNRELATED`), or, with `question`, none of the sentence,
+        quote and cited passages sharing a word with it (`OFF_QUESTION`) (the claim check).
     """
     kept: list[Verified] = []
     dropped: list[Dropped] = []
@@ -190,18 +234,57 @@ def check(answer: LlmAnswer, hits: Sequence[Hit]) -> Checked:
         if len(normalise(claim.quote)[0].strip(_EDGES).split()) < MIN_QUOTE_WORDS:
             dropped.append(Dropped(claim, NO_QUOTE))
             continue
-        support: list[Support] = []
-        for n in dict.fromkeys(claim.sources):
-            if not 1 <= n <= len(hits):
-                continue
-            span = find_quote(claim.quote, hits[n - 1].passage.chunk.text)
-            if span is not None:
-                support.append(Support(n - 1, span))
-        if support:
-            kept.append(Verified(text, tuple(support)))
-        else:
+        support = _support(claim, hits)
+        if not support:
             dropped.append(Dropped(claim, NO_SOURCE))
+            continue
+        cited = [_with_title(hits[s.hit_index]) for s in support]
+        failed = claim_check(claim, text, cited, question) if claims else None
+        if failed is not None:
+            dropped.append(failed)
+        else:
+            kept.append(Verified(text, tuple(support)))
     return Checked(answer.not_covered, tuple(kept), tuple(dropped))
+
+
+def _support(claim: Claim, hits: Sequence[Hit]) -> list[Support]:
+    """The passages `claim` cites that exist and hold its quote, in the order cited."""
+    support: list[Support] = []
+    for n in dict.fromkeys(claim.sources):
+        if not 1 <= n <= len(hits):
+            continue
+        span = find_quote(claim.quote, hits[n - 1].passage.chunk.text)
+        if span is not None:
+            support.append(Support(n - 1, span))
+    return support
+
+
+def _with_title(hit: Hit) -> str:
+    """A passage's text after its article's title: the model is shown both."""
+    return f"{hit.passage.article.title}\n{hit.passage.chunk.text}"
+
+
+def claim_check(
+    claim: Claim, text: str, cited: Sequence[str], question: str | None
+) -> Dropped | None:
+    """Why `claim`, whose quote verified in the passages `cited`, is not shown, or None.
+
+    Its sentence `text` (markers removed) states a figure its quote does not hold or a name
+    neither its quote nor `cited` (each passage after its article's title) holds
+    (`UNGROUNDED`, `index.answer.claims.grounding`), shares no word with them (`UNRELATED`),
+    or none of it, its quote and `cited` shares a word with `question` (`OFF_QUESTION`; not
+    checked when `question` is None).
+    """
+    missing = grounding(text, claim.quote, cited).missing
+    if missing:
+        return Dropped(claim, UNGROUNDED, missing)
+    if not shares_a_term(text, [claim.quote, *cited]):
+        return Dropped(claim, UNRELATED)
+    if question is not None and not shares_a_term(
+        question, [text, claim.quote, *cited], asking=True
+    ):
+        return Dropped(claim, OFF_QUESTION)
+    return None
 
 
 def verified_answer(question: str, checked: Checked, hits: Sequence[Hit]) -> Answer | None:
@@ -238,21 +321,32 @@ def verified_answer(question: str, checked: Checked, hits: Sequence[Hit]) -> Ans
         mode=MODE_LLM,
         dropped_claims=len(checked.dropped),
         claims=checked.made,
+        ungrounded_claims=checked.ungrounded,
     )
 
 
 def answer_or_fallback(
     question: str, answer: LlmAnswer, hits: Sequence[Hit], offline: Answer
 ) -> Answer:
-    """The model's answer with every citation checked; "not covered" when the model says
-    the passages do not answer the question (it read them: the offline step's guess is not
-    shown instead); or `offline` (the extractive answer) when nothing verified remains,
-    `fallback` `NOTHING_VERIFIED`. `claims` and `dropped_claims` count the claims checked
-    and not shown.
+    """The model's answer, every claim checked (`check`), or `offline` (the extractive
+    answer) with the reason in `fallback`.
+
+    When the model and the offline step disagree, a model that says nothing never replaces
+    an offline answer that says something: the model's "not covered" is shown only when the
+    offline answer is not an outright one (a hedge or "not covered": the model read the
+    passages, and the offline step was not sure either); over an outright one, `offline` is
+    shown (`MODEL_NOT_COVERED`). A reply with no claims that does not say "not covered" gives
+    `offline` (`NO_CLAIMS`); one none of whose claims survives the check too
+    (`NOTHING_VERIFIED`). `claims`, `dropped_claims` and `ungrounded_claims` count the claims
+    checked, not shown, and not shown by the claim check.
     """
-    checked = check(answer, hits)
+    checked = check(answer, hits, question)
     if checked.not_covered:
+        if offline.found:
+            return replace(offline, fallback=MODEL_NOT_COVERED)
         return Answer(question, False, NOT_COVERED, mode=MODE_LLM)
+    if not checked.made:
+        return replace(offline, fallback=NO_CLAIMS)
     verified = verified_answer(question, checked, hits)
     if verified is not None:
         return verified
@@ -260,5 +354,6 @@ def answer_or_fallback(
         offline,
         dropped_claims=len(checked.dropped),
         claims=checked.made,
+        ungrounded_claims=checked.ungrounded,
         fallback=NOTHING_VERIFIED,
     )

@@ -22,12 +22,16 @@ MODE_EXTRACTIVE, MODE_LLM = "extractive", "llm"
 
 # Why a language model's answer was not shown and the offline one was (`Answer.fallback`):
 # the model failed (an error, a 429, a timeout, output that is not an `LlmAnswer`); none of
-# its claims verified; or there were no passages to ask it about. (A model saying the
-# passages do not cover the question is its answer: "not covered", `mode` llm.)
+# its claims verified; there were no passages to ask it about; it said the passages do not
+# cover the question while the offline answer step answered outright; or it gave no claims
+# and did not say the passages do not cover the question. (A model saying "not covered" when
+# the offline step only hedged or found nothing is its answer: "not covered", `mode` llm.)
 MODEL_FAILED = "model failed"
 NOTHING_VERIFIED = "nothing verified"
 NO_PASSAGES = "no passages"
-FALLBACKS = (MODEL_FAILED, NOTHING_VERIFIED, NO_PASSAGES)
+MODEL_NOT_COVERED = "said not covered"
+NO_CLAIMS = "no claims"
+FALLBACKS = (MODEL_FAILED, NOTHING_VERIFIED, NO_PASSAGES, MODEL_NOT_COVERED, NO_CLAIMS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,9 @@ class Answer:
     (no citations) or, `hedged`, that the articles don't say for sure and what the two
     closest passages say. `mode` says how it was made (`MODE_EXTRACTIVE`, `MODE_LLM`);
     `claims` is how many claims a model made (0 without one) and `dropped_claims` how many
-    of them were not shown for want of a verified source; `fallback` (one of `FALLBACKS`)
+    of them were not shown, of which `ungrounded_claims` by the claim check (their quote
+    verified, but the sentence stated a figure or name it does not hold, or bore not on the
+    question: `index.answer.claims`), the others by the quote check; `fallback` (one of `FALLBACKS`)
     why a model's answer was not shown and the offline one was (None when it was shown, or
     without a model). `follow_up` is what the user typed when it was a follow-up rewritten
     to stand alone (`index.answer.conversation`): `question` is then the rewritten question, the
@@ -112,15 +118,19 @@ class Answer:
     claims: int = 0
     fallback: str | None = None
     more: list[Citation] = field(default_factory=list, repr=False, compare=False)
+    ungrounded_claims: int = 0
 
     @property
     def hedged(self) -> bool:
         return not self.found and bool(self.citations)
 
     def to_dict(self) -> dict[str, Any]:
-        """The `ask --json` object."""
+        """The `ask --json` object (`ungrounded_claims` only when a language model was asked:
+        without one, the object is as before issue 29)."""
         data = asdict(self)
         del data["ranked"], data["more"]
+        if self.mode != MODE_LLM and self.fallback is None:  # no model asked: as before it
+            del data["ungrounded_claims"]
         data["hedged"] = self.hedged
         data["answer_span"] = list(self.answer_span) if self.answer_span else None
         if self.confidence is not None:
@@ -158,6 +168,7 @@ class Answer:
             follow_up=data.get("follow_up"),
             claims=data.get("claims", 0),
             fallback=data.get("fallback"),
+            ungrounded_claims=data.get("ungrounded_claims", 0),
         )
 
 

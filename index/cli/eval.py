@@ -82,7 +82,7 @@ def eval_command(
 
     Figures: hit@k, accuracy, not covered, hedged, wrong answers, sources with an answer, latency.
     And each reply kind apart: answered outright, right, useful, confidently wrong.
-    With --mode llm, also the claims made, the share verified, and how often it fell back.
+    With --mode llm, also the claims made, those dropped by each check, the fallbacks by cause.
     """
 
     if articles is not None and index_dir is None:

@@ -36,11 +36,17 @@ And with a language model writing the answers (`mode` llm), over every question 
 covered and uncovered:
 - claims made: the claims the model made (those of an answer saying "not covered" are not
   checked, so not counted);
-- claims verified: of those, the share shown, a cited passage holding the quote;
+- claims verified: of those, the share shown, a cited passage holding the quote and the
+  sentence stating nothing more;
+- claims dropped by quote check and by claim check: of those, the shares dropped because no
+  cited passage held the quote (or it was too short or long, or past the cap), and because
+  the quote verified but the sentence stated a figure or name it does not hold, or bore on
+  something else (`index.answer.claims`); with claims verified they sum to 1;
 - fallback: the share of questions given the offline answer instead of the model's, and
   that share by reason (`index.answer.types.FALLBACKS`): the model failed (an error, a 429, a
-  timeout, malformed output), none of its claims verified, it said "not covered", or no
-  passage was retrieved to ask it about.
+  timeout, malformed output), none of its claims verified, no passage was retrieved to ask
+  it about, it said "not covered" where the offline answer step answered outright, or it
+  gave no claims.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class Scored:
         return self.answer.found and not self.answer_correct
 
     def to_dict(self) -> dict[str, Any]:
+        asked_a_model = self.answer.mode == MODE_LLM or self.answer.fallback is not None
         return {
             "id": self.question.id,
             "question": self.question.question,
@@ -125,7 +132,7 @@ class Scored:
             "claims": self.answer.claims,
             "dropped_claims": self.answer.dropped_claims,
             "fallback": self.answer.fallback,
-        }
+        } | ({"ungrounded_claims": self.answer.ungrounded_claims} if asked_a_model else {})
 
 
 @dataclass
@@ -216,10 +223,26 @@ class EvalReport:
 
     @property
     def claims_verified(self) -> float:
-        """Of the claims a model made, the share shown (a cited passage holds the quote)."""
+        """Of the claims a model made, the share shown (a cited passage holds the quote, and
+        the claim states nothing more)."""
         made = self.claims_made
         dropped = sum(s.answer.dropped_claims for s in self._asked)
         return (made - dropped) / made if made else 0.0
+
+    @property
+    def claims_dropped_by_quote(self) -> float:
+        """Of the claims a model made, the share dropped by the quote check (no cited passage
+        holds the quote; too short, too long, past the cap)."""
+        made = self.claims_made
+        dropped = sum(s.answer.dropped_claims - s.answer.ungrounded_claims for s in self._asked)
+        return dropped / made if made else 0.0
+
+    @property
+    def claims_dropped_by_claim(self) -> float:
+        """Of the claims a model made, the share dropped by the claim check (the quote
+        verified; the sentence stated a figure or name it does not hold, or something else)."""
+        made = self.claims_made
+        return sum(s.answer.ungrounded_claims for s in self._asked) / made if made else 0.0
 
     def fallback(self, reason: str | None = None) -> float:
         """The share of every question asked given the offline answer instead of the
@@ -268,6 +291,8 @@ class EvalReport:
         if self.mode == MODE_LLM:
             out["claims_made"] = self.claims_made
             out["claims_verified"] = self.claims_verified
+            out["claims_dropped_by_quote"] = self.claims_dropped_by_quote
+            out["claims_dropped_by_claim"] = self.claims_dropped_by_claim
             out["fallback"] = self.fallback()
             for reason in FALLBACKS:
                 out[f"fallback_{reason.replace(' ', '_')}"] = self.fallback(reason)

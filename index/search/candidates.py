@@ -41,8 +41,9 @@ _TIME = re.compile(
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today)\b",
     re.I,
 )
-# A run of capitalised words, allowing "of", "de" and "the" inside ("Bank of England").
-_NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
+# A run of capitalised words, allowing "of", "de" and "the" inside ("Bank of England"); also
+# what a model's claim names (`index.answer.claims`).
+NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
 _WORD = re.compile(r"\w+")
 _FILLER = frozenset({"the", "a", "an", "of", "de"})
 
@@ -84,8 +85,8 @@ def _answer_kinds(question: str) -> tuple[str, tuple[re.Pattern[str], ...]]:
     if _TIME_Q.search(question):
         return "time", (_TIME,)
     if _NAME_Q.search(question):
-        return "name", (_NAME,)
-    return "any", (_NAME, _NUMBER)
+        return "name", (NAME,)
+    return "any", (NAME, _NUMBER)
 
 
 def agreement(candidates: list[set[str]], weights: list[float]) -> list[float]:
