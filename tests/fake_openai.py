@@ -78,8 +78,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def completion(content: str) -> dict[str, Any]:
-    """A chat completion whose message says `content`."""
+def completion(content: str, finish_reason: str = "stop") -> dict[str, Any]:
+    """A chat completion whose message says `content`; `finish_reason` "length" when the
+    model ran to its token cap."""
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -89,7 +90,7 @@ def completion(content: str) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},

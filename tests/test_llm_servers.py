@@ -37,6 +37,7 @@ from tests.fake_openai import (
     SERVERS,
     Reply,
     answer_with,
+    completion,
     error,
     serving,
 )
@@ -191,6 +192,28 @@ def test_a_server_error_that_does_not_name_the_format_is_not_asked_again(
     assert len(server.requests) == 1
     (line,) = warnings_logged(caplog)
     assert "HTTP 500" in line and "KV size" not in line
+
+
+# SmolLM2-135M-Instruct behind llama-server, held to the schema, listing passage numbers until
+# NEWSBOT_LLM_MAX_TOKENS (docs/llm.md, "Servers and models tried"); openai's client raises
+# LengthFinishReasonError on finish_reason "length" with a response_format.
+RUNAWAY = '{"not_covered": false, "claims": [{"text": "Luke Humphries", "sources": [1, 2, 3, 4'
+
+
+def test_a_reply_cut_off_at_the_token_cap_is_the_offline_answer_and_says_so(
+    env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["index"]).exit_code == 0
+
+    with serving([Reply(completion(RUNAWAY, finish_reason="length"))]) as server:
+        llm_env(monkeypatch, server.url, 10)
+        shown = ask_json(runner)
+
+    assert (shown["mode"], shown["fallback"]) == (MODE_EXTRACTIVE, MODEL_FAILED)
+    assert len(server.requests) == 1  # the server took the format: nothing to fall back to
+    (line,) = warnings_logged(caplog)
+    assert "cut off at NEWSBOT_LLM_MAX_TOKENS (LengthFinishReasonError)" in line
 
 
 SLOW_REJECTION = 1.5  # seconds the first format's rejection takes

@@ -117,6 +117,8 @@ def failure_kind(exc: BaseException) -> str:
         return f"timed out ({name})"
     if status is not None:
         return f"HTTP {status} ({name})"
+    if "LengthFinishReason" in name:  # openai's client, on finish_reason "length"
+        return f"cut off at NEWSBOT_LLM_MAX_TOKENS ({name})"
     if "Parser" in name or "Validation" in name or "JSON" in name:
         return f"malformed output ({name})"
     return f"failed ({name})"

