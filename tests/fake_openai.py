@@ -168,14 +168,17 @@ class Server:
 # llama-cpp-python's server (`python -m llama_cpp.server`, 0.3.x): its request model allows
 # response_format types "text" and "json_object" only; FastAPI's validation error is caught by
 # its RouteErrorHandler (llama_cpp/server/errors.py) and sent as a 500 internal_server_error
-# (ggml-org/llama.cpp issue 23463, llama-cpp-python 0.3.23). json_object is held to JSON by a
+# (ggml-org/llama.cpp issue 23463, 0.3.23). This body is what 0.3.36 sent here (docs/llm.md,
+# "Servers and models tried"), its install path shortened. json_object is held to JSON by a
 # grammar.
 LLAMA_CPP_PYTHON_REJECTS_JSON_SCHEMA = Reply(
     {
         "error": {
-            "message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
-            "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
-            "'ctx': {'expected': \"'text' or 'json_object'\"}}]",
+            "message": "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+            "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", "
+            "'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  "
+            'File "/venv/lib/python3.11/site-packages/llama_cpp/server/app.py", line 376, in '
+            "create_chat_completion\n    POST /v1/chat/completions",
             "type": "internal_server_error",
             "param": None,
             "code": None,

@@ -446,6 +446,7 @@ def test_newsbot_llm_set_answers_with_the_model_it_names(
                 "max_tokens": 300,
                 "temperature": 0.0,  # NEWSBOT_LLM_TEMPERATURE's default
                 "max_retries": 0,
+                "extra_body": {"max_tokens": 300},  # for servers that ignore the other
             },
         )
     ]

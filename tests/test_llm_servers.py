@@ -47,6 +47,7 @@ from tests.test_llm_openai import (  # noqa: F401 (fixtures)
     ASKED_ON,
     AUDIENCE_CLAIM,
     KEY,
+    MAX_TOKENS,
     NEWSBOT,
     QUESTION,
     WINNER_CLAIM,
@@ -122,6 +123,10 @@ def test_each_server_gives_the_checked_answer_and_is_asked_its_way_from_then_on(
     asked = [r.response_format for r in requests]
     assert asked == [*case.asked, case.asked[-1]]
     assert all(r.body["temperature"] == 0 for r in requests)  # NEWSBOT_LLM_TEMPERATURE
+    # NEWSBOT_LLM_MAX_TOKENS both ways: llama-cpp-python and Ollama read only max_tokens.
+    assert all(
+        r.body["max_tokens"] == r.body["max_completion_tokens"] == MAX_TOKENS for r in requests
+    )
     if OBJECT in case.asked or NO_FORMAT in case.asked:  # the schema told in the prompt
         described = next(r for r in requests if r.response_format != SCHEMA)
         assert '"not_covered"' in described.body["messages"][0]["content"]

@@ -166,6 +166,10 @@ def load_chat_model(settings: Settings) -> BaseChatModel | None:
         kwargs["max_retries"] = 0
     if settings.llm_base_url:
         kwargs["base_url"] = settings.llm_base_url
+        if provider == "openai":
+            # ChatOpenAI sends the cap as `max_completion_tokens` only, which llama-cpp-python's
+            # server and Ollama ignore (they read `max_tokens`): one ran 3,331 tokens past 600.
+            kwargs["extra_body"] = {"max_tokens": settings.llm_max_tokens}
     if settings.llm_api_key is not None:
         kwargs["api_key"] = settings.llm_api_key.get_secret_value()
     try:
