@@ -230,9 +230,21 @@ class Settings(BaseSettings):
         "NEWSBOT_LLM_TIMEOUT",
         20.0,
         LLM,
-        "Seconds to wait for the model before giving the offline answer instead (Discord "
-        "waits 15 minutes for a deferred reply, a user far less).",
+        "Seconds to wait for the model's answer, in all: every request of one answer (a "
+        "server that rejects a response format is asked again another way) shares them; "
+        "then the offline answer is given (Discord waits 15 minutes for a deferred reply, a "
+        "user far less).",
         gt=0.0,
+    )
+    llm_temperature: float | None = env_field(
+        "NEWSBOT_LLM_TEMPERATURE",
+        0.0,
+        LLM,
+        "The model's sampling temperature: 0 picks its likeliest words, the same answer to "
+        "the same passages (a server left to its default samples, often at 0.8 or 1). "
+        "Empty: not sent, the server's default (for a model that accepts no other).",
+        ge=0.0,
+        le=2.0,
     )
     llm_max_tokens: int = env_field(
         "NEWSBOT_LLM_MAX_TOKENS",
@@ -372,6 +384,7 @@ class Settings(BaseSettings):
         "answer_model",
         "llm_base_url",
         "llm_api_key",
+        "llm_temperature",
         mode="before",
     )
     @classmethod

@@ -479,7 +479,9 @@ def test_newsbot_llm_set_answers_with_the_model_it_names(
                 "api_key": KEY,
                 "timeout": 7.0,
                 "max_tokens": 300,
+                "temperature": 0.0,  # NEWSBOT_LLM_TEMPERATURE's default
                 "max_retries": 0,
+                "extra_body": {"max_tokens": 300},  # for servers that ignore the other
             },
         )
     ]

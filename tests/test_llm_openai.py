@@ -29,6 +29,7 @@ from bot.render import MODEL_GAVE_NONE, MODEL_LEFT_OUT, WRITTEN_BY_MODEL
 from index.answer.types import MODE_EXTRACTIVE, MODE_LLM, MODEL_FAILED, NOTHING_VERIFIED
 from index.cli.app import app
 from index.models.chat import load_chat_model
+from index.models.structured import PROCESS_MEMORY
 from index.settings import Settings
 from tests.conftest import write_article
 from tests.fake_openai import MODEL, Reply, answer_with, completion, error, serving
@@ -227,6 +228,7 @@ def no_provider_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.upper().endswith("_PROXY") or name.startswith(("OPENAI_", "LANGSMITH_")):
             monkeypatch.delenv(name)
     monkeypatch.delenv("LANGCHAIN_TRACING_V2", raising=False)
+    PROCESS_MEMORY.forget()  # each test's server is new to the process
 
 
 def llm_env(monkeypatch: pytest.MonkeyPatch, url: str, timeout: float) -> None:
@@ -349,7 +351,7 @@ def test_the_provider_is_sent_the_passages_the_question_and_the_key_as_bearer(
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.body["model"] == MODEL
     assert request.body["max_completion_tokens"] == MAX_TOKENS  # NEWSBOT_LLM_MAX_TOKENS
-    # with_structured_output(LlmAnswer): the schema as a JSON-schema response format.
+    # The schema as a JSON-schema response format, as with_structured_output(LlmAnswer) sends.
     response_format = request.body["response_format"]
     assert response_format["type"] == "json_schema"
     assert set(response_format["json_schema"]["schema"]["properties"]) == {"not_covered", "claims"}

@@ -20,8 +20,6 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_core.output_parsers import PydanticOutputParser
-from langchain_core.runnables import Runnable
 
 from index.answer.citations import LlmAnswer, answer_or_fallback
 from index.answer.types import (
@@ -33,7 +31,8 @@ from index.answer.types import (
     Answer,
     Answerer,
 )
-from index.models.chat import ModelCallError, call_model, failure_kind
+from index.models.chat import Deadline, ModelCallError, failure_kind
+from index.models.structured import StructuredAsk
 from index.search.retrieval import Hit
 from index.settings import Settings
 
@@ -78,7 +77,8 @@ class LlmAnswerer:
         """Args:
         model: the chat model (`index.models.chat.load_chat_model`, or a fake in tests).
         offline: the extractive answer step, the fallback.
-        timeout: seconds to wait for the model, whatever its own timeout.
+        timeout: seconds to wait for the model's answer in all (every request it takes),
+            whatever the client's own timeout.
         max_tokens: the most tokens the model may write (NEWSBOT_LLM_MAX_TOKENS): a longer
             reply (`CHARS_PER_TOKEN`) is not used.
         """
@@ -86,14 +86,9 @@ class LlmAnswerer:
         self.offline = offline
         self.timeout = timeout
         self.max_chars = max_tokens * CHARS_PER_TOKEN
-        self.structured: Runnable[Any, Any]
-        self.parser: PydanticOutputParser[LlmAnswer] | None
-        try:
-            self.structured = model.with_structured_output(LlmAnswer)
-            self.parser = None
-        except NotImplementedError:  # no tool calling: ask for JSON in the prompt, parse it
-            self.parser = PydanticOutputParser(pydantic_object=LlmAnswer)
-            self.structured = model | self.parser
+        # The schema goes to the server as a response format, or in the prompt when the
+        # server takes none (`StructuredAsk.messages_for` adds it then); never here.
+        self.asker = StructuredAsk(model, LlmAnswer, max_chars=self.max_chars)
 
     def warm_up(self) -> None:
         """Load the fallback's models now."""
@@ -119,9 +114,8 @@ class LlmAnswerer:
         failed = replace(offline, fallback=MODEL_FAILED)
         messages = self.messages(question, shown, asked_on or dt.date.today().isoformat())
         try:
-            reply = call_model(lambda: self.structured.invoke(messages), self.timeout)
-            if not isinstance(reply, LlmAnswer):
-                reply = LlmAnswer.model_validate(reply)
+            # One deadline for every request: a server may reject a response format first.
+            reply = self.asker.ask(messages, Deadline(self.timeout))
         except Exception as exc:  # any failure of the model is the offline answer
             kind = exc if isinstance(exc, ModelCallError) else failure_kind(exc)
             log.warning("language model: %s; the offline answer", kind)
@@ -155,12 +149,9 @@ class LlmAnswerer:
 
     def messages(self, question: str, hits: Sequence[Hit], asked_on: str) -> list[Any]:
         """What the model is sent: the instructions, the numbered passages, the question."""
-        system = SYSTEM
-        if self.parser is not None:
-            system += "\n\n" + self.parser.get_format_instructions()
         passages = "\n\n".join(_passage(n, hit) for n, hit in enumerate(hits, start=1))
         return [
-            SystemMessage(system),
+            SystemMessage(SYSTEM),
             HumanMessage(f"Passages:\n\n{passages}\n\nAsked on {asked_on}: {_inert(question)}"),
         ]
 

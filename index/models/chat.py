@@ -7,6 +7,7 @@ LangChain is imported only when a model is loaded: the offline answer never need
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,6 +36,43 @@ class ModelCallError(Exception):
     the request (the passages) or a key."""
 
 
+class Deadline:
+    """One time limit for everything a request takes, however many calls it makes: an answer
+    that falls back from one response format to the next waits `seconds` in all, not per
+    call."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.ends = clock() + seconds
+
+    def left(self) -> float:
+        """Seconds left, 0 once past."""
+        return max(0.0, self.ends - self.clock())
+
+    def call(self, call: Callable[[], T]) -> T:
+        """`call()` (a request to the model) on a daemon thread, waited for at most the time
+        left, whatever the client's own timeout.
+
+        Raises:
+            ModelCallError: it raised (a `ModelCallError` as it is, any other exception as
+            its kind), or gave no reply in time (it runs on; nobody waits).
+        """
+        timed_out = ModelCallError(f"timed out, no answer in {self.seconds:g} s")
+        left = self.left()
+        if left <= 0:
+            raise timed_out
+        future = on_a_thread(call)
+        if not wait([future], timeout=left).done:
+            raise timed_out
+        try:
+            return future.result()
+        except ModelCallError:
+            raise
+        except Exception as exc:
+            raise ModelCallError(failure_kind(exc)) from None
+
+
 def call_model(call: Callable[[], T], timeout: float) -> T:
     """`call()` (a request to the model) on a daemon thread, waited for at most `timeout`
     seconds, whatever the client's own timeout.
@@ -42,13 +80,7 @@ def call_model(call: Callable[[], T], timeout: float) -> T:
     Raises:
         ModelCallError: it raised, or gave no reply in time (it runs on; nobody waits).
     """
-    future = on_a_thread(call)
-    if not wait([future], timeout=timeout).done:
-        raise ModelCallError(f"timed out, no answer in {timeout:g} s")
-    try:
-        return future.result()
-    except Exception as exc:
-        raise ModelCallError(failure_kind(exc)) from None
+    return Deadline(timeout).call(call)
 
 
 def on_a_thread(call: Callable[[], T]) -> Future[T]:
@@ -85,6 +117,8 @@ def failure_kind(exc: BaseException) -> str:
         return f"timed out ({name})"
     if status is not None:
         return f"HTTP {status} ({name})"
+    if "LengthFinishReason" in name:  # openai's client, on finish_reason "length"
+        return f"cut off at NEWSBOT_LLM_MAX_TOKENS ({name})"
     if "Parser" in name or "Validation" in name or "JSON" in name:
         return f"malformed output ({name})"
     return f"failed ({name})"
@@ -126,10 +160,16 @@ def load_chat_model(settings: Settings) -> BaseChatModel | None:
         "timeout": settings.llm_timeout,
         "max_tokens": settings.llm_max_tokens,
     }
+    if settings.llm_temperature is not None:
+        kwargs["temperature"] = settings.llm_temperature
     if provider in NO_CLIENT_RETRIES:
         kwargs["max_retries"] = 0
     if settings.llm_base_url:
         kwargs["base_url"] = settings.llm_base_url
+        if provider == "openai":
+            # ChatOpenAI sends the cap as `max_completion_tokens` only, which llama-cpp-python's
+            # server and Ollama ignore (they read `max_tokens`): one ran 3,331 tokens past 600.
+            kwargs["extra_body"] = {"max_tokens": settings.llm_max_tokens}
     if settings.llm_api_key is not None:
         kwargs["api_key"] = settings.llm_api_key.get_secret_value()
     try:
