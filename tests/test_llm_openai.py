@@ -239,8 +239,10 @@ def llm_env(monkeypatch: pytest.MonkeyPatch, url: str, timeout: float) -> None:
     monkeypatch.setenv("NEWSBOT_LLM_MAX_TOKENS", str(MAX_TOKENS))
 
 
-def ask_json(runner: CliRunner) -> dict[str, Any]:
-    result = runner.invoke(app, ["ask", QUESTION, "--json", "--asked-on", ASKED_ON])
+def ask_json(
+    runner: CliRunner, question: str = QUESTION, asked_on: str = ASKED_ON
+) -> dict[str, Any]:
+    result = runner.invoke(app, ["ask", question, "--json", "--asked-on", asked_on])
     assert result.exit_code == 0, result.output
     assert KEY not in result.output
     return dict(json.loads(result.stdout))
@@ -256,12 +258,13 @@ def assert_logs_keep_secrets(caplog: pytest.LogCaptureFixture) -> None:
         assert passage not in caplog.text
 
 
-def assert_one_line_or_none(case: Case, lines: list[str]) -> None:
-    if case.warning is None:
+def assert_one_line_or_none(warning: str | None, lines: list[str]) -> None:
+    """No line, or one naming `warning` and saying the offline answer was given."""
+    if warning is None:
         assert lines == []
     else:
         assert len(lines) == 1, lines
-        assert lines[0].startswith("language model: ") and case.warning in lines[0]
+        assert lines[0].startswith("language model: ") and warning in lines[0], lines
         assert lines[0].endswith("; the offline answer")
 
 
@@ -300,7 +303,7 @@ def test_ask_json_shows_the_checked_answer_or_the_offline_one(
         assert invented not in text
     assert waited < case.timeout + 8  # never the 30 s delay, nor Retry-After's 30 s
     assert len(server.requests) == 1  # no retries by the client
-    assert_one_line_or_none(case, warnings_logged(caplog))
+    assert_one_line_or_none(case.warning, warnings_logged(caplog))
     assert_logs_keep_secrets(caplog)
 
 
@@ -392,7 +395,7 @@ def test_ask_in_a_terminal_shows_the_answer_and_at_most_one_line_on_stderr(
     assert result.stdout.startswith(f"{answer}\n\n[1] {case.first_source} — "), result.stdout
     for invented in case.invented:
         assert invented not in result.stdout
-    assert_one_line_or_none(case, result.stderr.splitlines())
+    assert_one_line_or_none(case.warning, result.stderr.splitlines())
     assert KEY not in result.stdout + result.stderr
     assert not any(p in result.stderr for p in PASSAGES)
 
@@ -438,7 +441,7 @@ def test_discord_shows_the_checked_answer_or_the_offline_one_with_a_footer_note(
 
     assert len(server.requests) == 1
     ours = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert_one_line_or_none(case, ours)
+    assert_one_line_or_none(case.warning, ours)
     assert_logs_keep_secrets(caplog)
 
 

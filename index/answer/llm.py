@@ -85,10 +85,9 @@ class LlmAnswerer:
         self.model = model
         self.offline = offline
         self.timeout = timeout
-        self.max_chars = max_tokens * CHARS_PER_TOKEN
         # The schema goes to the server as a response format, or in the prompt when the
         # server takes none (`StructuredAsk.messages_for` adds it then); never here.
-        self.asker = StructuredAsk(model, LlmAnswer, max_chars=self.max_chars)
+        self.asker = StructuredAsk(model, LlmAnswer, max_chars=max_tokens * CHARS_PER_TOKEN)
 
     def warm_up(self) -> None:
         """Load the fallback's models now."""
@@ -119,15 +118,6 @@ class LlmAnswerer:
         except Exception as exc:  # any failure of the model is the offline answer
             kind = exc if isinstance(exc, ModelCallError) else failure_kind(exc)
             log.warning("language model: %s; the offline answer", kind)
-            return failed
-        size = len(reply.model_dump_json())
-        if size > self.max_chars:
-            log.warning(
-                "language model: reply too long (%d characters, over NEWSBOT_LLM_MAX_TOKENS"
-                "'s %d); the offline answer",
-                size,
-                self.max_chars,
-            )
             return failed
         answer = answer_or_fallback(question, reply, shown, offline)
         if answer.fallback == NOTHING_VERIFIED:

@@ -183,17 +183,25 @@ class StructuredAsk(Generic[M]):
     def read(self, reply: Any) -> M:
         """The `schema` object in `reply`: a message's JSON (read leniently), or what a
         provider's structured output parsed."""
-        if isinstance(reply, self.schema):
-            return reply
-        if not isinstance(reply, AIMessage):
-            return self.schema.model_validate(reply)
-        text = reply.text
+        if isinstance(reply, AIMessage):  # bounded before it is parsed
+            return self.schema.model_validate(json_in(self._bounded(reply.text)))
+        parsed = reply if isinstance(reply, self.schema) else self.schema.model_validate(reply)
+        self._bounded(parsed.model_dump_json())
+        return parsed
+
+    def _bounded(self, text: str) -> str:
+        """`text`, unless it is longer than `max_chars` (a server that ignores the token
+        cap, or a model that runs on).
+
+        Raises:
+            ModelCallError: it is.
+        """
         if len(text) > self.max_chars:
             raise ModelCallError(
                 f"reply too long ({len(text)} characters, over NEWSBOT_LLM_MAX_TOKENS's "
                 f"{self.max_chars})"
             )
-        return self.schema.model_validate(json_in(text))
+        return text
 
 
 def json_in(text: str) -> Any:
